@@ -1,0 +1,207 @@
+//! The context an activity runs with: heartbeats, cancellation, and its info.
+
+use crate::error::ActivityError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Facts about the running activity attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ActivityInfo {
+    /// The activity's id within its workflow run (its sequence number there).
+    pub activity_id: String,
+    /// The registered activity name.
+    pub activity_type: String,
+    /// The workflow that scheduled it.
+    pub workflow_id: String,
+    /// The workflow run that scheduled it.
+    pub run_id: String,
+    /// The attempt number, starting at 1.
+    pub attempt: u32,
+    /// When the activity was scheduled.
+    pub scheduled_time: SystemTime,
+    /// When this attempt started.
+    pub started_time: SystemTime,
+    /// When this attempt times out, if it does.
+    pub deadline: Option<SystemTime>,
+    /// The heartbeat timeout, if any.
+    pub heartbeat_timeout: Option<Duration>,
+    /// The task queue it was taken from.
+    pub task_queue: String,
+    /// Whether it runs as a local activity.
+    pub is_local: bool,
+    /// A key that stays the same across attempts: use it to make side effects idempotent.
+    pub idempotency_key: String,
+}
+
+impl ActivityInfo {
+    /// Info for an activity called directly in a test.
+    pub fn for_test(activity_type: &str) -> Self {
+        let now = SystemTime::now();
+        ActivityInfo {
+            activity_id: "1".into(),
+            activity_type: activity_type.into(),
+            workflow_id: "test-workflow".into(),
+            run_id: "test-run".into(),
+            attempt: 1,
+            scheduled_time: now,
+            started_time: now,
+            deadline: None,
+            heartbeat_timeout: None,
+            task_queue: crate::definition::DEFAULT_TASK_QUEUE.into(),
+            is_local: false,
+            idempotency_key: "test-run/1".into(),
+        }
+    }
+}
+
+/// The shared cancellation flag of one attempt.
+#[derive(Clone, Debug)]
+pub(crate) struct CancelFlag(Arc<watch::Sender<bool>>);
+
+impl CancelFlag {
+    pub(crate) fn new() -> Self {
+        CancelFlag(Arc::new(watch::channel(false).0))
+    }
+    pub(crate) fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+    pub(crate) fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+    pub(crate) async fn cancelled(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`, so `wait_for` only returns once the flag is set.
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// The context of an activity attempt: heartbeats, cancellation, info.
+///
+/// Cheap to clone; clones share the attempt.
+#[derive(Clone, Debug)]
+pub struct ActivityContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    info: ActivityInfo,
+    previous_details: Option<Value>,
+    cancel: CancelFlag,
+    /// The latest details, read by the attempt's heartbeat flusher. `None` for local activities.
+    heartbeat: Option<watch::Sender<Option<Value>>>,
+}
+
+impl ActivityContext {
+    pub(crate) fn new(
+        info: ActivityInfo,
+        previous_details: Option<Value>,
+        cancel: CancelFlag,
+        heartbeat: Option<watch::Sender<Option<Value>>>,
+    ) -> Self {
+        ActivityContext {
+            inner: Arc::new(Inner {
+                info,
+                previous_details,
+                cancel,
+                heartbeat,
+            }),
+        }
+    }
+
+    /// A context for calling an activity's body directly in a unit test, and the handle that drives it.
+    ///
+    /// ```
+    /// use duraflow::prelude::*;
+    /// let (ctx, probe) = ActivityContext::for_test("my_activity");
+    /// ctx.heartbeat(&3u32).unwrap();
+    /// assert_eq!(probe.last_heartbeat::<u32>(), Some(3));
+    /// probe.cancel();
+    /// assert!(ctx.heartbeat(&4u32).unwrap_err().is_cancelled());
+    /// ```
+    pub fn for_test(activity_type: &str) -> (ActivityContext, TestActivityProbe) {
+        let cancel = CancelFlag::new();
+        let (tx, rx) = watch::channel(None);
+        let ctx = ActivityContext::new(
+            ActivityInfo::for_test(activity_type),
+            None,
+            cancel.clone(),
+            Some(tx),
+        );
+        (ctx, TestActivityProbe { cancel, details: rx })
+    }
+
+    /// Records progress and keeps the attempt alive. It never blocks: the latest details are stored
+    /// throttled (the first at once, then at most one every 0.8 × heartbeat timeout, the latest value
+    /// winning) and flushed when the attempt ends.
+    ///
+    /// Returns `Err(ActivityError::Cancelled { .. })` once a cancellation has reached the activity:
+    /// write `ctx.heartbeat(&d)?` to end cancelled.
+    pub fn heartbeat<T: Serialize + ?Sized>(&self, details: &T) -> Result<(), ActivityError> {
+        let value = serde_json::to_value(details).map_err(|e| {
+            ActivityError::non_retryable(
+                "HeartbeatDetails",
+                format!("heartbeat details do not serialize to JSON: {e}"),
+            )
+        })?;
+        if let Some(tx) = &self.inner.heartbeat {
+            tx.send_replace(Some(value.clone()));
+        }
+        if self.inner.cancel.is_cancelled() {
+            return Err(ActivityError::Cancelled {
+                details: Some(value),
+            });
+        }
+        Ok(())
+    }
+
+    /// The details of the last heartbeat of an earlier attempt, decoded as `T`: resume from there.
+    pub fn heartbeat_details<T: DeserializeOwned>(&self) -> Option<T> {
+        self.inner
+            .previous_details
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// Resolves once a cancellation has reached this attempt.
+    pub async fn cancelled(&self) {
+        self.inner.cancel.cancelled().await
+    }
+
+    /// True once a cancellation has reached this attempt.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Facts about this attempt.
+    pub fn info(&self) -> &ActivityInfo {
+        &self.inner.info
+    }
+}
+
+/// Drives an [`ActivityContext`] made by [`ActivityContext::for_test`].
+#[derive(Debug)]
+pub struct TestActivityProbe {
+    cancel: CancelFlag,
+    details: watch::Receiver<Option<Value>>,
+}
+
+impl TestActivityProbe {
+    /// Delivers a cancellation, as a workflow's `handle.cancel()` would.
+    pub fn cancel(&self) {
+        self.cancel.cancel()
+    }
+
+    /// The details of the latest heartbeat, decoded as `T`.
+    pub fn last_heartbeat<T: DeserializeOwned>(&self) -> Option<T> {
+        self.details
+            .borrow()
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}

@@ -1,0 +1,94 @@
+//! Duration literals (`"250ms"`, `"30s"`, `"1m30s"`) and their serde forms.
+
+use std::time::Duration;
+
+/// Parses a duration written as one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`:
+/// `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1m30s"`. The macros parse the same form at compile time.
+///
+/// ```
+/// use duraflow::parse_duration;
+/// use std::time::Duration;
+/// assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+/// assert!(parse_duration("30").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration; write e.g. \"30s\", \"250ms\", \"5m\" or \"1m30s\"".into());
+    }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut total: u128 = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(format!(
+                "`{text}` is not a duration: expected a number at `{}`; write e.g. \"30s\", \"250ms\" or \"1m30s\"",
+                &s[start..]
+            ));
+        }
+        let n: u128 = s[start..i]
+            .parse()
+            .map_err(|_| format!("`{text}`: number too large"))?;
+        let ustart = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit_ms: u128 = match &s[ustart..i] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => {
+                return Err(format!(
+                    "`{text}` has a number without a unit; add one of ms, s, m, h, d (e.g. \"{}s\")",
+                    &s[start..i]
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "`{text}` has unknown unit `{other}`; use ms, s, m, h or d"
+                ))
+            }
+        };
+        total = total
+            .checked_add(n.saturating_mul(unit_ms))
+            .ok_or_else(|| format!("`{text}`: duration too large"))?;
+    }
+    u64::try_from(total)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{text}`: duration too large"))
+}
+
+pub(crate) mod serde_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+pub(crate) mod serde_opt_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}

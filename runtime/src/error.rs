@@ -1,0 +1,291 @@
+//! Errors: what an activity or a workflow returns, and what the runtime reports.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Which timeout ended an activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutKind {
+    /// The attempt ran longer than `start_to_close_timeout`.
+    StartToClose,
+    /// The activity, across all its attempts, ran past `schedule_to_close_timeout`.
+    ScheduleToClose,
+    /// No worker started the activity within `schedule_to_start_timeout`.
+    ScheduleToStart,
+    /// The attempt stopped heartbeating for longer than `heartbeat_timeout`.
+    Heartbeat,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::StartToClose => "start-to-close",
+            TimeoutKind::ScheduleToClose => "schedule-to-close",
+            TimeoutKind::ScheduleToStart => "schedule-to-start",
+            TimeoutKind::Heartbeat => "heartbeat",
+        })
+    }
+}
+
+/// The error of an activity.
+///
+/// Inside an activity, return [`ActivityError::Cancelled`] (which `ctx.heartbeat(..)?` does for you) to
+/// end cancelled, or an application error (`?` converts `std::io::Error`, `anyhow::Error` and
+/// `serde_json::Error`). A workflow awaiting an activity sees [`ActivityError::Cancelled`] or
+/// [`ActivityError::Failed`], which carries the attempt count and the last attempt's cause.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActivityError {
+    /// The activity was cancelled, and its code returned the cancellation.
+    #[error("activity cancelled")]
+    Cancelled {
+        /// The last heartbeat details, if any.
+        details: Option<Value>,
+    },
+    /// The activity's own code failed.
+    #[error("{error_type}: {message}")]
+    Application {
+        /// A short type name, matched against `retry(non_retryable = [..])`.
+        error_type: String,
+        /// What went wrong.
+        message: String,
+        /// When true, the activity is not retried whatever its policy says.
+        non_retryable: bool,
+        /// Optional structured details.
+        details: Option<Value>,
+    },
+    /// An attempt or the whole activity ran out of time.
+    #[error("activity timed out ({kind} timeout)")]
+    Timeout {
+        /// Which timeout fired.
+        kind: TimeoutKind,
+        /// The last heartbeat details recorded before the timeout, if any.
+        details: Option<Value>,
+    },
+    /// What a workflow sees when an activity failed for good: retries ran out, or the cause was not
+    /// retryable.
+    #[error("activity `{activity_type}` failed after {attempts} attempt(s): {cause}")]
+    Failed {
+        /// The registered activity name.
+        activity_type: String,
+        /// How many attempts ran.
+        attempts: u32,
+        /// The last attempt's error.
+        cause: Box<ActivityError>,
+    },
+}
+
+impl ActivityError {
+    /// A retryable application error with a type name and a message.
+    pub fn application(error_type: impl Into<String>, message: impl fmt::Display) -> Self {
+        ActivityError::Application {
+            error_type: error_type.into(),
+            message: message.to_string(),
+            non_retryable: false,
+            details: None,
+        }
+    }
+
+    /// An application error that is never retried.
+    pub fn non_retryable(error_type: impl Into<String>, message: impl fmt::Display) -> Self {
+        ActivityError::Application {
+            error_type: error_type.into(),
+            message: message.to_string(),
+            non_retryable: true,
+            details: None,
+        }
+    }
+
+    /// A cancellation with no details.
+    pub fn cancelled() -> Self {
+        ActivityError::Cancelled { details: None }
+    }
+
+    /// True for a cancellation, also when it is the cause of a [`ActivityError::Failed`].
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            ActivityError::Cancelled { .. } => true,
+            ActivityError::Failed { cause, .. } => cause.is_cancelled(),
+            _ => false,
+        }
+    }
+
+    /// The innermost cause: for [`ActivityError::Failed`] its last attempt's error, else `self`.
+    pub fn cause(&self) -> &ActivityError {
+        match self {
+            ActivityError::Failed { cause, .. } => cause.cause(),
+            other => other,
+        }
+    }
+
+    /// How many attempts ran, where known.
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            ActivityError::Failed { attempts, .. } => Some(*attempts),
+            _ => None,
+        }
+    }
+
+    /// Which timeout ended the activity, if a timeout did.
+    pub fn timeout_kind(&self) -> Option<TimeoutKind> {
+        match self.cause() {
+            ActivityError::Timeout { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// The error's type name as the retry policy matches it.
+    pub fn error_type(&self) -> &str {
+        match self.cause() {
+            ActivityError::Cancelled { .. } => "Cancelled",
+            ActivityError::Application { error_type, .. } => error_type,
+            ActivityError::Timeout { .. } => "Timeout",
+            ActivityError::Failed { .. } => "Failed",
+        }
+    }
+
+    /// Heartbeat details carried by a timeout or a cancellation, decoded.
+    pub fn details<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        let v = match self.cause() {
+            ActivityError::Cancelled { details }
+            | ActivityError::Timeout { details, .. }
+            | ActivityError::Application { details, .. } => details.as_ref(),
+            ActivityError::Failed { .. } => None,
+        }?;
+        serde_json::from_value(v.clone()).ok()
+    }
+}
+
+impl From<std::io::Error> for ActivityError {
+    fn from(e: std::io::Error) -> Self {
+        ActivityError::application(format!("io::{:?}", e.kind()), e)
+    }
+}
+
+impl From<anyhow::Error> for ActivityError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<ActivityError>() {
+            Ok(a) => a,
+            Err(e) => ActivityError::application("anyhow::Error", format!("{e:#}")),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ActivityError {
+    fn from(e: serde_json::Error) -> Self {
+        ActivityError::non_retryable("serde_json::Error", e)
+    }
+}
+
+/// The error of a workflow.
+///
+/// A workflow that returns [`WorkflowError::Cancelled`] (or an activity's cancellation, through `?`)
+/// after a client cancelled it ends `Cancelled`; any other error ends it `Failed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// The workflow was cancelled.
+    #[error("workflow cancelled")]
+    Cancelled,
+    /// An activity failed and the workflow passed the failure on.
+    #[error(transparent)]
+    Activity(#[from] ActivityError),
+    /// The workflow's own code failed.
+    #[error("{error_type}: {message}")]
+    Application {
+        /// A short type name.
+        error_type: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Replay of the workflow's code no longer matches its recorded history.
+    #[error("nondeterminism: {0}")]
+    Nondeterminism(String),
+}
+
+impl WorkflowError {
+    /// An application error with a type name and a message.
+    pub fn application(error_type: impl Into<String>, message: impl fmt::Display) -> Self {
+        WorkflowError::Application {
+            error_type: error_type.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// True for a cancellation, also an activity's cancellation passed on with `?`.
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            WorkflowError::Cancelled => true,
+            WorkflowError::Activity(a) => a.is_cancelled(),
+            _ => false,
+        }
+    }
+}
+
+impl From<anyhow::Error> for WorkflowError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<WorkflowError>() {
+            Ok(w) => w,
+            Err(e) => WorkflowError::application("anyhow::Error", format!("{e:#}")),
+        }
+    }
+}
+
+impl From<serde_json::Error> for WorkflowError {
+    fn from(e: serde_json::Error) -> Self {
+        WorkflowError::application("serde_json::Error", e)
+    }
+}
+
+/// An error of the runtime, the client or a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A workflow with this id already exists.
+    #[error("a workflow with id `{0}` already exists; choose another id, or describe/await the existing one")]
+    DuplicateWorkflowId(String),
+    /// No workflow with this id.
+    #[error("no workflow with id `{0}`")]
+    WorkflowNotFound(String),
+    /// The name is not registered.
+    #[error("no workflow named `{name}` is registered here (registered: {known}); register it with `.register({name})` or link the crate that defines it")]
+    UnknownWorkflowType {
+        /// The requested name.
+        name: String,
+        /// The registered names, comma-separated.
+        known: String,
+    },
+    /// A payload did not (de)serialize as the definition's type.
+    #[error("payload does not match `{type_name}`: {message}")]
+    Payload {
+        /// The Rust type the payload was meant to be.
+        type_name: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The workflow ended in failure.
+    #[error("workflow failed: {0}")]
+    WorkflowFailed(WorkflowError),
+    /// The workflow was cancelled.
+    #[error("workflow cancelled")]
+    WorkflowCancelled,
+    /// The database cannot be used: corrupt, foreign or newer than this build.
+    #[error("store: {0}")]
+    Store(String),
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// An option has a value that cannot work.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// The runtime is shutting down.
+    #[error("the runtime is shut down")]
+    Shutdown,
+}
+
+/// A `Result` with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

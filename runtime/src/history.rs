@@ -1,0 +1,220 @@
+//! The event history of a workflow run: append-only, the source of truth that replay reads.
+
+use crate::definition::ActivityOptions;
+use crate::error::{ActivityError, WorkflowError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How a workflow's cancel of an activity behaves. Default [`CancellationType::TryCancel`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancellationType {
+    /// Send the cancel and resolve the handle `Cancelled` at once; a late result is dropped.
+    #[default]
+    TryCancel,
+    /// Send the cancel and resolve the handle with the activity's real outcome: cancelled, or its result
+    /// if it swallowed the cancel.
+    WaitCancellationCompleted,
+    /// Send nothing; resolve the handle `Cancelled` at once and let the activity run on.
+    Abandon,
+}
+
+/// One event of a workflow run's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// Position in the history, from 1.
+    pub seq: u64,
+    /// When it was recorded, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Events the workflow's code caused (commands) are told apart from events that reach
+/// it from outside by [`EventKind::is_command`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run began.
+    WorkflowStarted {
+        /// The registered workflow name.
+        workflow_type: String,
+        /// The input, as JSON.
+        input: Value,
+        /// The task queue.
+        task_queue: String,
+        /// The run id.
+        run_id: String,
+    },
+    /// A workflow task ended: the commands before this marker were produced from the events up to
+    /// `processed_through`.
+    WorkflowTaskCompleted {
+        /// The last event the task had seen.
+        processed_through: u64,
+        /// The workflow's clock (`ctx.now()`) during the task, in ms since the epoch.
+        task_time_ms: i64,
+    },
+    /// The workflow asked for an activity.
+    ActivityScheduled {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The registered activity name.
+        activity_type: String,
+        /// The input, as JSON.
+        input: Value,
+        /// The resolved options.
+        options: ActivityOptions,
+        /// The task queue.
+        task_queue: String,
+        /// Whether it runs as a local activity.
+        local: bool,
+        /// How a cancel behaves.
+        cancellation_type: CancellationType,
+    },
+    /// An attempt began on a worker.
+    ActivityStarted {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// The worker that took it.
+        worker: String,
+    },
+    /// The activity returned a result.
+    ActivityCompleted {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The result, as JSON.
+        result: Value,
+    },
+    /// The activity failed for good.
+    ActivityFailed {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The failure, with its cause and attempt count.
+        error: ActivityError,
+    },
+    /// The activity ran out of time for good.
+    ActivityTimedOut {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The timeout, with its kind and the last heartbeat details.
+        error: ActivityError,
+    },
+    /// The workflow asked to cancel the activity.
+    ActivityCancelRequested {
+        /// The activity's number within the run.
+        activity_seq: u64,
+    },
+    /// The activity ended cancelled.
+    ActivityCancelled {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The last heartbeat details.
+        details: Option<Value>,
+    },
+    /// The result of a local activity, recorded by the worker that ran it.
+    LocalActivityMarker {
+        /// The activity's number within the run.
+        activity_seq: u64,
+        /// The outcome.
+        result: Result<Value, ActivityError>,
+    },
+    /// A durable timer began.
+    TimerStarted {
+        /// The timer's number within the run.
+        timer_seq: u64,
+        /// When it fires, in ms since the epoch.
+        fire_at_ms: i64,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// The timer's number within the run.
+        timer_seq: u64,
+    },
+    /// The workflow dropped a timer before it fired.
+    TimerCancelled {
+        /// The timer's number within the run.
+        timer_seq: u64,
+    },
+    /// A client asked to cancel the workflow.
+    WorkflowCancelRequested {},
+    /// The workflow returned a result.
+    WorkflowCompleted {
+        /// The result, as JSON.
+        result: Value,
+    },
+    /// The workflow returned an error (or could not run).
+    WorkflowFailed {
+        /// The error.
+        error: WorkflowError,
+    },
+    /// The workflow ended cancelled.
+    WorkflowCancelled {},
+}
+
+impl EventKind {
+    /// The event's name, as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::WorkflowStarted { .. } => "workflow_started",
+            EventKind::WorkflowTaskCompleted { .. } => "workflow_task_completed",
+            EventKind::ActivityScheduled { .. } => "activity_scheduled",
+            EventKind::ActivityStarted { .. } => "activity_started",
+            EventKind::ActivityCompleted { .. } => "activity_completed",
+            EventKind::ActivityFailed { .. } => "activity_failed",
+            EventKind::ActivityTimedOut { .. } => "activity_timed_out",
+            EventKind::ActivityCancelRequested { .. } => "activity_cancel_requested",
+            EventKind::ActivityCancelled { .. } => "activity_cancelled",
+            EventKind::LocalActivityMarker { .. } => "local_activity_marker",
+            EventKind::TimerStarted { .. } => "timer_started",
+            EventKind::TimerFired { .. } => "timer_fired",
+            EventKind::TimerCancelled { .. } => "timer_cancelled",
+            EventKind::WorkflowCancelRequested { .. } => "workflow_cancel_requested",
+            EventKind::WorkflowCompleted { .. } => "workflow_completed",
+            EventKind::WorkflowFailed { .. } => "workflow_failed",
+            EventKind::WorkflowCancelled { .. } => "workflow_cancelled",
+        }
+    }
+
+    /// True for events the workflow's own code produced (they are compared on replay).
+    pub fn is_command(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ActivityScheduled { .. }
+                | EventKind::ActivityCancelRequested { .. }
+                | EventKind::TimerStarted { .. }
+                | EventKind::TimerCancelled { .. }
+                | EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled { .. }
+        )
+    }
+
+    /// A short description for error messages: the name and the number it concerns.
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::ActivityScheduled {
+                activity_seq,
+                activity_type,
+                local,
+                ..
+            } => format!(
+                "{} #{activity_seq} of `{activity_type}`",
+                if *local {
+                    "local activity scheduled"
+                } else {
+                    "activity scheduled"
+                }
+            ),
+            EventKind::ActivityCancelRequested { activity_seq } => {
+                format!("cancel of activity #{activity_seq}")
+            }
+            EventKind::TimerStarted { timer_seq, .. } => format!("timer #{timer_seq} started"),
+            EventKind::TimerCancelled { timer_seq } => format!("timer #{timer_seq} cancelled"),
+            other => other.name().replace('_', " "),
+        }
+    }
+}
