@@ -10,9 +10,11 @@ mod activity_ctx;
 mod definition;
 mod duration;
 mod error;
+mod executor;
 mod history;
 mod registry;
 mod retry;
+mod store;
 mod workflow_ctx;
 
 pub use activity_ctx::{ActivityContext, ActivityInfo, TestActivityProbe};
@@ -26,6 +28,7 @@ pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
 pub use registry::{AnyDefinition, DynActivity, DynWorkflow, Register, Registry};
 pub use retry::RetryPolicy;
+pub use store::{ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary};
 pub use workflow_ctx::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,
 };

@@ -1,0 +1,264 @@
+//! Deterministic execution of workflow code: a workflow's future is polled on a loop of our own, fed
+//! the events of its history in the batches they were first seen in, and what it asks for (its
+//! commands) is compared with what the history recorded.
+
+use crate::error::WorkflowError;
+use crate::history::{EventKind, HistoryEvent};
+use crate::registry::DynWorkflow;
+use crate::workflow_ctx::{WfState, WorkflowContext, WorkflowInfo};
+use serde_json::Value;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+type RootFuture = crate::definition::BoxFuture<'static, Result<Value, WorkflowError>>;
+
+/// Why a workflow task could not produce commands.
+#[derive(Debug)]
+pub(crate) enum TaskFailure {
+    /// The code no longer matches the history.
+    Nondeterminism(String),
+    /// The workflow's code panicked.
+    Panic(String),
+}
+
+impl std::fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskFailure::Nondeterminism(m) => f.write_str(m),
+            TaskFailure::Panic(m) => write!(f, "workflow code panicked: {m}"),
+        }
+    }
+}
+
+/// A workflow run in memory: its state, its root future, and how far into its history it is.
+pub(crate) struct WorkflowInstance {
+    state: Arc<Mutex<WfState>>,
+    def: DynWorkflow,
+    future: Option<RootFuture>,
+    /// The last history event delivered to the code.
+    pub(crate) delivered_through: u64,
+    /// The marker of the last task this instance committed: command events up to it are its own.
+    pub(crate) own_marker_seq: u64,
+    pub(crate) finished: bool,
+}
+
+impl Drop for WorkflowInstance {
+    fn drop(&mut self) {
+        self.lock().discarded = true;
+        // Drop the future while `discarded` is set, so its timers record nothing.
+        self.future = None;
+    }
+}
+
+fn same_command(a: &EventKind, b: &EventKind) -> bool {
+    use EventKind::*;
+    match (a, b) {
+        (
+            ActivityScheduled {
+                activity_seq: s1,
+                activity_type: t1,
+                local: l1,
+                ..
+            },
+            ActivityScheduled {
+                activity_seq: s2,
+                activity_type: t2,
+                local: l2,
+                ..
+            },
+        ) => s1 == s2 && t1 == t2 && l1 == l2,
+        (ActivityCancelRequested { activity_seq: a }, ActivityCancelRequested { activity_seq: b }) => {
+            a == b
+        }
+        (TimerStarted { timer_seq: a, .. }, TimerStarted { timer_seq: b, .. }) => a == b,
+        (TimerCancelled { timer_seq: a }, TimerCancelled { timer_seq: b }) => a == b,
+        (WorkflowCompleted { .. }, WorkflowCompleted { .. })
+        | (WorkflowFailed { .. }, WorkflowFailed { .. })
+        | (WorkflowCancelled {}, WorkflowCancelled {}) => true,
+        _ => false,
+    }
+}
+
+impl WorkflowInstance {
+    pub(crate) fn new(def: DynWorkflow, info: WorkflowInfo) -> Self {
+        WorkflowInstance {
+            state: Arc::new(Mutex::new(WfState::new(info))),
+            def,
+            future: None,
+            delivered_through: 0,
+            own_marker_seq: 0,
+            finished: false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WfState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands one event from outside to the code (command events and markers are skipped).
+    pub(crate) fn deliver(&mut self, ev: &HistoryEvent) {
+        if ev.seq > self.delivered_through {
+            self.delivered_through = ev.seq;
+        }
+        match &ev.kind {
+            EventKind::WorkflowStarted { input, .. } => {
+                if self.future.is_none() && !self.finished {
+                    let ctx = WorkflowContext::new(self.state.clone());
+                    self.future = Some(self.def.execute_json(ctx, input.clone()));
+                }
+            }
+            k if k.is_command() => {}
+            EventKind::WorkflowTaskCompleted { .. } => {}
+            k => self.lock().deliver(k),
+        }
+    }
+
+    /// Polls the code until it makes no more progress; returns the commands it produced.
+    pub(crate) fn activate(&mut self, now_ms: i64) -> Result<Vec<EventKind>, TaskFailure> {
+        self.lock().now_ms = now_ms;
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..10_000 {
+            self.lock().changed = false;
+            let Some(fut) = self.future.as_mut() else {
+                break;
+            };
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fut.as_mut().poll(&mut cx)
+            }));
+            match polled {
+                Err(payload) => {
+                    let msg = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    return Err(TaskFailure::Panic(msg));
+                }
+                Ok(Poll::Ready(result)) => {
+                    self.future = None;
+                    self.finished = true;
+                    let mut st = self.lock();
+                    let cmd = match result {
+                        Ok(result) => EventKind::WorkflowCompleted { result },
+                        Err(e) if e.is_cancelled() && st.cancel_requested => {
+                            EventKind::WorkflowCancelled {}
+                        }
+                        Err(error) => EventKind::WorkflowFailed { error },
+                    };
+                    st.commands.push(cmd);
+                    break;
+                }
+                Ok(Poll::Pending) => {
+                    if !self.lock().changed {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(std::mem::take(&mut self.lock().commands))
+    }
+
+    /// Rebuilds an instance from its history, checking every recorded command against the code. Events
+    /// after the last marker are delivered too; the caller then activates for the new commands.
+    pub(crate) fn replay(
+        def: DynWorkflow,
+        info: WorkflowInfo,
+        history: &[HistoryEvent],
+    ) -> Result<Self, TaskFailure> {
+        let mut inst = WorkflowInstance::new(def, info.clone());
+        let mut inbound = 0usize;
+        let mut recorded: Vec<&HistoryEvent> = Vec::new();
+        for ev in history {
+            match &ev.kind {
+                EventKind::WorkflowTaskCompleted {
+                    processed_through,
+                    task_time_ms,
+                } => {
+                    while inbound < history.len() && history[inbound].seq <= *processed_through {
+                        let e = &history[inbound];
+                        if !e.kind.is_command() {
+                            inst.deliver(e);
+                        }
+                        inbound += 1;
+                    }
+                    let produced = inst.activate(*task_time_ms)?;
+                    check_commands(&info, &produced, &recorded, ev)?;
+                    recorded.clear();
+                    inst.own_marker_seq = ev.seq;
+                }
+                k if k.is_command() => recorded.push(ev),
+                _ => {}
+            }
+        }
+        if let Some(stray) = recorded.first() {
+            return Err(TaskFailure::Nondeterminism(format!(
+                "workflow `{}`: history event #{} ({}) has no workflow-task marker after it; the history is damaged",
+                info.workflow_id,
+                stray.seq,
+                stray.kind.describe()
+            )));
+        }
+        for e in &history[inbound..] {
+            if !e.kind.is_command() {
+                inst.deliver(e);
+            }
+        }
+        Ok(inst)
+    }
+
+    /// Local activities scheduled and not resolved, to (re)start after a replay.
+    pub(crate) fn pending_local_activities(
+        &self,
+    ) -> Vec<(u64, String, Value, crate::definition::ActivityOptions)> {
+        self.lock().pending_local_activities()
+    }
+
+    pub(crate) fn info(&self) -> WorkflowInfo {
+        self.lock().info.clone()
+    }
+}
+
+fn check_commands(
+    info: &WorkflowInfo,
+    produced: &[EventKind],
+    recorded: &[&HistoryEvent],
+    marker: &HistoryEvent,
+) -> Result<(), TaskFailure> {
+    let n = produced.len().max(recorded.len());
+    for i in 0..n {
+        match (produced.get(i), recorded.get(i)) {
+            (Some(p), Some(r)) if same_command(p, &r.kind) => {}
+            (Some(p), Some(r)) => {
+                return Err(TaskFailure::Nondeterminism(format!(
+                    "workflow `{}` ({}) no longer replays: history event #{} is `{}`, but the code now produces `{}` at that point. The workflow is held, with nothing lost, until code that matches its history runs",
+                    info.workflow_id,
+                    info.workflow_type,
+                    r.seq,
+                    r.kind.describe(),
+                    p.describe()
+                )))
+            }
+            (Some(p), None) => {
+                return Err(TaskFailure::Nondeterminism(format!(
+                    "workflow `{}` ({}) no longer replays: the code now produces `{}`, which the history does not have before event #{} (workflow task completed). The workflow is held, with nothing lost, until code that matches its history runs",
+                    info.workflow_id,
+                    info.workflow_type,
+                    p.describe(),
+                    marker.seq
+                )))
+            }
+            (None, Some(r)) => {
+                return Err(TaskFailure::Nondeterminism(format!(
+                    "workflow `{}` ({}) no longer replays: history event #{} is `{}`, but the code no longer produces it. The workflow is held, with nothing lost, until code that matches its history runs",
+                    info.workflow_id,
+                    info.workflow_type,
+                    r.seq,
+                    r.kind.describe()
+                )))
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}

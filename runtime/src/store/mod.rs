@@ -1,0 +1,525 @@
+//! The store boundary: every durable state transition of the runtime is one method of
+//! [`StoreBackend`], atomic on its own. The SQLite store (default), the in-memory store (SQLite in
+//! memory, for tests) and the Postgres store implement it with the same semantics.
+
+use crate::activity_ctx::CancelFlag;
+use crate::definition::ActivityOptions;
+use crate::error::{ActivityError, Result, TimeoutKind, WorkflowError};
+use crate::history::{EventKind, HistoryEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The state of a workflow run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStatus {
+    /// Not ended yet.
+    Running,
+    /// Returned a result.
+    Completed,
+    /// Returned an error, or could not run.
+    Failed,
+    /// Ended cancelled.
+    Cancelled,
+}
+
+impl WorkflowStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Running => "running",
+            WorkflowStatus::Completed => "completed",
+            WorkflowStatus::Failed => "failed",
+            WorkflowStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "running" => WorkflowStatus::Running,
+            "completed" => WorkflowStatus::Completed,
+            "failed" => WorkflowStatus::Failed,
+            "cancelled" => WorkflowStatus::Cancelled,
+            other => {
+                return Err(crate::Error::Store(format!(
+                    "unknown workflow status `{other}` in the database; was it written by another program?"
+                )))
+            }
+        })
+    }
+}
+
+/// A new workflow run to record.
+#[derive(Clone, Debug)]
+pub(crate) struct NewWorkflow {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub input: Value,
+    pub execution_deadline_ms: Option<i64>,
+}
+
+/// A workflow task a worker has taken.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimedWorkflowTask {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub token: i64,
+}
+
+/// What a workflow task produced, stored in one transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkflowTaskCommit {
+    pub workflow_id: String,
+    pub token: i64,
+    /// The last history event the task had seen.
+    pub processed_through: u64,
+    /// The task's clock, recorded in the `WorkflowTaskCompleted` marker.
+    pub task_time_ms: i64,
+    /// Command events, in order.
+    pub commands: Vec<EventKind>,
+    /// Take up to this many of the new activity tasks for this worker in the same transaction.
+    pub eager: Option<EagerClaim>,
+}
+
+/// Claim new activity tasks in the commit that creates them (this worker runs those types).
+#[derive(Clone, Debug)]
+pub(crate) struct EagerClaim {
+    pub worker_id: String,
+    pub activity_types: Vec<String>,
+    pub queues: Vec<String>,
+    pub max: usize,
+}
+
+/// The result of a workflow task commit.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CommitOutcome {
+    /// New events arrived meanwhile: the workflow task was put back as pending.
+    pub rerun: bool,
+    /// Activity tasks claimed for this worker in the same transaction.
+    pub eager: Vec<ClaimedActivity>,
+    /// The sequence number of the `WorkflowTaskCompleted` marker this commit appended: every command
+    /// event up to it is this task's own.
+    pub marker_seq: u64,
+}
+
+/// An activity attempt a worker has taken.
+#[derive(Clone, Debug)]
+pub(crate) struct ClaimedActivity {
+    pub task_id: i64,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub activity_seq: u64,
+    pub activity_type: String,
+    pub task_queue: String,
+    pub input: Value,
+    pub options: ActivityOptions,
+    pub attempt: u32,
+    pub token: i64,
+    pub scheduled_ms: i64,
+    pub started_ms: i64,
+    pub deadline_ms: Option<i64>,
+    pub heartbeat_details: Option<Value>,
+    pub cancel_requested: bool,
+}
+
+/// An activity task whose deadline passed: the runtime decides retry or failure.
+#[derive(Clone, Debug)]
+pub(crate) struct ExpiredActivity {
+    pub task: ClaimedActivity,
+    pub kind: TimeoutKind,
+}
+
+/// How an activity attempt ended, as the runtime tells the store.
+#[derive(Clone, Debug)]
+pub(crate) enum ActivityResolution {
+    Completed(Value),
+    Cancelled { details: Option<Value> },
+    Failed(ActivityError),
+    TimedOut(ActivityError),
+    Retry { retry_at_ms: i64 },
+}
+
+/// Where an attempt's timeout lies, and which timeout it is.
+pub(crate) fn attempt_deadline(
+    options: &ActivityOptions,
+    scheduled_ms: i64,
+    started_ms: i64,
+    last_heartbeat_ms: i64,
+) -> (i64, TimeoutKind) {
+    let stc = options
+        .start_to_close_timeout
+        .or(if options.schedule_to_close_timeout.is_some() {
+            None
+        } else {
+            Some(crate::definition::DEFAULT_START_TO_CLOSE_TIMEOUT)
+        });
+    let mut best = (i64::MAX, TimeoutKind::StartToClose);
+    if let Some(d) = stc {
+        best = (started_ms.saturating_add(d.as_millis() as i64), TimeoutKind::StartToClose);
+    }
+    if let Some(d) = options.heartbeat_timeout {
+        let t = last_heartbeat_ms.saturating_add(d.as_millis() as i64);
+        if t < best.0 {
+            best = (t, TimeoutKind::Heartbeat);
+        }
+    }
+    if let Some(d) = options.schedule_to_close_timeout {
+        let t = scheduled_ms.saturating_add(d.as_millis() as i64);
+        if t < best.0 {
+            best = (t, TimeoutKind::ScheduleToClose);
+        }
+    }
+    best
+}
+
+/// Where a not-yet-started activity task times out, if it does.
+pub(crate) fn pending_deadline(
+    options: &ActivityOptions,
+    scheduled_ms: i64,
+    visible_ms: i64,
+    first_attempt: bool,
+) -> Option<(i64, TimeoutKind)> {
+    let s2s = if first_attempt {
+        options
+            .schedule_to_start_timeout
+            .map(|d| (visible_ms.saturating_add(d.as_millis() as i64), TimeoutKind::ScheduleToStart))
+    } else {
+        None
+    };
+    let s2c = options
+        .schedule_to_close_timeout
+        .map(|d| (scheduled_ms.saturating_add(d.as_millis() as i64), TimeoutKind::ScheduleToClose));
+    match (s2s, s2c) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A workflow run as `describe` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkflowDescription {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run id.
+    pub run_id: String,
+    /// The registered workflow name.
+    pub workflow_type: String,
+    /// The task queue.
+    pub task_queue: String,
+    /// Its state.
+    pub status: WorkflowStatus,
+    /// The result, once completed.
+    pub result: Option<Value>,
+    /// The error, once failed.
+    pub error: Option<WorkflowError>,
+    /// When it started (ms since the epoch).
+    pub started_ms: i64,
+    /// When it ended (ms since the epoch).
+    pub closed_ms: Option<i64>,
+    /// How many events its history has.
+    pub history_length: u64,
+    /// Why its progress is held (a replay that no longer matches the history), if it is.
+    pub held_reason: Option<String>,
+    /// Whether a client asked to cancel it.
+    pub cancel_requested: bool,
+    /// Its activities that have not ended.
+    pub pending_activities: Vec<PendingActivity>,
+}
+
+/// An activity that has not ended, in a [`WorkflowDescription`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PendingActivity {
+    /// Its number within the run.
+    pub activity_seq: u64,
+    /// The registered activity name.
+    pub activity_type: String,
+    /// `pending` (waiting for a worker or a retry) or `running`.
+    pub state: String,
+    /// Attempts started so far.
+    pub attempt: u32,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+    /// The last heartbeat details.
+    pub heartbeat_details: Option<Value>,
+}
+
+/// One line of `list`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkflowSummary {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run id.
+    pub run_id: String,
+    /// The registered workflow name.
+    pub workflow_type: String,
+    /// Its state.
+    pub status: WorkflowStatus,
+    /// When it started (ms since the epoch).
+    pub started_ms: i64,
+    /// When it ended (ms since the epoch).
+    pub closed_ms: Option<i64>,
+}
+
+/// Which workflows `list` returns.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<WorkflowStatus>,
+    /// Only this workflow name.
+    pub workflow_type: Option<String>,
+    /// At most this many (default 1,000).
+    pub limit: Option<usize>,
+}
+
+impl ListFilter {
+    /// Every workflow (up to the default limit).
+    pub fn all() -> Self {
+        Self::default()
+    }
+    /// Only workflows with this status.
+    pub fn status(mut self, s: WorkflowStatus) -> Self {
+        self.status = Some(s);
+        self
+    }
+    /// Only workflows of this registered name.
+    pub fn workflow_type(mut self, t: impl Into<String>) -> Self {
+        self.workflow_type = Some(t.into());
+        self
+    }
+    /// At most `n` workflows.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+}
+
+/// One atomic state transition per method. Implemented by the SQLite and Postgres stores.
+#[async_trait::async_trait]
+pub(crate) trait StoreBackend: Send + Sync + 'static {
+    /// A short name for logs and benchmarks, e.g. `sqlite-wal-full`.
+    fn kind(&self) -> &'static str;
+
+    /// Records a new run: the workflow row, its `WorkflowStarted` event and its first workflow task.
+    async fn create_workflow(&self, wf: NewWorkflow) -> Result<()>;
+
+    /// Takes up to `max` workflow tasks of these queues and types: pending ones that are due, and running
+    /// ones whose lease expired. Each claim bumps the task's fencing token.
+    async fn claim_workflow_tasks(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        types: &[String],
+        max: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedWorkflowTask>>;
+
+    /// History events from `from_seq` on.
+    async fn read_history(&self, workflow_id: &str, from_seq: u64) -> Result<Vec<HistoryEvent>>;
+
+    /// Stores a workflow task's commands, the tasks they create, and the marker, atomically; `None` if
+    /// the lease was lost (nothing written).
+    async fn commit_workflow_task(&self, commit: WorkflowTaskCommit) -> Result<Option<CommitOutcome>>;
+
+    /// Puts a workflow task back because its replay does not match the history: the workflow is held
+    /// (not failed) with `reason`, and retried at `retry_at_ms`.
+    async fn hold_workflow_task(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        reason: &str,
+        retry_at_ms: i64,
+    ) -> Result<()>;
+
+    /// Makes held workflow tasks due now (a worker with new code started).
+    async fn release_held(&self) -> Result<u64>;
+
+    /// Takes up to `max` due activity tasks of these queues and types; appends `ActivityStarted`.
+    async fn claim_activity_tasks(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        types: &[String],
+        max: usize,
+    ) -> Result<Vec<ClaimedActivity>>;
+
+    /// Takes activity tasks whose deadline passed, bumping their tokens so the late attempt is fenced.
+    async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>>;
+
+    /// Stores heartbeat details and extends the attempt's deadline. `None` if the lease was lost, else
+    /// whether a cancel was requested.
+    async fn heartbeat(
+        &self,
+        task_id: i64,
+        token: i64,
+        details: Option<Value>,
+        new_deadline: (i64, TimeoutKind),
+    ) -> Result<Option<bool>>;
+
+    /// Ends an attempt. Returns false (nothing written) if the token no longer matches.
+    async fn finish_activity(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+    ) -> Result<bool>;
+
+    /// Records a local activity's outcome (a marker, or a cancellation); false if already recorded or
+    /// the workflow ended.
+    async fn record_local_activity(
+        &self,
+        workflow_id: &str,
+        activity_seq: u64,
+        result: Result<Value, ActivityError>,
+    ) -> Result<bool>;
+
+    /// Fires due timers (and execution timeouts); returns how many.
+    async fn fire_due_timers(&self, max: usize) -> Result<usize>;
+
+    /// When the next task of these queues and types, timer, retry, lease or deadline falls due, in ms
+    /// since the epoch.
+    async fn next_due_ms(
+        &self,
+        queues: &[String],
+        workflow_types: &[String],
+        activity_types: &[String],
+    ) -> Result<Option<i64>>;
+
+    /// Records a client's cancel request; false if the workflow already ended.
+    async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool>;
+
+    /// A workflow's description, or `None`.
+    async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>>;
+
+    /// Workflows matching the filter, newest first.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>>;
+
+    /// A channel that ticks when another process wrote something workers may want (Postgres
+    /// `LISTEN/NOTIFY`); `None` for single-process stores.
+    fn external_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        None
+    }
+}
+
+/// Process-local state shared by every worker and client of one [`Store`] handle: wake-ups and the
+/// cancel flags of attempts running here, so a cancel reaches them at once.
+#[derive(Default)]
+pub(crate) struct LocalHub {
+    pub wake: tokio::sync::Notify,
+    pub closed: tokio::sync::Notify,
+    pub running: Mutex<HashMap<(String, u64), CancelFlag>>,
+}
+
+impl LocalHub {
+    pub(crate) fn wake_workers(&self) {
+        self.wake.notify_waiters();
+    }
+
+    pub(crate) fn cancel_running(&self, workflow_id: &str, seq: u64) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flag) = running.get(&(workflow_id.to_string(), seq)) {
+            flag.cancel();
+        }
+    }
+}
+
+/// A handle to a durable store: SQLite file (default), memory (tests) or Postgres (feature
+/// `postgres`). Clone it freely; clones share the connection and the process-local wake-ups.
+///
+/// ```no_run
+/// # fn main() -> Result<(), duraflow::Error> {
+/// let store = duraflow::Store::sqlite("duraflow.db")?;   // durable: WAL + synchronous=FULL
+/// let test_store = duraflow::Store::memory()?;           // for tests
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) backend: Arc<dyn StoreBackend>,
+    pub(crate) hub: Arc<LocalHub>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("kind", &self.backend.kind())
+            .finish()
+    }
+}
+
+impl Store {
+    fn from_backend(backend: Arc<dyn StoreBackend>) -> Self {
+        Store {
+            backend,
+            hub: Arc::new(LocalHub::default()),
+        }
+    }
+
+    /// Opens (or creates) the SQLite file at `path`: WAL journal, `synchronous=FULL`, schema migrated
+    /// to this build's version. A file that is not a duraflow database, or is newer than this build,
+    /// or is corrupt, is refused with an error and left untouched.
+    pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Store> {
+        Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::open(
+            path.as_ref(),
+            sqlite::Durability::Full,
+        )?)))
+    }
+
+    /// Opens the SQLite file with `synchronous=NORMAL`: faster, but the last commits may be lost on
+    /// power failure (not on a process crash). Not the default.
+    pub fn sqlite_relaxed(path: impl AsRef<std::path::Path>) -> Result<Store> {
+        Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::open(
+            path.as_ref(),
+            sqlite::Durability::Normal,
+        )?)))
+    }
+
+    /// An in-memory store for tests: SQLite in memory, so it has exactly the semantics of the file
+    /// store, and nothing survives the process.
+    pub fn memory() -> Result<Store> {
+        Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::memory()?)))
+    }
+
+    /// Connects to Postgres (e.g. `postgres://user@host:5432/db`) and migrates the schema. Workers on
+    /// many machines share one database this way.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str) -> Result<Store> {
+        Ok(Self::from_backend(Arc::new(
+            postgres::PostgresStore::connect(url, None).await?,
+        )))
+    }
+
+    /// Like [`Store::postgres`], with every table in the given schema (created if missing).
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_in_schema(url: &str, schema: &str) -> Result<Store> {
+        Ok(Self::from_backend(Arc::new(
+            postgres::PostgresStore::connect(url, Some(schema)).await?,
+        )))
+    }
+
+    /// The store's kind, e.g. `sqlite-wal-full`, `memory`, `postgres`.
+    pub fn kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+}
