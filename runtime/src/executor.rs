@@ -7,7 +7,6 @@ use crate::history::{EventKind, HistoryEvent};
 use crate::registry::DynWorkflow;
 use crate::workflow_ctx::{WfState, WorkflowContext, WorkflowInfo};
 use serde_json::Value;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod activity_ctx;
+mod client;
 mod definition;
 mod duration;
 mod error;
@@ -15,6 +16,7 @@ mod history;
 mod registry;
 mod retry;
 mod store;
+mod worker;
 mod workflow_ctx;
 
 pub use activity_ctx::{ActivityContext, ActivityInfo, TestActivityProbe};
@@ -27,7 +29,9 @@ pub use duration::parse_duration;
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
 pub use registry::{AnyDefinition, DynActivity, DynWorkflow, Register, Registry};
+pub use client::{Client, StartOptions, WorkflowHandle};
 pub use retry::RetryPolicy;
+pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
 pub use store::{ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary};
 pub use workflow_ctx::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,

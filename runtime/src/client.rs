@@ -1,0 +1,310 @@
+//! The client: start workflows, await their results, cancel, describe, list, read histories.
+
+use crate::definition::{WorkflowDefinition, DEFAULT_TASK_QUEUE};
+use crate::error::{Error, Result};
+use crate::history::HistoryEvent;
+use crate::registry::Registry;
+use crate::store::{
+    now_ms, ListFilter, NewWorkflow, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// Options for starting a workflow by name.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct StartOptions {
+    /// The task queue; default: the registered definition's, else `default`.
+    pub task_queue: Option<String>,
+    /// Longest time the workflow may run.
+    pub execution_timeout: Option<Duration>,
+}
+
+/// Starts workflows and looks at them. Cheap to clone.
+///
+/// ```no_run
+/// use duraflow::prelude::*;
+///
+/// #[workflow]
+/// async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+///     Ok(format!("hello, {name}"))
+/// }
+///
+/// # async fn demo() -> Result<(), duraflow::Error> {
+/// let store = duraflow::Store::sqlite("app.db")?;
+/// let worker = duraflow::Worker::new(&store).register(hello).start();
+/// let client = duraflow::Client::new(&store);
+/// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+/// assert_eq!(handle.result().await?, "hello, world");
+/// worker.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    store: Store,
+    registry: Option<Registry>,
+}
+
+impl Client {
+    /// A client on `store`.
+    pub fn new(store: &Store) -> Self {
+        Client {
+            store: store.clone(),
+            registry: None,
+        }
+    }
+
+    /// A client that checks names given to [`Client::start_by_name`] against `registry`, and takes each
+    /// workflow's task queue from it.
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Starts a workflow, typed: the input type is the definition's.
+    pub async fn start<W: WorkflowDefinition>(
+        &self,
+        workflow: W,
+        workflow_id: impl Into<String>,
+        input: W::Input,
+    ) -> Result<WorkflowHandle<W::Output>> {
+        let input = serde_json::to_value(&input).map_err(|e| Error::Payload {
+            type_name: std::any::type_name::<W::Input>().to_string(),
+            message: e.to_string(),
+        })?;
+        let opts = workflow.options();
+        let options = StartOptions {
+            task_queue: opts.task_queue,
+            execution_timeout: opts.execution_timeout,
+        };
+        self.start_raw(workflow.name(), workflow_id.into(), input, options)
+            .await
+            .map(|h| h.typed())
+    }
+
+    /// Starts a workflow by its registered name, with JSON input. The input is checked by the workflow
+    /// when it runs: a mismatch fails the workflow with a message that names the expected type.
+    pub async fn start_by_name(
+        &self,
+        name: &str,
+        workflow_id: impl Into<String>,
+        input: Value,
+    ) -> Result<WorkflowHandle<Value>> {
+        self.start_by_name_with(name, workflow_id, input, StartOptions::default())
+            .await
+    }
+
+    /// [`Client::start_by_name`] with options.
+    pub async fn start_by_name_with(
+        &self,
+        name: &str,
+        workflow_id: impl Into<String>,
+        input: Value,
+        mut options: StartOptions,
+    ) -> Result<WorkflowHandle<Value>> {
+        if let Some(reg) = &self.registry {
+            match reg.workflow(name) {
+                None => {
+                    return Err(Error::UnknownWorkflowType {
+                        name: name.to_string(),
+                        known: reg.workflow_names().join(", "),
+                    })
+                }
+                Some(w) => {
+                    let o = w.options();
+                    options.task_queue = options.task_queue.or(o.task_queue);
+                    options.execution_timeout = options.execution_timeout.or(o.execution_timeout);
+                }
+            }
+        }
+        self.start_raw(name, workflow_id.into(), input, options).await
+    }
+
+    async fn start_raw(
+        &self,
+        name: &str,
+        workflow_id: String,
+        input: Value,
+        options: StartOptions,
+    ) -> Result<WorkflowHandle<Value>> {
+        if workflow_id.is_empty() {
+            return Err(Error::InvalidOption(
+                "the workflow id is empty; give each workflow a unique, non-empty id".into(),
+            ));
+        }
+        let run_id = uuid::Uuid::from_u128(
+            (now_ms() as u128) << 64 | (rand_u64() as u128),
+        )
+        .to_string();
+        let new = NewWorkflow {
+            workflow_id: workflow_id.clone(),
+            run_id: run_id.clone(),
+            workflow_type: name.to_string(),
+            task_queue: options
+                .task_queue
+                .unwrap_or_else(|| DEFAULT_TASK_QUEUE.to_string()),
+            input,
+            execution_deadline_ms: options
+                .execution_timeout
+                .map(|d| now_ms() + d.as_millis() as i64),
+        };
+        self.store.backend.create_workflow(new).await?;
+        self.store.hub.wake_workers();
+        Ok(WorkflowHandle {
+            client: self.clone(),
+            workflow_id,
+            _marker: PhantomData,
+        })
+    }
+
+    /// A handle to an existing workflow, with its output type.
+    pub fn handle<O>(&self, workflow_id: impl Into<String>) -> WorkflowHandle<O> {
+        WorkflowHandle {
+            client: self.clone(),
+            workflow_id: workflow_id.into(),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Describes a workflow.
+    pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowDescription> {
+        self.store
+            .backend
+            .describe(workflow_id)
+            .await?
+            .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))
+    }
+
+    /// Lists workflows, newest first.
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<WorkflowSummary>> {
+        self.store.backend.list(&filter).await
+    }
+
+    /// A workflow's event history.
+    pub async fn history(&self, workflow_id: &str) -> Result<Vec<HistoryEvent>> {
+        let h = self.store.backend.read_history(workflow_id, 1).await?;
+        if h.is_empty() {
+            return Err(Error::WorkflowNotFound(workflow_id.to_string()));
+        }
+        Ok(h)
+    }
+
+    /// A workflow's event history as JSON: an array of events, each with `seq`, `time_ms`, `event` and
+    /// the event's fields.
+    pub async fn history_json(&self, workflow_id: &str) -> Result<Value> {
+        let h = self.history(workflow_id).await?;
+        serde_json::to_value(h).map_err(|e| Error::Store(e.to_string()))
+    }
+
+    /// Asks a workflow to cancel: `ctx.cancelled()` resolves in it, its pending activities are cancelled
+    /// by their cancellation types, and a durable sleep is interrupted. Returns false if it had ended.
+    pub async fn cancel(&self, workflow_id: &str) -> Result<bool> {
+        let r = self.store.backend.request_cancel_workflow(workflow_id).await?;
+        self.store.hub.wake_workers();
+        Ok(r)
+    }
+
+    /// Waits until the workflow ends; returns its description then.
+    pub async fn wait(&self, workflow_id: &str) -> Result<WorkflowDescription> {
+        let mut external = self.store.backend.external_wakeups();
+        loop {
+            let notified = self.store.hub.closed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let d = self.describe(workflow_id).await?;
+            if d.status != WorkflowStatus::Running {
+                return Ok(d);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = async {
+                    match external.as_mut() {
+                        Some(rx) => { let _ = rx.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {}
+            }
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(now_ms() as u64);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A started workflow: await its result, cancel it, describe it.
+pub struct WorkflowHandle<O> {
+    client: Client,
+    workflow_id: String,
+    _marker: PhantomData<fn() -> O>,
+}
+
+impl<O> Clone for WorkflowHandle<O> {
+    fn clone(&self) -> Self {
+        WorkflowHandle {
+            client: self.client.clone(),
+            workflow_id: self.workflow_id.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<O> WorkflowHandle<O> {
+    fn typed<T>(self) -> WorkflowHandle<T> {
+        WorkflowHandle {
+            client: self.client,
+            workflow_id: self.workflow_id,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The workflow id.
+    pub fn id(&self) -> &str {
+        &self.workflow_id
+    }
+
+    /// Asks the workflow to cancel (see [`Client::cancel`]).
+    pub async fn cancel(&self) -> Result<bool> {
+        self.client.cancel(&self.workflow_id).await
+    }
+
+    /// Describes the workflow.
+    pub async fn describe(&self) -> Result<WorkflowDescription> {
+        self.client.describe(&self.workflow_id).await
+    }
+
+    /// The workflow's event history.
+    pub async fn history(&self) -> Result<Vec<HistoryEvent>> {
+        self.client.history(&self.workflow_id).await
+    }
+}
+
+impl<O: DeserializeOwned> WorkflowHandle<O> {
+    /// Waits for the workflow to end. Its result, or [`Error::WorkflowFailed`] /
+    /// [`Error::WorkflowCancelled`].
+    pub async fn result(&self) -> Result<O> {
+        let d = self.client.wait(&self.workflow_id).await?;
+        match d.status {
+            WorkflowStatus::Completed => {
+                let v = d.result.unwrap_or(Value::Null);
+                serde_json::from_value(v).map_err(|e| Error::Payload {
+                    type_name: std::any::type_name::<O>().to_string(),
+                    message: e.to_string(),
+                })
+            }
+            WorkflowStatus::Failed => Err(Error::WorkflowFailed(d.error.unwrap_or_else(|| {
+                crate::error::WorkflowError::application("Unknown", "no error recorded")
+            }))),
+            WorkflowStatus::Cancelled => Err(Error::WorkflowCancelled),
+            WorkflowStatus::Running => Err(Error::Store("the workflow is still running".into())),
+        }
+    }
+}
