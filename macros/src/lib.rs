@@ -1,14 +1,147 @@
-//! Procedural macros of duraflow.
+//! Procedural macros of duraflow: `#[activity]` and `#[workflow]`.
+//!
+//! Users depend on the facade crate `duraflow`, which re-exports these macros; the generated code
+//! names only `::duraflow::__private::..`.
+//!
+//! Each macro runs in phases: options ([`attr`]), a typed model of the fn ([`ast`]), whole-item rules
+//! such as determinism ([`check`]), and code generation ([`expand`]). Errors of every phase are
+//! collected and reported together, beside the generated items, so the user's item is never dropped.
+
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod duration;
+mod expand;
+
 use proc_macro::TokenStream;
 
-/// Placeholder until the macro crate lands.
+/// Defines an activity: a step of a workflow that may do anything (I/O, clocks, randomness), runs at
+/// least once, and is retried by its policy.
+///
+/// ```ignore
+/// #[activity(heartbeat_timeout = "30s", start_to_close_timeout = "5m")]
+/// pub async fn charge_card(ctx: ActivityContext, order: Order) -> Result<Receipt, ActivityError> { .. }
+/// ```
+///
+/// # Signature
+///
+/// `async fn NAME(ctx: ActivityContext, INPUTS...) -> Result<OUTPUT, E>`. The context parameter may be
+/// left out. Zero or more inputs, carried as `()`, the one type, or a tuple. Inputs and output are
+/// `Serialize + DeserializeOwned + Send + 'static`; `E` converts into `ActivityError`. Not generic, not a
+/// method.
+///
+/// # Options
+///
+/// All optional, checked at compile time: `name = ".."` (registered name; default: the fn's name),
+/// `start_to_close_timeout`, `schedule_to_close_timeout`, `schedule_to_start_timeout`,
+/// `heartbeat_timeout` (durations written `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1m30s"`; not
+/// zero), `retry(initial_interval = "1s", backoff_coefficient = 2.0, maximum_interval = "100s",
+/// maximum_attempts = 5, non_retryable = ["InvalidInput"])` (`backoff_coefficient` at least 1.0,
+/// `maximum_interval` not shorter than `initial_interval`, `maximum_attempts = 0` for unlimited), and
+/// `task_queue = ".."`.
+///
+/// Declaring `heartbeat_timeout` makes the activity cancellable (`ActivityHandle::cancel()` compiles for
+/// it). Such an activity must call `ctx.heartbeat(..)`, or pass its context on (as an argument, or a
+/// clone): otherwise every attempt would time out and a cancel could never reach it, and the macro
+/// rejects it.
+///
+/// # What this expands to
+///
+/// ```ignore
+/// /// (the fn's docs)
+/// #[allow(non_camel_case_types)]
+/// #[derive(Clone, Copy, Debug, Default)]
+/// pub struct charge_card;
+///
+/// impl charge_card {
+///     /// Runs the body directly, without a worker: for unit tests.
+///     pub async fn call(ctx: ActivityContext, order: Order) -> Result<Receipt, ActivityError> { .. }
+/// }
+///
+/// impl ActivityDefinition for charge_card {
+///     type Input = Order;               // `()` for no inputs, `(A, B)` for several
+///     type Output = Receipt;
+///     type Cancel = Cancellable;        // `NotCancellable` without `heartbeat_timeout`
+///     fn name(&self) -> &'static str { "charge_card" }
+///     fn options(&self) -> ActivityOptions { /* the declared options */ }
+///     fn meta(&self) -> DefinitionMeta { /* name, kind, options as JSON, type names */ }
+///     fn execute(&self, ctx: ActivityContext, input: Order) -> BoxFuture<'static, Result<Receipt, ActivityError>> {
+///         Box::pin(async move { Self::call(ctx, input).await.map_err(Into::into) })
+///     }
+/// }
+///
+/// impl Register for charge_card { /* AnyDefinition::Activity(DynActivity::new(self)) */ }
+/// inventory::submit! { Registration::Activity(|| DynActivity::new(charge_card)) } // for `Registry::all()`
+/// ```
+///
+/// So `charge_card` is a value that names the definition: `ctx.activity(charge_card, order)`,
+/// `Registry::new().register(charge_card)`, and `charge_card::call(ctx, order).await` in a test.
+/// On an error, the macro still emits the struct (and, where the signature allows, everything else)
+/// beside the error, so no follow-on "cannot find" errors appear.
 #[proc_macro_attribute]
-pub fn activity(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(ast::Kind::Activity, args.into(), item.into()).into()
 }
 
-/// Placeholder until the macro crate lands.
+/// Defines a workflow: deterministic code that calls activities and durable timers, replayed from its
+/// event history after a restart.
+///
+/// ```ignore
+/// #[workflow(task_queue = "orders", execution_timeout = "1d")]
+/// pub async fn place_order(ctx: WorkflowContext, order: Order) -> Result<Receipt, WorkflowError> { .. }
+/// ```
+///
+/// # Signature
+///
+/// `async fn NAME(ctx: WorkflowContext, INPUTS...) -> Result<OUTPUT, E>` where `E` converts into
+/// `WorkflowError`; the same input rules as `#[activity]`. Options: `name = ".."`, `task_queue = ".."`,
+/// `execution_timeout = "1h"`.
+///
+/// # Determinism checks
+///
+/// The body is replayed, so it must do the same thing every time. These calls are compile errors, each
+/// naming its stand-in:
+///
+/// | call | instead |
+/// |---|---|
+/// | `SystemTime::now`, `Instant::now`, `chrono::{Utc, Local}::now` | `ctx.now()` |
+/// | `std::thread::sleep`, `tokio::time::{sleep, timeout, interval}` | `ctx.sleep(..)` |
+/// | `tokio::spawn`, `std::thread::spawn`, `spawn_blocking` | an `#[activity]`, or `join!` |
+/// | `rand::{random, thread_rng, rng}` | `ctx.random_u64()` |
+/// | `Uuid::new_v4` | `ctx.uuid()` |
+/// | `std::env::var`, `std::fs`, `tokio::fs`, `std::net`, `reqwest`, `hyper`, `ureq`, `surf` | an `#[activity]` |
+/// | `tokio::select!` without `biased;`, `futures::select!` | `duraflow::select!` |
+///
+/// The check is syntactic: it matches the path segments of calls as written (also inside the arguments
+/// of macros such as `join!`, `select!`, `format!`). A call through an import that hides its crate
+/// (`use tokio::time::sleep; sleep(d)`) cannot be resolved by a macro and is not caught; nor is code in
+/// other fns the workflow calls. Spell such calls with their module (`tokio::time::sleep(d)`) to have
+/// them checked.
+///
+/// A statement a person has reviewed can be exempted, with a reason (the attribute is removed before
+/// the body is compiled):
+///
+/// ```ignore
+/// #[allow_nondeterminism(reason = "only logs the wall-clock time; the value never reaches the history")]
+/// tracing::info!(at = ?std::time::SystemTime::now(), "step done");
+/// ```
+///
+/// # What this expands to
+///
+/// As `#[activity]`, with `WorkflowDefinition` (no `Cancel` type), `WorkflowContext`,
+/// `WorkflowError`, `WorkflowOptions` and `Registration::Workflow`:
+///
+/// ```ignore
+/// #[allow(non_camel_case_types)]
+/// #[derive(Clone, Copy, Debug, Default)]
+/// pub struct place_order;
+/// impl place_order { pub async fn call(ctx: WorkflowContext, order: Order) -> Result<Receipt, WorkflowError> { .. } }
+/// impl WorkflowDefinition for place_order { type Input = Order; type Output = Receipt; .. }
+/// impl Register for place_order { .. }
+/// inventory::submit! { Registration::Workflow(|| DynWorkflow::new(place_order)) }
+/// ```
 #[proc_macro_attribute]
-pub fn workflow(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(ast::Kind::Workflow, args.into(), item.into()).into()
 }

@@ -6,3 +6,12 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 pub use tokio;
+
+pub use crate::activity_ctx::ActivityContext;
+pub use crate::definition::{
+    ActivityDefinition, ActivityOptions, BoxFuture, CancelCapability, Cancellable, DefinitionKind,
+    DefinitionMeta, NotCancellable, WorkflowDefinition, WorkflowOptions,
+};
+pub use crate::error::{ActivityError, WorkflowError};
+pub use crate::registry::{AnyDefinition, DynActivity, DynWorkflow, Register};
+pub use crate::workflow_ctx::WorkflowContext;

@@ -1,0 +1,76 @@
+//! Compile-time parsing of duration literals, the grammar of `duraflow::parse_duration` (a proc-macro
+//! crate cannot depend on the runtime, so this small parser is duplicated here).
+
+/// Parses `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1m30s"`: one or more `<number><unit>` parts.
+/// Returns whole milliseconds, or a lowercase message that says what to write instead.
+pub fn parse_millis(text: &str) -> Result<u64, String> {
+    const EXAMPLES: &str = "write e.g. \"250ms\", \"30s\", \"5m\", \"2h\", \"1d\" or \"1m30s\"";
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(format!("empty duration; {EXAMPLES}"));
+    }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut total: u128 = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(format!(
+                "`{text}` is not a duration: expected a number at `{}`; {EXAMPLES}",
+                &s[start..]
+            ));
+        }
+        let n: u128 = s[start..i]
+            .parse()
+            .map_err(|_| format!("`{text}` is too large a duration"))?;
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit_ms: u128 = match &s[unit_start..i] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => {
+                return Err(format!(
+                    "`{text}` has a number without a unit; add one of `ms`, `s`, `m`, `h`, `d`, e.g. \"{}s\"",
+                    &s[start..i]
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "`{text}` has unknown unit `{other}`; use `ms`, `s`, `m`, `h` or `d`, e.g. \"30s\""
+                ))
+            }
+        };
+        total = total
+            .checked_add(n.saturating_mul(unit_ms))
+            .ok_or_else(|| format!("`{text}` is too large a duration"))?;
+    }
+    u64::try_from(total).map_err(|_| format!("`{text}` is too large a duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_millis;
+
+    #[test]
+    fn grammar() {
+        assert_eq!(parse_millis("250ms"), Ok(250));
+        assert_eq!(parse_millis("30s"), Ok(30_000));
+        assert_eq!(parse_millis("5m"), Ok(300_000));
+        assert_eq!(parse_millis("2h"), Ok(7_200_000));
+        assert_eq!(parse_millis("1d"), Ok(86_400_000));
+        assert_eq!(parse_millis("1m30s"), Ok(90_000));
+        assert!(parse_millis("30").is_err());
+        assert!(parse_millis("30sec").is_err());
+        assert!(parse_millis("").is_err());
+        assert!(parse_millis("s").is_err());
+        assert!(parse_millis("99999999999999999999999d").is_err());
+    }
+}

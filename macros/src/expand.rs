@@ -1,0 +1,398 @@
+//! Code generation: `from_syn -> check -> generate`, with every error collected and emitted beside the
+//! generated items (or a stub with the same names), so the user's item is never dropped.
+
+use crate::ast::{Function, Kind, Param, Parsed};
+use crate::attr::{Dur, Options};
+use crate::check;
+use crate::ctxt::Ctxt;
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, ItemFn, LitStr, Type};
+
+/// The whole expansion of `#[activity(args)]` / `#[workflow(args)]` on `input`.
+pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: ItemFn = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            let err = syn::Error::new(
+                Span::call_site(),
+                format!(
+                    "`{}` goes on an `async fn`: write `{} pub async fn name(..) -> Result<.., {}> {{ .. }}`",
+                    kind.attr(),
+                    kind.attr(),
+                    kind.error()
+                ),
+            )
+            .to_compile_error();
+            // Give the item back unchanged.
+            return quote!(#err #input);
+        }
+    };
+
+    let cx = Ctxt::new();
+    let options = Options::from_args(&cx, kind, args);
+    let generated = match Function::from_syn(&cx, kind, &item) {
+        Parsed::Complete(f) => {
+            check::check(&cx, &f, &options);
+            generate(&f, &options)
+        }
+        Parsed::Method => item.to_token_stream(),
+        Parsed::Incomplete => {
+            check::check_body(&cx, kind, &item.block);
+            stub(&item)
+        }
+    };
+    match cx.into_error() {
+        Some(err) => {
+            let err = err.to_compile_error();
+            quote!(#err #generated)
+        }
+        None => generated,
+    }
+}
+
+/// The fn's attributes, sorted by where they go.
+struct Attrs<'a> {
+    /// `///` docs and `#[doc]`: on the struct.
+    docs: Vec<&'a Attribute>,
+    /// `#[cfg]`: on every generated item.
+    cfgs: Vec<&'a Attribute>,
+    /// Everything else (`#[allow]`, `#[tracing::instrument]`, ..): on the body's `call` fn.
+    rest: Vec<&'a Attribute>,
+}
+
+fn split_attrs(attrs: &[Attribute]) -> Attrs<'_> {
+    let mut out = Attrs {
+        docs: Vec::new(),
+        cfgs: Vec::new(),
+        rest: Vec::new(),
+    };
+    for a in attrs {
+        if a.path().is_ident("doc") {
+            out.docs.push(a);
+        } else if a.path().is_ident("cfg") {
+            out.cfgs.push(a);
+        } else {
+            out.rest.push(a);
+        }
+    }
+    out
+}
+
+/// The unit struct that names the definition.
+fn definition_struct(item: &ItemFn, attrs: &Attrs) -> TokenStream {
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let docs = &attrs.docs;
+    let cfgs = &attrs.cfgs;
+    quote! {
+        #(#docs)*
+        #(#cfgs)*
+        #[allow(non_camel_case_types)]
+        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug, ::core::default::Default)]
+        #vis struct #ident;
+    }
+}
+
+/// On a signature that cannot become a definition: the struct alone, so uses of the name resolve and
+/// only the real error is reported.
+fn stub(item: &ItemFn) -> TokenStream {
+    definition_struct(item, &split_attrs(&item.attrs))
+}
+
+fn generate(f: &Function, options: &Options) -> TokenStream {
+    let item = f.item;
+    let ident = &item.sig.ident;
+    let vis = &item.vis;
+    let attrs = split_attrs(&item.attrs);
+    let cfgs = &attrs.cfgs;
+    let rest = &attrs.rest;
+    let strukt = definition_struct(item, &attrs);
+
+    // The body, as the user wrote it, on an inherent `call` fn.
+    let mut sig = item.sig.clone();
+    sig.ident = Ident::new("call", ident.span());
+    if sig.asyncness.is_none() {
+        sig.asyncness = Some(syn::Token![async](sig.fn_token.span));
+    }
+    let mut block = (*item.block).clone();
+    check::strip_escape_hatches(&mut block);
+    let call_doc = format!(
+        "Runs the body of `{}` directly, without a worker: for unit tests.",
+        ident.unraw()
+    );
+
+    // Input: `()`, the one type, or a tuple; the generated locals are hygienic.
+    let site = Span::mixed_site();
+    let ctx_arg = Ident::new("__ctx", site);
+    let input_arg = Ident::new("__input", site);
+    let input_tys: Vec<&Type> = f.inputs().map(|p| &*p.ty).collect();
+    let arg_names: Vec<Ident> = (0..input_tys.len())
+        .map(|i| format_ident!("__arg{}", i, span = site))
+        .collect();
+    let input_ty = match input_tys.as_slice() {
+        [] => quote!(()),
+        [one] => quote!(#one),
+        many => quote!((#(#many),*)),
+    };
+    let input_type_name = match input_tys.as_slice() {
+        [] => "()".to_string(),
+        [one] => type_name(one),
+        many => format!(
+            "({})",
+            many.iter()
+                .map(|t| type_name(t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let destructure = match arg_names.as_slice() {
+        [] => quote!(let () = #input_arg;),
+        [one] => quote!(let #one = #input_arg;),
+        many => quote!(let (#(#many),*) = #input_arg;),
+    };
+    let mut next_input = arg_names.iter();
+    let call_args: Vec<&Ident> = f
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            Param::Context(_) => Some(&ctx_arg),
+            Param::Input(_) => next_input.next(),
+        })
+        .collect();
+    let unused_ctx = f.context().is_none().then(|| quote!(let _ = #ctx_arg;));
+
+    let output_ty = f.output;
+    let output_type_name = type_name(output_ty);
+    let registered = options
+        .name
+        .value
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&ident.unraw().to_string(), ident.span()));
+
+    // `E` of the user's `Result` converts into the runtime's error; a failure points at the return type.
+    let into = quote_spanned!(f.return_type.span()=> ::core::convert::Into::into);
+
+    let p = quote!(::duraflow::__private);
+    let (definition_trait, context_ty, error_ty, kind_variant, options_ty) = match f.kind {
+        Kind::Activity => (
+            quote!(#p::ActivityDefinition),
+            quote!(#p::ActivityContext),
+            quote!(#p::ActivityError),
+            quote!(Activity),
+            quote!(#p::ActivityOptions),
+        ),
+        Kind::Workflow => (
+            quote!(#p::WorkflowDefinition),
+            quote!(#p::WorkflowContext),
+            quote!(#p::WorkflowError),
+            quote!(Workflow),
+            quote!(#p::WorkflowOptions),
+        ),
+    };
+    let (cancel_item, cancellable, erased) = match f.kind {
+        Kind::Activity => {
+            let marker = if options.heartbeat_timeout.key.is_some() {
+                quote!(#p::Cancellable)
+            } else {
+                quote!(#p::NotCancellable)
+            };
+            (
+                quote!(type Cancel = #marker;),
+                quote!(<#marker as #p::CancelCapability>::CANCELLABLE),
+                quote!(#p::DynActivity),
+            )
+        }
+        Kind::Workflow => (quote!(), quote!(false), quote!(#p::DynWorkflow)),
+    };
+    let option_sets = option_assignments(f.kind, options);
+
+    let lints = quote! {
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::all, clippy::pedantic, clippy::nursery)]
+    };
+
+    quote! {
+        #strukt
+
+        #(#cfgs)*
+        impl #ident {
+            #[doc = #call_doc]
+            #(#rest)*
+            #vis #sig #block
+        }
+
+        #(#cfgs)*
+        #lints
+        impl #definition_trait for #ident {
+            type Input = #input_ty;
+            type Output = #output_ty;
+            #cancel_item
+
+            fn name(&self) -> &'static str {
+                #registered
+            }
+
+            fn options(&self) -> #options_ty {
+                #[allow(unused_mut)]
+                let mut __o = <#options_ty as ::core::default::Default>::default();
+                #(#option_sets)*
+                __o
+            }
+
+            fn meta(&self) -> #p::DefinitionMeta {
+                #p::DefinitionMeta {
+                    name: ::std::string::String::from(#registered),
+                    kind: #p::DefinitionKind::#kind_variant,
+                    options: #p::serde_json::to_value(#definition_trait::options(self))
+                        .unwrap_or(#p::serde_json::Value::Null),
+                    input_type: ::std::string::String::from(#input_type_name),
+                    output_type: ::std::string::String::from(#output_type_name),
+                    cancellable: #cancellable,
+                }
+            }
+
+            fn execute(
+                &self,
+                #ctx_arg: #context_ty,
+                #input_arg: Self::Input,
+            ) -> #p::BoxFuture<'static, ::core::result::Result<Self::Output, #error_ty>> {
+                #unused_ctx
+                #destructure
+                ::std::boxed::Box::pin(async move {
+                    match Self::call(#(#call_args),*).await {
+                        ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
+                        ::core::result::Result::Err(__e) => ::core::result::Result::Err(#into(__e)),
+                    }
+                })
+            }
+        }
+
+        #(#cfgs)*
+        #lints
+        impl #p::Register for #ident {
+            fn into_definition(self) -> #p::AnyDefinition {
+                #p::AnyDefinition::#kind_variant(#erased::new(self))
+            }
+        }
+
+        #(#cfgs)*
+        #p::inventory::submit! {
+            #p::Registration::#kind_variant(|| #erased::new(#ident))
+        }
+    }
+}
+
+fn duration(d: &Dur) -> TokenStream {
+    let ms = Literal::u64_suffixed(d.millis);
+    quote_spanned!(d.lit.span()=> ::core::time::Duration::from_millis(#ms))
+}
+
+fn some(value: TokenStream) -> TokenStream {
+    quote!(::core::option::Option::Some(#value))
+}
+
+/// `__o.field = value;` for every option the user set.
+fn option_assignments(kind: Kind, o: &Options) -> Vec<TokenStream> {
+    let mut out = Vec::new();
+    let mut set_dur = |field: &str, d: &Option<Dur>| {
+        if let Some(d) = d {
+            let field = Ident::new(field, Span::call_site());
+            let v = some(duration(d));
+            out.push(quote!(__o.#field = #v;));
+        }
+    };
+    match kind {
+        Kind::Activity => {
+            set_dur("start_to_close_timeout", &o.start_to_close_timeout.value);
+            set_dur(
+                "schedule_to_close_timeout",
+                &o.schedule_to_close_timeout.value,
+            );
+            set_dur(
+                "schedule_to_start_timeout",
+                &o.schedule_to_start_timeout.value,
+            );
+            set_dur("heartbeat_timeout", &o.heartbeat_timeout.value);
+        }
+        Kind::Workflow => set_dur("execution_timeout", &o.execution_timeout.value),
+    }
+    if let Some(q) = &o.task_queue.value {
+        out.push(
+            quote!(__o.task_queue = ::core::option::Option::Some(::std::string::String::from(#q));),
+        );
+    }
+    if let Some(r) = &o.retry.value {
+        if let Some(d) = &r.initial_interval.value {
+            let v = duration(d);
+            out.push(quote!(__o.retry_policy.initial_interval = #v;));
+        }
+        if let Some((c, _)) = &r.backoff_coefficient.value {
+            let v = Literal::f64_suffixed(*c);
+            out.push(quote!(__o.retry_policy.backoff_coefficient = #v;));
+        }
+        if let Some(d) = &r.maximum_interval.value {
+            let v = some(duration(d));
+            out.push(quote!(__o.retry_policy.maximum_interval = #v;));
+        }
+        if let Some(n) = &r.maximum_attempts.value {
+            let v = Literal::u32_suffixed(*n);
+            out.push(quote!(__o.retry_policy.maximum_attempts = #v;));
+        }
+        if let Some(types) = &r.non_retryable.value {
+            out.push(quote! {
+                __o.retry_policy.non_retryable_error_types =
+                    ::std::vec![#(::std::string::String::from(#types)),*];
+            });
+        }
+    }
+    out
+}
+
+/// A type as the user wrote it, for metadata and messages: `Vec<String>`, `(i64, bool)`.
+pub fn type_name(ty: &Type) -> String {
+    let raw = ty.to_token_stream().to_string();
+    let mut s = raw
+        .replace(" :: ", "::")
+        .replace(":: ", "::")
+        .replace(" < ", "<")
+        .replace("< ", "<")
+        .replace(" <", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace("[ ", "[")
+        .replace(" ]", "]")
+        .replace("& ", "&")
+        .replace(" ;", ";");
+    if s.starts_with("::") && !raw.starts_with("::") {
+        s = s.trim_start_matches("::").to_string();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_name;
+
+    #[test]
+    fn type_names() {
+        let t = |s: &str| type_name(&syn::parse_str(s).unwrap());
+        assert_eq!(t("i64"), "i64");
+        assert_eq!(t("Vec<String>"), "Vec<String>");
+        assert_eq!(
+            t("std::collections::HashMap<String, Vec<u8>>"),
+            "std::collections::HashMap<String, Vec<u8>>"
+        );
+        assert_eq!(t("(i64, bool)"), "(i64, bool)");
+        assert_eq!(t("()"), "()");
+        assert_eq!(t("[u8; 4]"), "[u8; 4]");
+        assert_eq!(
+            t("Option<(u8, ::serde_json::Value)>"),
+            "Option<(u8, ::serde_json::Value)>"
+        );
+    }
+}
