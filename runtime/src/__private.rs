@@ -2,6 +2,7 @@
 //! (`::duraflow::__private::..`). Not public API: it changes without notice.
 
 pub use crate::definition::Registration;
+pub use futures;
 pub use inventory;
 pub use serde;
 pub use serde_json;

@@ -185,7 +185,7 @@ impl From<serde_json::Error> for ActivityError {
 /// A workflow that returns [`WorkflowError::Cancelled`] (or an activity's cancellation, through `?`)
 /// after a client cancelled it ends `Cancelled`; any other error ends it `Failed`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", content = "detail", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WorkflowError {
     /// The workflow was cancelled.

@@ -20,6 +20,7 @@ mod worker;
 mod workflow_ctx;
 
 pub use activity_ctx::{ActivityContext, ActivityInfo, TestActivityProbe};
+pub use client::{Client, StartOptions, WorkflowHandle};
 pub use definition::{
     ActivityDefinition, ActivityOptions, BoxFuture, CanCancel, CancelCapability, Cancellable,
     DefinitionKind, DefinitionMeta, NotCancellable, WorkflowDefinition, WorkflowOptions,
@@ -29,16 +30,33 @@ pub use duration::parse_duration;
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
 pub use registry::{AnyDefinition, DynActivity, DynWorkflow, Register, Registry};
-pub use client::{Client, StartOptions, WorkflowHandle};
 pub use retry::RetryPolicy;
+pub use store::{
+    ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary,
+};
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
-pub use store::{ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary};
 pub use workflow_ctx::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,
 };
 
-/// Deterministic `join!` for workflow code: polls its futures in the order written.
-pub use futures::join;
+/// Deterministic `join!` for workflow code: runs several calls at once and polls them in the order
+/// written, on every replay. Takes anything `.await` takes (`ctx.activity(..)` calls included) and
+/// returns a tuple of their outputs.
+///
+/// ```no_run
+/// # use duraflow::prelude::*;
+/// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+/// # #[workflow] async fn wf(ctx: WorkflowContext) -> Result<i64, WorkflowError> {
+/// let (a, b) = join!(ctx.activity(add_one, 1), ctx.activity(add_one, 2));
+/// Ok(a? + b?)
+/// # }
+/// ```
+#[macro_export]
+macro_rules! join {
+    ($($e:expr),+ $(,)?) => {
+        $crate::__private::futures::join!($(::core::future::IntoFuture::into_future($e)),+)
+    };
+}
 
 /// Deterministic `select!` for workflow code: the first branch (in the order written) that is ready
 /// wins, on every replay. It is `tokio::select!` with `biased;`.

@@ -104,10 +104,12 @@ impl WfState {
         match slot.cancellation_type {
             CancellationType::TryCancel => {
                 slot.result = Some(Err(ActivityError::cancelled()));
-                self.commands.push(EventKind::ActivityCancelRequested { activity_seq: seq });
+                self.commands
+                    .push(EventKind::ActivityCancelRequested { activity_seq: seq });
             }
             CancellationType::WaitCancellationCompleted => {
-                self.commands.push(EventKind::ActivityCancelRequested { activity_seq: seq });
+                self.commands
+                    .push(EventKind::ActivityCancelRequested { activity_seq: seq });
             }
             CancellationType::Abandon => {
                 slot.result = Some(Err(ActivityError::cancelled()));
@@ -163,7 +165,8 @@ impl WfState {
                     timers.sort_unstable();
                     for seq in timers {
                         self.timers.insert(seq, Some(Err(WorkflowError::Cancelled)));
-                        self.commands.push(EventKind::TimerCancelled { timer_seq: seq });
+                        self.commands
+                            .push(EventKind::TimerCancelled { timer_seq: seq });
                     }
                     let mut acts: Vec<u64> = self
                         .activities
@@ -239,7 +242,13 @@ impl WorkflowContext {
         activity: A,
         input: A::Input,
     ) -> ActivityCall<A::Output, A::Cancel> {
-        ActivityCall::new(self.clone(), activity.name(), activity.options(), &input, false)
+        ActivityCall::new(
+            self.clone(),
+            activity.name(),
+            activity.options(),
+            &input,
+            false,
+        )
     }
 
     /// Calls an activity as a local activity: it runs in this worker's process, its result is recorded
@@ -249,15 +258,24 @@ impl WorkflowContext {
         activity: A,
         input: A::Input,
     ) -> ActivityCall<A::Output, Cancellable> {
-        ActivityCall::new(self.clone(), activity.name(), activity.options(), &input, true)
+        ActivityCall::new(
+            self.clone(),
+            activity.name(),
+            activity.options(),
+            &input,
+            true,
+        )
     }
 
     /// A durable timer: survives restarts. Resolves `Err(WorkflowError::Cancelled)` at once if the
-    /// workflow is cancelled while it waits.
+    /// workflow is cancelled while it waits, or was cancelled before it began (write `.await?`).
     pub fn sleep(&self, duration: Duration) -> Sleep {
         let mut st = self.lock();
         let seq = st.alloc_seq();
-        if duration.is_zero() {
+        if st.cancel_requested {
+            // A cancelled workflow's sleeps end at once: cleanup runs activities, not timers.
+            st.timers.insert(seq, Some(Err(WorkflowError::Cancelled)));
+        } else if duration.is_zero() {
             st.timers.insert(seq, Some(Ok(())));
         } else {
             let fire_at_ms = st.now_ms.saturating_add(duration.as_millis() as i64);
@@ -497,20 +515,22 @@ impl<O: serde::de::DeserializeOwned, C> Future for ActivityHandle<O, C> {
         match &slot.result {
             None => Poll::Pending,
             Some(Err(e)) => Poll::Ready(Err(e.clone())),
-            Some(Ok(v)) => Poll::Ready(serde_json::from_value(v.clone()).map_err(|e| {
-                ActivityError::Failed {
-                    activity_type: self.activity_type.to_string(),
-                    attempts: 1,
-                    cause: Box::new(ActivityError::non_retryable(
-                        "PayloadError",
-                        format!(
-                            "the result of activity `{}` does not deserialize as `{}`: {e}",
-                            self.activity_type,
-                            std::any::type_name::<O>()
-                        ),
-                    )),
-                }
-            })),
+            Some(Ok(v)) => {
+                Poll::Ready(
+                    serde_json::from_value(v.clone()).map_err(|e| ActivityError::Failed {
+                        activity_type: self.activity_type.to_string(),
+                        attempts: 1,
+                        cause: Box::new(ActivityError::non_retryable(
+                            "PayloadError",
+                            format!(
+                                "the result of activity `{}` does not deserialize as `{}`: {e}",
+                                self.activity_type,
+                                std::any::type_name::<O>()
+                            ),
+                        )),
+                    }),
+                )
+            }
         }
     }
 }

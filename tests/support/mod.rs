@@ -1,0 +1,205 @@
+//! Shared test support: a fresh database per test on each real store.
+//!
+//! - SQLite: a file in a fresh temporary directory (WAL + synchronous=FULL, the default store).
+//! - Memory: `Store::memory()`.
+//! - Postgres: a fresh schema per test in the database named by `DURAFLOW_TEST_PG_URL`. In CI (env
+//!   `CI` set) the variable must be set and the server must answer: the Postgres tests never skip
+//!   there. Elsewhere, an unset variable falls back to `postgres://postgres@127.0.0.1:5432/test` if it
+//!   answers, and the Postgres tests are skipped with a message if it does not.
+#![allow(dead_code)]
+
+use duraflow::Store;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default Postgres URL tried outside CI.
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// One test's database, on one store kind.
+pub struct TestDb {
+    pub store: Store,
+    kind: Kind,
+}
+
+enum Kind {
+    Sqlite(tempfile::TempDir, PathBuf),
+    Memory,
+    Postgres { url: String, schema: String },
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        init_tracing();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("duraflow.db");
+        let store = Store::sqlite(&path).expect("open sqlite store");
+        TestDb {
+            store,
+            kind: Kind::Sqlite(dir, path),
+        }
+    }
+
+    pub fn memory() -> TestDb {
+        init_tracing();
+        TestDb {
+            store: Store::memory().expect("memory store"),
+            kind: Kind::Memory,
+        }
+    }
+
+    /// A fresh schema for `name`, or `None` (skip) outside CI when no server answers.
+    pub async fn postgres(name: &str) -> Option<TestDb> {
+        init_tracing();
+        let url = pg_url().await?;
+        let schema = format!("t_{}_{}", name, std::process::id());
+        drop_schema(&url, &schema).await;
+        let store = Store::postgres_in_schema(&url, &schema)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the Postgres store at {url}: {e}"));
+        Some(TestDb {
+            store,
+            kind: Kind::Postgres { url, schema },
+        })
+    }
+
+    /// A second, independent handle on the same database, as another process would open it.
+    pub async fn reopen(&self) -> Store {
+        match &self.kind {
+            Kind::Sqlite(_, path) => Store::sqlite(path).expect("reopen sqlite"),
+            Kind::Memory => panic!("an in-memory store cannot be reopened"),
+            Kind::Postgres { url, schema } => Store::postgres_in_schema(url, schema)
+                .await
+                .expect("reopen postgres"),
+        }
+    }
+
+    /// The SQLite file, if this is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            Kind::Sqlite(_, p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub async fn cleanup(self) {
+        if let Kind::Postgres { url, schema } = &self.kind {
+            drop(self.store);
+            drop_schema(url, schema).await;
+        }
+    }
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        let task = tokio::spawn(conn);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
+        drop(client);
+        let _ = task.await;
+    }
+}
+
+/// The Postgres URL for tests (see the module docs).
+pub async fn pg_url() -> Option<String> {
+    let in_ci = std::env::var_os("CI").is_some();
+    let url = match std::env::var("DURAFLOW_TEST_PG_URL") {
+        Ok(u) => u,
+        Err(_) if in_ci => panic!(
+            "CI is set but DURAFLOW_TEST_PG_URL is not: the Postgres tests must run in CI. Set it, e.g. {DEFAULT_PG_URL}"
+        ),
+        Err(_) => DEFAULT_PG_URL.to_string(),
+    };
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_postgres::connect(&url, tokio_postgres::NoTls),
+    )
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    if reachable {
+        Some(url)
+    } else if in_ci || std::env::var_os("DURAFLOW_TEST_PG_URL").is_some() {
+        panic!("Postgres at {url} does not answer; start it (see README) or unset DURAFLOW_TEST_PG_URL outside CI");
+    } else {
+        eprintln!("skipping a Postgres test: nothing answers at {url} (set DURAFLOW_TEST_PG_URL)");
+        None
+    }
+}
+
+/// Waits for `cond` to hold, polling every 10 ms, up to `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !cond().await {
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Awaits `fut` with a bound, failing the test with `what` if it runs out.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {limit:?}: {what}"))
+}
+
+/// Generates one test per store for each listed `async fn NAME(db: &TestDb)`: `sqlite::NAME`,
+/// `postgres::NAME`, and with `memory` first, `memory::NAME` too.
+#[macro_export]
+macro_rules! store_tests {
+    (memory: $($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::support::TestDb::memory();
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        $crate::store_tests!($($name),*);
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::support::TestDb::sqlite();
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::support::TestDb::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
