@@ -2,7 +2,6 @@
 //! generated type points at what the user wrote.
 
 use crate::ctxt::Ctxt;
-use quote::ToTokens;
 use syn::{FnArg, GenericArgument, ItemFn, PatType, PathArguments, ReturnType, Type};
 
 /// Which macro.
@@ -63,6 +62,8 @@ pub struct Function<'a> {
     pub output: &'a Type,
     /// The whole return type as written (`Result<T, E>`, or an alias such as `anyhow::Result<T>`).
     pub return_type: &'a Type,
+    /// `E` of `Result<T, E>`, when written.
+    pub error: Option<&'a Type>,
 }
 
 /// What the signature turned out to be.
@@ -165,12 +166,13 @@ impl<'a> Function<'a> {
 
         let returns = returns(cx, kind, item);
         match (complete, returns) {
-            (true, Some((return_type, output))) => Parsed::Complete(Function {
+            (true, Some((return_type, output, error))) => Parsed::Complete(Function {
                 kind,
                 item,
                 params,
                 output,
                 return_type,
+                error,
             }),
             _ => Parsed::Incomplete,
         }
@@ -222,7 +224,7 @@ fn classify(cx: &Ctxt, kind: Kind, pt: &PatType) -> Option<Class> {
         cx.error_spanned_by(
             ty,
             format!(
-                "a `{attr}` runs with an `{}`, not a `{}`: write `ctx: {}`",
+                "the context of a `{attr}` fn is `{}`, not `{}`: write `ctx: {}`",
                 kind.context(),
                 kind.other().context(),
                 kind.context()
@@ -243,8 +245,8 @@ fn classify(cx: &Ctxt, kind: Kind, pt: &PatType) -> Option<Class> {
             cx.error_spanned_by(
                 ty,
                 format!(
-                    "inputs are deserialized and owned by the `{attr}` fn: take `{}` by value instead of a reference (e.g. `String` instead of `&str`)",
-                    r.elem.to_token_stream()
+                    "inputs of a `{attr}` fn are deserialized into values it owns: write `{}` instead of a reference",
+                    owned(&r.elem)
                 ),
             );
         }
@@ -262,8 +264,23 @@ fn classify(cx: &Ctxt, kind: Kind, pt: &PatType) -> Option<Class> {
     Some(Class::Input)
 }
 
-/// `(return type, T)` of `-> Result<T, E>`.
-fn returns<'a>(cx: &Ctxt, kind: Kind, item: &'a ItemFn) -> Option<(&'a Type, &'a Type)> {
+/// The owned counterpart of a borrowed input type, for the message: `str` -> `String`.
+fn owned(elem: &Type) -> String {
+    match elem {
+        Type::Path(p) if p.path.is_ident("str") => "String".into(),
+        Type::Path(p) if p.path.is_ident("Path") => "PathBuf".into(),
+        Type::Slice(s) => format!("Vec<{}>", crate::expand::type_name(&s.elem)),
+        other => crate::expand::type_name(other),
+    }
+}
+
+/// `(return type, T, E)` of `-> Result<T, E>`.
+#[allow(clippy::type_complexity)]
+fn returns<'a>(
+    cx: &Ctxt,
+    kind: Kind,
+    item: &'a ItemFn,
+) -> Option<(&'a Type, &'a Type, Option<&'a Type>)> {
     let attr = kind.attr();
     let err = kind.error();
     match &item.sig.output {
@@ -271,7 +288,7 @@ fn returns<'a>(cx: &Ctxt, kind: Kind, item: &'a ItemFn) -> Option<(&'a Type, &'a
             cx.error_spanned_by(
                 &item.sig.ident,
                 format!(
-                    "a `{attr}` fn returns a `Result`: add `-> Result<(), {err}>` (any error that converts into `{err}` works)"
+                    "`{attr}` fns return a `Result`: add `-> Result<(), {err}>` (any error that converts into `{err}` works)"
                 ),
             );
             None
@@ -280,8 +297,12 @@ fn returns<'a>(cx: &Ctxt, kind: Kind, item: &'a ItemFn) -> Option<(&'a Type, &'a
             if let Some(seg) = last_segment(ty) {
                 if seg.ident == "Result" {
                     if let PathArguments::AngleBracketed(args) = &seg.arguments {
-                        if let Some(GenericArgument::Type(ok)) = args.args.first() {
-                            return Some((ty, ok));
+                        let mut types = args.args.iter().filter_map(|a| match a {
+                            GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        });
+                        if let Some(ok) = types.next() {
+                            return Some((ty, ok, types.next()));
                         }
                     }
                 }
@@ -289,7 +310,7 @@ fn returns<'a>(cx: &Ctxt, kind: Kind, item: &'a ItemFn) -> Option<(&'a Type, &'a
             cx.error_spanned_by(
                 ty,
                 format!(
-                    "a `{attr}` fn returns a `Result` so that failures can be retried and reported: write `-> Result<{}, {err}>`",
+                    "`{attr}` fns return a `Result`, so that failures can be retried and reported: write `-> Result<{}, {err}>`",
                     crate::expand::type_name(ty)
                 ),
             );

@@ -203,7 +203,16 @@ impl Options {
                 maximum_attempts: Attr::none(MAXIMUM_ATTEMPTS),
                 non_retryable: Attr::none(NON_RETRYABLE),
             };
-            meta.parse_nested_meta(|inner| retry.parse_one(cx, inner))?;
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let settings: TokenStream = content.parse()?;
+            // `retry()` keeps the defaults.
+            if !settings.is_empty() {
+                let parser = syn::meta::parser(|inner| retry.parse_one(cx, inner));
+                if let Err(err) = parser.parse2(settings) {
+                    cx.syn_error(err);
+                }
+            }
             self.retry.set(cx, &key, retry);
             return Ok(());
         }
@@ -406,6 +415,16 @@ fn string(cx: &Ctxt, key: &Ident, expr: &Expr) -> Option<LitStr> {
 
 fn duration(cx: &Ctxt, key: &Ident, expr: &Expr) -> Option<Dur> {
     match lit_of(expr) {
+        Some(Lit::Str(s)) if s.value().trim().contains(char::is_whitespace) => {
+            cx.error_spanned_by(
+                s,
+                format!(
+                    "invalid `{key}`: `{}` has spaces; write its parts together with the units `ms`, `s`, `m`, `h`, `d`, e.g. \"5m\" or \"1m30s\"",
+                    s.value()
+                ),
+            );
+            None
+        }
         Some(Lit::Str(s)) => match parse_millis(&s.value()) {
             Ok(0) => {
                 cx.error_spanned_by(

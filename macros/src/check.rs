@@ -9,6 +9,7 @@ use crate::ast::{Function, Kind};
 use crate::attr::Options;
 use crate::ctxt::Ctxt;
 use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
@@ -197,12 +198,12 @@ impl<'ast> Visit<'ast> for Determinism<'_> {
         let s: Vec<&str> = segs.iter().map(String::as_str).collect();
         match s.as_slice() {
             ["tokio", "select"] if !starts_biased(&mac.tokens) => self.cx.error_spanned_by(
-                mac,
+                macro_name(mac),
                 "`tokio::select!` without `biased;` picks a random ready branch, which differs when the workflow is replayed; use the deterministic `duraflow::select!` (branches are polled in the order written)",
             ),
             ["futures", "select"] | ["futures", "select_biased"] | ["futures", "future", "select"] => {
                 self.cx.error_spanned_by(
-                    mac,
+                    macro_name(mac),
                     format!(
                         "`{}!` is not the workflow's deterministic select; use `duraflow::select!` (branches are polled in the order written)",
                         segs.join("::")
@@ -224,6 +225,13 @@ impl<'ast> Visit<'ast> for Determinism<'_> {
             }
         }
     }
+}
+
+/// `tokio::select!`: the smallest tokens that name a macro call.
+fn macro_name(mac: &Macro) -> TokenStream {
+    let mut ts = mac.path.to_token_stream();
+    mac.bang_token.to_tokens(&mut ts);
+    ts
 }
 
 fn starts_biased(tokens: &TokenStream) -> bool {
@@ -361,9 +369,9 @@ fn check_reason(cx: &Ctxt, attr: &Attribute) {
             reason = Some(lit);
             Ok(())
         } else {
-            Err(meta.error(format!(
-                "unknown key in `#[allow_nondeterminism]`; the only key is `reason`: write `#[allow_nondeterminism(reason = \"...\")]`"
-            )))
+            Err(meta.error(
+                "unknown key in `#[allow_nondeterminism]`; the only key is `reason`: write `#[allow_nondeterminism(reason = \"...\")]`",
+            ))
         }
     });
     match result {

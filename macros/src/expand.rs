@@ -5,7 +5,7 @@ use crate::ast::{Function, Kind, Param, Parsed};
 use crate::attr::{Dur, Options};
 use crate::check;
 use crate::ctxt::Ctxt;
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -132,10 +132,16 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
     let arg_names: Vec<Ident> = (0..input_tys.len())
         .map(|i| format_ident!("__arg{}", i, span = site))
         .collect();
+    // A tuple's parentheses carry the span of the parameter list, so an error about the tuple (an
+    // input that does not serialize) points at the user's parameters.
     let input_ty = match input_tys.as_slice() {
         [] => quote!(()),
         [one] => quote!(#one),
-        many => quote!((#(#many),*)),
+        many => {
+            let mut group = Group::new(Delimiter::Parenthesis, quote!(#(#many),*));
+            group.set_span(item.sig.paren_token.span.join());
+            group.into_token_stream()
+        }
     };
     let input_type_name = match input_tys.as_slice() {
         [] => "()".to_string(),
@@ -172,8 +178,10 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
         .clone()
         .unwrap_or_else(|| LitStr::new(&ident.unraw().to_string(), ident.span()));
 
-    // `E` of the user's `Result` converts into the runtime's error; a failure points at the return type.
-    let into = quote_spanned!(f.return_type.span()=> ::core::convert::Into::into);
+    // `E` of the user's `Result` converts into the runtime's error; a failure points at `E` (or at the
+    // return type when an alias hides it).
+    let error_span = f.error.unwrap_or(f.return_type).span();
+    let err_local = Ident::new("__e", error_span);
 
     let p = quote!(::duraflow::__private);
     let (definition_trait, context_ty, error_ty, kind_variant, options_ty) = match f.kind {
@@ -192,6 +200,9 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
             quote!(#p::WorkflowOptions),
         ),
     };
+    let convert = quote_spanned!(error_span=>
+        ::core::convert::Into::<#error_ty>::into(#err_local)
+    );
     let (cancel_item, cancellable, erased) = match f.kind {
         Kind::Activity => {
             let marker = if options.heartbeat_timeout.key.is_some() {
@@ -264,7 +275,7 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
                 ::std::boxed::Box::pin(async move {
                     match Self::call(#(#call_args),*).await {
                         ::core::result::Result::Ok(__v) => ::core::result::Result::Ok(__v),
-                        ::core::result::Result::Err(__e) => ::core::result::Result::Err(#into(__e)),
+                        ::core::result::Result::Err(#err_local) => ::core::result::Result::Err(#convert),
                     }
                 })
             }
@@ -351,27 +362,66 @@ fn option_assignments(kind: Kind, o: &Options) -> Vec<TokenStream> {
     out
 }
 
-/// A type as the user wrote it, for metadata and messages: `Vec<String>`, `(i64, bool)`.
+/// A type as the user wrote it, for metadata and messages: `Vec<String>`, `(i64, bool)`, `&'a str`.
 pub fn type_name(ty: &Type) -> String {
-    let raw = ty.to_token_stream().to_string();
-    let mut s = raw
-        .replace(" :: ", "::")
-        .replace(":: ", "::")
-        .replace(" < ", "<")
-        .replace("< ", "<")
-        .replace(" <", "<")
-        .replace(" >", ">")
-        .replace(" ,", ",")
-        .replace("( ", "(")
-        .replace(" )", ")")
-        .replace("[ ", "[")
-        .replace(" ]", "]")
-        .replace("& ", "&")
-        .replace(" ;", ";");
-    if s.starts_with("::") && !raw.starts_with("::") {
-        s = s.trim_start_matches("::").to_string();
+    let mut out = String::new();
+    render(ty.to_token_stream(), &mut out, &mut false);
+    out
+}
+
+/// Writes tokens the way rustfmt would for a type; `word` is whether the last token was a word.
+fn render(tokens: TokenStream, out: &mut String, word: &mut bool) {
+    use proc_macro2::TokenTree;
+    for tt in tokens {
+        match tt {
+            TokenTree::Group(g) => {
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::None => ("", ""),
+                };
+                out.push_str(open);
+                *word = false;
+                render(g.stream(), out, word);
+                let trimmed = out.trim_end().len();
+                out.truncate(trimmed);
+                out.push_str(close);
+                *word = g.delimiter() == Delimiter::None && *word;
+            }
+            TokenTree::Ident(i) => {
+                if *word {
+                    out.push(' ');
+                }
+                out.push_str(&i.to_string());
+                *word = true;
+            }
+            TokenTree::Literal(l) => {
+                if *word {
+                    out.push(' ');
+                }
+                out.push_str(&l.to_string());
+                *word = true;
+            }
+            TokenTree::Punct(p) => {
+                match p.as_char() {
+                    '-' if p.spacing() == proc_macro2::Spacing::Joint => out.push_str(" -"),
+                    '>' if out.ends_with(" -") => out.push_str("> "),
+                    ',' | ';' => {
+                        out.push(p.as_char());
+                        out.push(' ');
+                    }
+                    '+' | '=' => {
+                        out.push(' ');
+                        out.push(p.as_char());
+                        out.push(' ');
+                    }
+                    c => out.push(c),
+                }
+                *word = false;
+            }
+        }
     }
-    s
 }
 
 #[cfg(test)]
@@ -390,6 +440,12 @@ mod tests {
         assert_eq!(t("(i64, bool)"), "(i64, bool)");
         assert_eq!(t("()"), "()");
         assert_eq!(t("[u8; 4]"), "[u8; 4]");
+        assert_eq!(t("(u8,)"), "(u8,)");
+        assert_eq!(t("&'a str"), "&'a str");
+        assert_eq!(
+            t("Box<dyn Fn() -> u8 + Send>"),
+            "Box<dyn Fn() -> u8 + Send>"
+        );
         assert_eq!(
             t("Option<(u8, ::serde_json::Value)>"),
             "Option<(u8, ::serde_json::Value)>"
