@@ -1,0 +1,487 @@
+//! Real workflows end to end on the Postgres store, through the public API. Each test uses its own
+//! schema (created by the store, dropped at the end). The database comes from
+//! `DURAFLOW_TEST_PG_URL` (see `common::postgres_url`).
+
+mod common;
+
+use duraflow::prelude::*;
+use duraflow::{
+    Client, Error, EventKind, ListFilter, Store, Worker, WorkerOptions, WorkflowStatus,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+#[activity]
+async fn pg_add(ctx: ActivityContext, x: i64) -> Result<i64, ActivityError> {
+    let _ = ctx;
+    Ok(x + 1)
+}
+
+#[workflow]
+async fn pg_chain(ctx: WorkflowContext, n: i64) -> Result<i64, WorkflowError> {
+    let mut v = 0;
+    for _ in 0..n {
+        v = ctx.activity(pg_add, v).await?;
+    }
+    Ok(v)
+}
+
+#[workflow]
+async fn pg_sleeper(ctx: WorkflowContext, ms: u64) -> Result<u64, WorkflowError> {
+    let before = ctx.now();
+    ctx.sleep(Duration::from_millis(ms)).await?;
+    let after = ctx.now();
+    Ok(after
+        .duration_since(before)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0))
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// Fails twice, then succeeds.
+#[activity(retry(
+    initial_interval = "50ms",
+    backoff_coefficient = 1.0,
+    maximum_attempts = 5
+))]
+async fn pg_flaky(ctx: ActivityContext, x: i64) -> Result<i64, ActivityError> {
+    let n = FLAKY_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    if n <= 2 {
+        return Err(ActivityError::application(
+            "Transient",
+            format!("attempt {}", ctx.info().attempt),
+        ));
+    }
+    Ok(x * 10)
+}
+
+#[workflow]
+async fn pg_retrying(ctx: WorkflowContext, x: i64) -> Result<i64, WorkflowError> {
+    Ok(ctx.activity(pg_flaky, x).await?)
+}
+
+/// Heartbeats every 50 ms until cancelled.
+#[activity(heartbeat_timeout = "1s")]
+async fn pg_heartbeater(ctx: ActivityContext, _x: i64) -> Result<(), ActivityError> {
+    let mut i = 0u32;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        i += 1;
+        ctx.heartbeat(&i)?;
+    }
+}
+
+#[workflow]
+async fn pg_canceller(ctx: WorkflowContext, x: i64) -> Result<String, WorkflowError> {
+    let handle = ctx
+        .activity(pg_heartbeater, x)
+        .heartbeat_timeout(Duration::from_secs(1))
+        .cancellation_type(CancellationType::WaitCancellationCompleted)
+        .start();
+    ctx.sleep(Duration::from_millis(300)).await?;
+    handle.cancel();
+    match handle.await {
+        Err(e) if e.is_cancelled() => Ok("cancelled".to_string()),
+        other => Ok(format!("unexpected: {other:?}")),
+    }
+}
+
+static SHARED_RUNS: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
+
+#[activity]
+async fn pg_shared_step(ctx: ActivityContext, x: i64) -> Result<i64, ActivityError> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    SHARED_RUNS
+        .lock()
+        .unwrap()
+        .push((ctx.info().workflow_id.clone(), x));
+    Ok(x + 1)
+}
+
+#[workflow]
+async fn pg_shared(ctx: WorkflowContext, n: i64) -> Result<i64, WorkflowError> {
+    let mut v = 0;
+    for _ in 0..n {
+        v = ctx.activity(pg_shared_step, v).await?;
+    }
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-up: a fresh schema per test, dropped at the end (also when the test panics).
+
+struct Env {
+    url: String,
+    schema: String,
+    store: Store,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        if let Err(e) = simple_query(&self.url, &sql) {
+            println!("could not drop test schema `{}`: {e}", self.schema);
+        }
+    }
+}
+
+async fn env(test: &str) -> Option<Env> {
+    let url = common::postgres_url(test)?;
+    let schema = common::unique_schema(test);
+    // A schema left over by an earlier run of a process with the same id.
+    let _ = simple_query(&url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+    let store = Store::postgres_in_schema(&url, &schema)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url} (schema {schema}): {e}"));
+    assert_eq!(store.kind(), "postgres");
+    Some(Env { url, schema, store })
+}
+
+/// Runs one statement over the Postgres wire protocol (trust authentication only): enough to drop a
+/// test schema without another dependency.
+fn simple_query(url: &str, sql: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or("not a postgres:// URL")?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (u.split(':').next().unwrap_or("postgres"), h),
+        None => ("postgres", authority),
+    };
+    let user = if user.is_empty() { "postgres" } else { user };
+    let db = if db.is_empty() { user } else { db };
+    let hostport = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5432")
+    };
+    let mut s = std::net::TcpStream::connect(&hostport).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let mut body = Vec::new();
+    body.extend_from_slice(&196608i32.to_be_bytes());
+    for (k, v) in [("user", user), ("database", db)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    s.write_all(&msg).map_err(|e| e.to_string())?;
+    let read_until_ready = |s: &mut std::net::TcpStream| -> Result<(), String> {
+        let mut error = None;
+        loop {
+            let mut head = [0u8; 5];
+            s.read_exact(&mut head).map_err(|e| e.to_string())?;
+            let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut payload = vec![0u8; len.saturating_sub(4)];
+            s.read_exact(&mut payload).map_err(|e| e.to_string())?;
+            match head[0] {
+                b'R' if payload.get(..4) != Some(&[0, 0, 0, 0]) => {
+                    return Err(
+                        "the server asks for a password; only trust auth is supported here".into(),
+                    )
+                }
+                b'E' => error = Some(String::from_utf8_lossy(&payload).replace('\0', " ")),
+                b'Z' => return error.map_or(Ok(()), Err),
+                _ => {}
+            }
+        }
+    };
+    read_until_ready(&mut s)?;
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    q.extend_from_slice(sql.as_bytes());
+    q.push(0);
+    s.write_all(&q).map_err(|e| e.to_string())?;
+    let r = read_until_ready(&mut s);
+    let _ = s.write_all(&[b'X', 0, 0, 0, 4]);
+    r
+}
+
+fn quick_options() -> WorkerOptions {
+    let mut o = WorkerOptions::default();
+    o.shutdown_grace = Duration::from_secs(2);
+    o
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no result within {WAIT:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_chain_of_activities_history_and_describe() {
+    let Some(env) = env("chain").await else {
+        return;
+    };
+    let worker = Worker::new(&env.store)
+        .register(pg_add)
+        .register(pg_chain)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    let h = client.start(pg_chain, "chain-1", 5).await.unwrap();
+    let started = std::time::Instant::now();
+    let r = within("chain", h.result()).await.unwrap();
+    println!("5-step chain on Postgres: {:?}", started.elapsed());
+    assert_eq!(r, 5);
+
+    // History, as events and as JSON.
+    let hist = client.history("chain-1").await.unwrap();
+    assert!(matches!(hist[0].kind, EventKind::WorkflowStarted { .. }));
+    for (i, e) in hist.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "history numbered without gaps");
+    }
+    let completed: Vec<u64> = hist
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ActivityCompleted { activity_seq, .. } => Some(activity_seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completed.len(), 5);
+    assert!(matches!(
+        hist.last().unwrap().kind,
+        EventKind::WorkflowTaskCompleted { .. }
+    ));
+    assert!(hist
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::WorkflowCompleted { .. })));
+    let json = client.history_json("chain-1").await.unwrap();
+    let arr = json.as_array().expect("history JSON is an array");
+    assert_eq!(arr.len(), hist.len());
+    assert_eq!(arr[0]["event"], "workflow_started");
+    assert_eq!(arr[0]["seq"], 1);
+
+    // Describe and list.
+    let d = client.describe("chain-1").await.unwrap();
+    assert_eq!(d.status, WorkflowStatus::Completed);
+    assert_eq!(d.result, Some(serde_json::json!(5)));
+    assert_eq!(d.history_length, hist.len() as u64);
+    assert!(d.closed_ms.is_some());
+    assert!(d.pending_activities.is_empty());
+    let h2 = client.start(pg_chain, "chain-2", 2).await.unwrap();
+    assert_eq!(within("chain-2", h2.result()).await.unwrap(), 2);
+    let all = client.list(ListFilter::all()).await.unwrap();
+    let ids: HashSet<&str> = all.iter().map(|s| s.workflow_id.as_str()).collect();
+    assert_eq!(ids, HashSet::from(["chain-1", "chain-2"]));
+    let done = client
+        .list(ListFilter::all().status(WorkflowStatus::Completed).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    let none = client
+        .list(ListFilter::all().status(WorkflowStatus::Running))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert!(matches!(
+        client.describe("no-such-workflow").await,
+        Err(Error::WorkflowNotFound(_))
+    ));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_durable_timer() {
+    let Some(env) = env("timer").await else {
+        return;
+    };
+    let worker = Worker::new(&env.store)
+        .register(pg_sleeper)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    let started = std::time::Instant::now();
+    let h = client.start(pg_sleeper, "sleep-1", 300).await.unwrap();
+    let slept = within("timer", h.result()).await.unwrap();
+    let elapsed = started.elapsed();
+    assert!(slept >= 300, "the workflow clock moved {slept} ms");
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "fired early: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "fired late: {elapsed:?}");
+    let hist = client.history("sleep-1").await.unwrap();
+    assert!(hist
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::TimerStarted { .. })));
+    assert!(hist
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::TimerFired { .. })));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_retry_then_success() {
+    let Some(env) = env("retry").await else {
+        return;
+    };
+    let worker = Worker::new(&env.store)
+        .register(pg_flaky)
+        .register(pg_retrying)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    let h = client.start(pg_retrying, "retry-1", 4).await.unwrap();
+    assert_eq!(within("retry", h.result()).await.unwrap(), 40);
+    assert_eq!(FLAKY_CALLS.load(Ordering::SeqCst), 3);
+    let hist = client.history("retry-1").await.unwrap();
+    let attempts: Vec<u32> = hist
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ActivityStarted { attempt, .. } => Some(attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3]);
+    assert_eq!(
+        hist.iter()
+            .filter(|e| matches!(e.kind, EventKind::ActivityCompleted { .. }))
+            .count(),
+        1
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_cancel_heartbeating_activity() {
+    let Some(env) = env("cancel").await else {
+        return;
+    };
+    let worker = Worker::new(&env.store)
+        .register(pg_heartbeater)
+        .register(pg_canceller)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    let h = client.start(pg_canceller, "cancel-1", 1).await.unwrap();
+    assert_eq!(within("cancel", h.result()).await.unwrap(), "cancelled");
+    let hist = client.history("cancel-1").await.unwrap();
+    let names: Vec<&str> = hist.iter().map(|e| e.kind.name()).collect();
+    assert!(
+        names.contains(&"activity_cancel_requested") && names.contains(&"activity_cancelled"),
+        "history: {names:?}"
+    );
+    let d = client.describe("cancel-1").await.unwrap();
+    assert!(d.pending_activities.is_empty());
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_duplicate_workflow_id() {
+    let Some(env) = env("dup").await else { return };
+    let client = Client::new(&env.store);
+    client.start(pg_chain, "dup-1", 1).await.unwrap();
+    match client.start(pg_chain, "dup-1", 1).await {
+        Err(Error::DuplicateWorkflowId(id)) => assert_eq!(id, "dup-1"),
+        other => panic!(
+            "expected DuplicateWorkflowId, got {:?}",
+            other.map(|h| h.id().to_string())
+        ),
+    }
+    // Also through another pool, as another process would.
+    let other = Store::postgres_in_schema(&env.url, &env.schema)
+        .await
+        .unwrap();
+    assert!(matches!(
+        Client::new(&other).start(pg_chain, "dup-1", 1).await,
+        Err(Error::DuplicateWorkflowId(_))
+    ));
+    // No worker ran: the first one is still there, untouched, with one history event.
+    let d = client.describe("dup-1").await.unwrap();
+    assert_eq!(d.status, WorkflowStatus::Running);
+    assert_eq!(d.history_length, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_two_workers_share_the_work() {
+    let Some(env) = env("shared").await else {
+        return;
+    };
+    // A second handle: its own pool and listener, as another process would have.
+    let other = Store::postgres_in_schema(&env.url, &env.schema)
+        .await
+        .unwrap();
+    let mut opts = quick_options();
+    opts.max_concurrent_workflow_tasks = 2;
+    opts.max_concurrent_activities = 2;
+    let w1 = Worker::new(&env.store)
+        .register(pg_shared_step)
+        .register(pg_shared)
+        .options(opts.clone())
+        .start();
+    let w2 = Worker::new(&other)
+        .register(pg_shared_step)
+        .register(pg_shared)
+        .options(opts)
+        .start();
+    let client = Client::new(&env.store);
+    let n_wf = 12;
+    let steps = 4;
+    let mut handles = Vec::new();
+    for i in 0..n_wf {
+        handles.push(
+            client
+                .start(pg_shared, format!("shared-{i}"), steps)
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        assert_eq!(within("shared", h.result()).await.unwrap(), steps);
+    }
+    // Every step ran once: no activity result recorded twice, no step run twice.
+    let mut workers = HashSet::new();
+    for i in 0..n_wf {
+        let id = format!("shared-{i}");
+        let hist = client.history(&id).await.unwrap();
+        let mut completed: HashMap<u64, usize> = HashMap::new();
+        for e in &hist {
+            match &e.kind {
+                EventKind::ActivityCompleted { activity_seq, .. } => {
+                    *completed.entry(*activity_seq).or_default() += 1
+                }
+                EventKind::ActivityStarted { worker, .. } => {
+                    workers.insert(worker.clone());
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(completed.len(), steps as usize, "{id}: {completed:?}");
+        assert!(completed.values().all(|&n| n == 1), "{id}: {completed:?}");
+        assert_eq!(
+            hist.iter()
+                .filter(|e| matches!(e.kind, EventKind::WorkflowCompleted { .. }))
+                .count(),
+            1
+        );
+    }
+    let runs = SHARED_RUNS.lock().unwrap().clone();
+    let distinct: HashSet<&(String, i64)> = runs.iter().collect();
+    assert_eq!(runs.len(), (n_wf * steps) as usize, "activity executions");
+    assert_eq!(distinct.len(), runs.len(), "a step ran twice");
+    assert_eq!(
+        workers.len(),
+        2,
+        "both workers took activity tasks: {workers:?}"
+    );
+    w1.shutdown().await;
+    w2.shutdown().await;
+}
