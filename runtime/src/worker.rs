@@ -740,7 +740,9 @@ impl Shared {
                 .await
             {
                 Ok(_) => me.store.hub.wake_workers(),
-                Err(e) => tracing::warn!(error = %e, "could not record a local activity's cancellation"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record a local activity's cancellation")
+                }
             }
         });
     }
@@ -748,7 +750,11 @@ impl Shared {
     // ------------------------------------------------------------------------------------------
     // Activity attempts
 
-    fn spawn_attempt(self: &Arc<Self>, task: ClaimedActivity, permit: Option<OwnedSemaphorePermit>) {
+    fn spawn_attempt(
+        self: &Arc<Self>,
+        task: ClaimedActivity,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
         let me = self.clone();
         let span = tracing::info_span!(
             "activity_attempt",
@@ -796,7 +802,12 @@ impl Shared {
             is_local: false,
             idempotency_key: format!("{}/{}", task.run_id, task.activity_seq),
         };
-        let ctx = ActivityContext::new(info, task.heartbeat_details.clone(), flag.clone(), Some(hb_tx));
+        let ctx = ActivityContext::new(
+            info,
+            task.heartbeat_details.clone(),
+            flag.clone(),
+            Some(hb_tx),
+        );
         let flusher = tokio::spawn(heartbeat_flusher(
             self.store.clone(),
             task.clone(),
@@ -804,20 +815,24 @@ impl Shared {
             flag.clone(),
         ));
         let fut = AssertUnwindSafe(def.execute_json(ctx, task.input.clone())).catch_unwind();
-        let budget = task
-            .deadline_ms
-            .map(|d| Duration::from_millis((d - now_ms()).max(0) as u64))
-            .unwrap_or(Duration::from_secs(86_400 * 365));
+        // Here only the start-to-close and schedule-to-close deadlines are enforced; the heartbeat
+        // deadline moves with every stored heartbeat and is the store's (the reaper's) to enforce.
+        let (hard_deadline, hard_kind) = attempt_deadline(
+            &task.options,
+            task.scheduled_ms,
+            task.started_ms,
+            i64::MAX / 2,
+        );
+        let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
         let outcome = tokio::time::timeout(budget, fut).await;
         flusher.abort();
         lock(&self.store.hub.running).remove(&key);
         let details = last_details.borrow().clone();
         let result = match outcome {
-            // The attempt ran past its deadline: the store's deadline decides (the reaper).
-            Err(_) => {
-                self.store.hub.wake_workers();
-                return;
-            }
+            Err(_) => Err(ActivityError::Timeout {
+                kind: hard_kind,
+                details: details.clone(),
+            }),
             Ok(Err(p)) => Err(panic_error(p)),
             Ok(Ok(r)) => r,
         };
@@ -826,6 +841,17 @@ impl Shared {
             Err(ActivityError::Cancelled { details: d }) => ActivityResolution::Cancelled {
                 details: d.or_else(|| details.clone()),
             },
+            Err(ActivityError::Timeout {
+                kind: TimeoutKind::ScheduleToClose,
+                details: d,
+            }) => ActivityResolution::TimedOut(ActivityError::Failed {
+                activity_type: task.activity_type.clone(),
+                attempts: task.attempt,
+                cause: Box::new(ActivityError::Timeout {
+                    kind: TimeoutKind::ScheduleToClose,
+                    details: d,
+                }),
+            }),
             Err(e) => match decide(
                 &task.options,
                 &task.activity_type,
@@ -845,8 +871,12 @@ impl Shared {
             .await
         {
             Ok(true) => {}
-            Ok(false) => tracing::info!("attempt result dropped: its lease was taken over (fenced)"),
-            Err(e) => tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout"),
+            Ok(false) => {
+                tracing::info!("attempt result dropped: its lease was taken over (fenced)")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout")
+            }
         }
         self.store.hub.wake_workers();
     }
@@ -994,7 +1024,8 @@ async fn heartbeat_flusher(
             }
         }
         let details = rx.borrow_and_update().clone();
-        let deadline = attempt_deadline(&task.options, task.scheduled_ms, task.started_ms, now_ms());
+        let deadline =
+            attempt_deadline(&task.options, task.scheduled_ms, task.started_ms, now_ms());
         match store
             .backend
             .heartbeat(task.task_id, task.token, details, deadline)
