@@ -384,8 +384,25 @@ impl Shared {
             workflow_type = %task.workflow_type,
         );
         async {
-            if let Err(e) = self.clone().run_workflow_task(&task).await {
-                tracing::warn!(error = %e, "workflow task failed; it is retried when its lease ends");
+            match self.clone().run_workflow_task(&task).await {
+                Ok(()) => {}
+                Err(crate::Error::Store(reason)) => {
+                    // Damaged stored data: hold the workflow with the reason, so `describe` shows it,
+                    // and try again later; nothing is changed or lost.
+                    tracing::error!(%reason, "workflow held: its stored data cannot be read");
+                    let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
+                    if let Err(e) = self
+                        .store
+                        .backend
+                        .hold_workflow_task(&task.workflow_id, task.token, &reason, retry)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not hold the workflow task");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "workflow task failed; it is retried when its lease ends")
+                }
             }
         }
         .instrument(span)
