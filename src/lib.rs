@@ -1,4 +1,189 @@
 //! duraflow: durable workflows for Rust, embedded.
+//!
+//! Everything a user needs comes from this crate and one import:
+//!
+//! ```
+//! use duraflow::prelude::*; // activity, workflow, ActivityContext, WorkflowContext, ActivityError,
+//!                           // WorkflowError, RetryPolicy, CancellationType, Duration, Serialize, Deserialize, ...
+//! ```
+//!
+//! # Defining activities
+//!
+//! [`#[activity]`](macro@activity) on an async fn makes a definition: a value with the fn's name that a
+//! workflow calls (`ctx.activity(run_activity, args)`) and a worker registers.
+//!
+//! ```
+//! use duraflow::prelude::*;
+//!
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! pub struct ComposeArgs { pub arg1: i64, pub arg2: i64 }
+//!
+//! /// A plain activity: retried by the default policy, not cancellable (it sends no heartbeats).
+//! #[activity]
+//! pub async fn run_activity(ctx: ActivityContext, input: ComposeArgs) -> Result<i64, ActivityError> {
+//!     Ok(input.arg1 + input.arg2)
+//! }
+//!
+//! /// A heartbeating activity: it can be cancelled, and it can resume from its last heartbeat.
+//! #[activity(heartbeat_timeout = "30s", start_to_close_timeout = "5m")]
+//! pub async fn cancellable_activity(ctx: ActivityContext, input: ComposeArgs) -> Result<(), ActivityError> {
+//!     let mut done: u64 = ctx.heartbeat_details().unwrap_or(0); // progress of an earlier attempt
+//!     loop {
+//!         tokio::time::sleep(Duration::from_millis(500)).await;
+//!         done += 1;
+//!         ctx.heartbeat(&done)?; // Err(ActivityError::Cancelled { .. }) once a cancel has reached it
+//!     }
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! An activity's body can be called directly in a unit test, with a test context:
+//!
+//! ```
+//! use duraflow::prelude::*;
+//! # #[derive(Clone, Debug, Serialize, Deserialize)]
+//! # pub struct ComposeArgs { pub arg1: i64, pub arg2: i64 }
+//! # #[activity]
+//! # pub async fn run_activity(ctx: ActivityContext, input: ComposeArgs) -> Result<i64, ActivityError> {
+//! #     Ok(input.arg1 + input.arg2)
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (ctx, _probe) = ActivityContext::for_test("run_activity");
+//! let sum = run_activity::call(ctx, ComposeArgs { arg1: 1, arg2: 2 }).await.unwrap();
+//! assert_eq!(sum, 3);
+//! # }
+//! ```
+//!
+//! Options, all optional and checked at compile time:
+//!
+//! ```
+//! use duraflow::prelude::*;
+//!
+//! #[activity(
+//!     name = "charge-card",
+//!     start_to_close_timeout = "1m30s",
+//!     schedule_to_close_timeout = "1h",
+//!     schedule_to_start_timeout = "250ms",
+//!     retry(
+//!         initial_interval = "1s",
+//!         backoff_coefficient = 2.0,
+//!         maximum_interval = "100s",
+//!         maximum_attempts = 5,
+//!         non_retryable = ["InvalidInput"],
+//!     ),
+//!     task_queue = "payments",
+//! )]
+//! pub async fn charge(cents: u64) -> Result<u64, ActivityError> {
+//!     Ok(cents)
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! # Defining workflows
+//!
+//! [`#[workflow]`](macro@workflow) does the same for workflows, and rejects at compile time the calls
+//! that would break replay, each with a pointer to its deterministic stand-in.
+//!
+//! ```
+//! use duraflow::prelude::*;
+//! # #[derive(Clone, Debug, Serialize, Deserialize)]
+//! # pub struct ComposeArgs { pub arg1: i64, pub arg2: i64 }
+//! # #[activity]
+//! # pub async fn run_activity(ctx: ActivityContext, input: ComposeArgs) -> Result<i64, ActivityError> {
+//! #     Ok(input.arg1 + input.arg2)
+//! # }
+//! # #[activity(heartbeat_timeout = "30s", start_to_close_timeout = "5m")]
+//! # pub async fn cancellable_activity(ctx: ActivityContext, input: ComposeArgs) -> Result<(), ActivityError> {
+//! #     loop {
+//! #         tokio::time::sleep(Duration::from_millis(500)).await;
+//! #         ctx.heartbeat(&())?;
+//! #     }
+//! # }
+//!
+//! #[workflow]
+//! pub async fn greeting_workflow(ctx: WorkflowContext, input: ComposeArgs) -> Result<i64, WorkflowError> {
+//!     let handle = ctx
+//!         .activity(cancellable_activity, input.clone())
+//!         .start_to_close_timeout(Duration::from_secs(300))
+//!         .heartbeat_timeout(Duration::from_secs(30))
+//!         .start();                                           // ActivityHandle: a Future with .cancel()
+//!     ctx.sleep(Duration::from_secs(3)).await?;               // durable timer
+//!     handle.cancel();
+//!     let sum = ctx.activity(run_activity, input).await?;    // awaiting the call executes it
+//!     Ok(sum)
+//! }
+//!
+//! # fn main() {
+//! // Registration: explicit, or every definition linked into the binary.
+//! let registry = Registry::new()
+//!     .register(run_activity)
+//!     .register(cancellable_activity)
+//!     .register(greeting_workflow);
+//! let json = registry.to_json(); // names, kinds, options, type names
+//! assert_eq!(json["workflows"][0]["name"], "greeting_workflow");
+//! assert_eq!(json["workflows"][0]["input_type"], "ComposeArgs");
+//! let all = Registry::all();
+//! assert!(all.workflow_names().contains(&"greeting_workflow".to_string()));
+//! # }
+//! ```
+//!
+//! Workflow options: `name`, `task_queue`, `execution_timeout`.
+//!
+//! ```
+//! use duraflow::prelude::*;
+//!
+//! #[workflow(name = "orders.place", task_queue = "orders", execution_timeout = "1d")]
+//! pub async fn place_order(ctx: WorkflowContext, order_id: u64, cents: u64) -> Result<u64, WorkflowError> {
+//!     Ok(order_id + cents)
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A `cancel()` on a handle whose activity cannot hear a cancellation does not compile:
+//!
+//! ```compile_fail
+//! use duraflow::prelude::*;
+//!
+//! #[activity]
+//! pub async fn no_heartbeats(x: i64) -> Result<i64, ActivityError> { Ok(x) }
+//!
+//! #[workflow]
+//! pub async fn cancels(ctx: WorkflowContext) -> Result<(), WorkflowError> {
+//!     let handle = ctx.activity(no_heartbeats, 1).start();
+//!     handle.cancel(); // error: this activity cannot be cancelled: it sends no heartbeats, ..
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Nor does a call that breaks replay:
+//!
+//! ```compile_fail
+//! use duraflow::prelude::*;
+//!
+//! #[workflow]
+//! pub async fn wall_clock(ctx: WorkflowContext) -> Result<u64, WorkflowError> {
+//!     let now = std::time::SystemTime::now(); // error: .. use `ctx.now()`
+//!     Ok(now.elapsed().map(|d| d.as_secs()).unwrap_or(0))
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A statement a person has reviewed can be exempted, with a reason:
+//!
+//! ```
+//! use duraflow::prelude::*;
+//!
+//! #[workflow]
+//! pub async fn logs(ctx: WorkflowContext) -> Result<(), WorkflowError> {
+//!     #[allow_nondeterminism(reason = "only logged; the value never reaches the history")]
+//!     let wall = std::time::SystemTime::now();
+//!     println!("workflow step at {wall:?}, workflow time {:?}", ctx.now());
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
 #![warn(missing_docs)]
 
 pub use duraflow_macros::{activity, workflow};

@@ -3,8 +3,8 @@
 //! Users depend on the facade crate `duraflow`, which re-exports these macros; the generated code
 //! names only `::duraflow::__private::..`.
 //!
-//! Each macro runs in phases: options ([`attr`]), a typed model of the fn ([`ast`]), whole-item rules
-//! such as determinism ([`check`]), and code generation ([`expand`]). Errors of every phase are
+//! Each macro runs in phases: options (`attr`), a typed model of the fn (`ast`), whole-item rules
+//! such as determinism (`check`), and code generation (`expand`). Errors of every phase are
 //! collected and reported together, beside the generated items, so the user's item is never dropped.
 
 mod ast;
