@@ -25,7 +25,7 @@ pub const DEFAULT_START_TO_CLOSE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_TASK_QUEUE: &str = "default";
 
 /// Options of an activity, from `#[activity(..)]`; a call can override them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ActivityOptions {
     /// Longest single attempt. Default [`DEFAULT_START_TO_CLOSE_TIMEOUT`].
@@ -44,19 +44,6 @@ pub struct ActivityOptions {
     pub retry_policy: RetryPolicy,
     /// The task queue; `None` means the workflow's.
     pub task_queue: Option<String>,
-}
-
-impl Default for ActivityOptions {
-    fn default() -> Self {
-        ActivityOptions {
-            start_to_close_timeout: None,
-            schedule_to_close_timeout: None,
-            schedule_to_start_timeout: None,
-            heartbeat_timeout: None,
-            retry_policy: RetryPolicy::default(),
-            task_queue: None,
-        }
-    }
 }
 
 /// Options of a workflow, from `#[workflow(..)]`.

@@ -153,31 +153,29 @@ impl WfState {
                     }
                 }
             }
-            EventKind::WorkflowCancelRequested {} => {
-                if !self.cancel_requested {
-                    self.cancel_requested = true;
-                    let mut timers: Vec<u64> = self
-                        .timers
-                        .iter()
-                        .filter(|(_, r)| r.is_none())
-                        .map(|(s, _)| *s)
-                        .collect();
-                    timers.sort_unstable();
-                    for seq in timers {
-                        self.timers.insert(seq, Some(Err(WorkflowError::Cancelled)));
-                        self.commands
-                            .push(EventKind::TimerCancelled { timer_seq: seq });
-                    }
-                    let mut acts: Vec<u64> = self
-                        .activities
-                        .iter()
-                        .filter(|(_, a)| a.result.is_none() && !a.cancel_requested)
-                        .map(|(s, _)| *s)
-                        .collect();
-                    acts.sort_unstable();
-                    for seq in acts {
-                        self.cancel_activity(seq);
-                    }
+            EventKind::WorkflowCancelRequested {} if !self.cancel_requested => {
+                self.cancel_requested = true;
+                let mut timers: Vec<u64> = self
+                    .timers
+                    .iter()
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(s, _)| *s)
+                    .collect();
+                timers.sort_unstable();
+                for seq in timers {
+                    self.timers.insert(seq, Some(Err(WorkflowError::Cancelled)));
+                    self.commands
+                        .push(EventKind::TimerCancelled { timer_seq: seq });
+                }
+                let mut acts: Vec<u64> = self
+                    .activities
+                    .iter()
+                    .filter(|(_, a)| a.result.is_none() && !a.cancel_requested)
+                    .map(|(s, _)| *s)
+                    .collect();
+                acts.sort_unstable();
+                for seq in acts {
+                    self.cancel_activity(seq);
                 }
             }
             _ => {}
