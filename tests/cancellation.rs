@@ -9,33 +9,9 @@ use duraflow::{
     ActivityInfo, Client, Error, EventKind, HistoryEvent, Store, TimeoutKind, Worker, WorkerHandle,
     WorkerOptions, WorkflowStatus,
 };
-use std::collections::HashMap;
-use std::sync::Mutex;
-use support::{eventually, within, TestDb};
+use support::{eventually, note, noted, wid, within, TestDb};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// Facts activities report to the test, keyed by workflow id (tests on several stores run at once).
-static SEEN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-
-fn note(ctx: &ActivityContext, what: &str) {
-    SEEN.lock()
-        .unwrap()
-        .push((ctx.info().workflow_id.clone(), what.to_string()));
-}
-
-fn noted(workflow_id: &str) -> Vec<String> {
-    SEEN.lock()
-        .unwrap()
-        .iter()
-        .filter(|(w, _)| w == workflow_id)
-        .map(|(_, s)| s.clone())
-        .collect()
-}
-
-fn wid(db: &TestDb, name: &str) -> String {
-    format!("{}-{name}", db.store.kind())
-}
 
 fn worker(store: &Store) -> Worker {
     let mut o = WorkerOptions::default();
@@ -502,9 +478,7 @@ async fn cancellation_types(db: &TestDb) {
 struct Guard(String);
 impl Drop for Guard {
     fn drop(&mut self) {
-        SEEN.lock()
-            .unwrap()
-            .push((self.0.clone(), "drop guard ran".to_string()));
+        support::note_for(&self.0, "drop guard ran");
     }
 }
 
@@ -744,6 +718,3 @@ mod reopened {
     use super::*;
     store_tests!(cross_process_cancel_arrives_through_the_store);
 }
-
-#[allow(dead_code)]
-fn _unused(_: HashMap<(), ()>) {}

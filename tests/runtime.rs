@@ -10,7 +10,7 @@ use duraflow::{
     Worker, WorkerHandle, WorkerOptions, WorkflowStatus,
 };
 use serde_json::json;
-use support::{eventually, within, TestDb};
+use support::{eventually, note, noted, wid, within, TestDb};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -235,6 +235,48 @@ async fn payload_wf(ctx: WorkflowContext) -> Result<(String, String), WorkflowEr
         Err(e) => format!("{} after {:?}", e, e.attempts()),
     };
     Ok((out, inp))
+}
+
+#[workflow(execution_timeout = "300ms")]
+async fn overdue_wf(ctx: WorkflowContext) -> Result<(), WorkflowError> {
+    ctx.sleep(Duration::from_secs(3600)).await?;
+    Ok(())
+}
+
+#[activity]
+async fn takes_a_while(ctx: ActivityContext, ms: u64) -> Result<u64, ActivityError> {
+    note(&ctx, "started");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    note(&ctx, "finished");
+    Ok(ms)
+}
+
+#[workflow]
+async fn waits_for_wf(ctx: WorkflowContext, ms: u64) -> Result<u64, WorkflowError> {
+    Ok(ctx.activity(takes_a_while, ms).await?)
+}
+
+/// Attempt 1 stops heartbeating and finishes late, after attempt 2 took over; attempt 2 heartbeats
+/// and finishes after that.
+#[activity(heartbeat_timeout = "300ms", retry(initial_interval = "10ms", maximum_attempts = 3))]
+async fn overtaken(ctx: ActivityContext) -> Result<u32, ActivityError> {
+    let attempt = ctx.info().attempt;
+    ctx.heartbeat(&attempt)?;
+    if attempt == 1 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        note(&ctx, "attempt 1 returned late");
+        return Ok(1);
+    }
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = ctx.heartbeat(&attempt);
+    }
+    Ok(attempt)
+}
+
+#[workflow]
+async fn overtaken_wf(ctx: WorkflowContext) -> Result<u32, WorkflowError> {
+    Ok(ctx.activity(overtaken, ()).await?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -757,6 +799,57 @@ async fn describe_list_and_history_json(db: &TestDb) {
     stop(w).await;
 }
 
+async fn execution_timeout_fails_the_workflow(db: &TestDb) {
+    let w = worker(&db.store).register(overdue_wf).start();
+    let client = Client::new(&db.store);
+    let h = client.start(overdue_wf, wid(db, "overdue"), ()).await.unwrap();
+    match within(LIMIT, "overdue", h.result()).await {
+        Err(Error::WorkflowFailed(e)) => assert!(e.to_string().contains("ExecutionTimeout"), "{e}"),
+        other => panic!("expected an execution timeout, got {other:?}"),
+    }
+    stop(w).await;
+}
+
+async fn graceful_shutdown_finishes_running_attempts(db: &TestDb) {
+    let client = Client::new(&db.store);
+    let id = wid(db, "graceful");
+    let w = worker(&db.store).register(takes_a_while).register(waits_for_wf).start();
+    client.start(waits_for_wf, id.clone(), 400).await.unwrap();
+    eventually(LIMIT, "activity started", || async { !noted(&id).is_empty() }).await;
+    stop(w).await;
+    assert_eq!(noted(&id), vec!["started".to_string(), "finished".to_string()]);
+    let hist = history(&client, &id).await;
+    assert_eq!(
+        count(&hist, |k| matches!(k, EventKind::ActivityCompleted { .. })),
+        1,
+        "the running attempt finished and was recorded before shutdown returned"
+    );
+    let w2 = worker(&db.store).register(takes_a_while).register(waits_for_wf).start();
+    assert_eq!(within(LIMIT, "result", client.handle::<u64>(&id).result()).await.unwrap(), 400);
+    assert_eq!(noted(&id).len(), 2, "the completed activity did not run again");
+    stop(w2).await;
+}
+
+async fn a_late_attempt_is_fenced(db: &TestDb) {
+    let w = worker(&db.store).register(overtaken).register(overtaken_wf).start();
+    let client = Client::new(&db.store);
+    let id = wid(db, "overtaken");
+    let h = client.start(overtaken_wf, id.clone(), ()).await.unwrap();
+    assert_eq!(within(LIMIT, "overtaken", h.result()).await.unwrap(), 2);
+    assert_eq!(noted(&id), vec!["attempt 1 returned late".to_string()]);
+    let hist = history(&client, &id).await;
+    let completed: Vec<_> = hist
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCompleted { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(completed, vec![json!(2)], "only the current attempt's result is recorded");
+    assert_eq!(count(&hist, |k| matches!(k, EventKind::ActivityStarted { .. })), 2);
+    stop(w).await;
+}
+
 store_tests!(memory:
     chain_of_activities,
     retry_then_success_and_exhaustion,
@@ -770,6 +863,9 @@ store_tests!(memory:
     duplicate_ids_and_bad_payloads,
     activity_payload_mismatch_is_not_retried,
     describe_list_and_history_json,
+    execution_timeout_fails_the_workflow,
+    graceful_shutdown_finishes_running_attempts,
+    a_late_attempt_is_fenced,
 );
 
 mod reopened {

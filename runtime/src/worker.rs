@@ -614,7 +614,7 @@ impl Shared {
     fn end_of_workflow(&self, workflow_id: &str) {
         {
             let running = lock(&self.store.hub.running);
-            for ((wf, _), flag) in running.iter() {
+            for ((wf, _), (_, flag)) in running.iter() {
                 if wf == workflow_id {
                     flag.cancel();
                 }
@@ -802,7 +802,7 @@ impl Shared {
         if task.cancel_requested {
             flag.cancel();
         }
-        lock(&self.store.hub.running).insert(key.clone(), flag.clone());
+        lock(&self.store.hub.running).insert(key.clone(), (task.token, flag.clone()));
         let (hb_tx, hb_rx) = watch::channel::<Option<Value>>(None);
         let last_details = hb_rx.clone();
         let info = ActivityInfo {
@@ -843,7 +843,13 @@ impl Shared {
         let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
         let outcome = tokio::time::timeout(budget, fut).await;
         flusher.abort();
-        lock(&self.store.hub.running).remove(&key);
+        {
+            // A later attempt of the same activity may have replaced this entry: leave it alone.
+            let mut running = lock(&self.store.hub.running);
+            if running.get(&key).map(|(t, _)| *t) == Some(task.token) {
+                running.remove(&key);
+            }
+        }
         let details = last_details.borrow().clone();
         let result = match outcome {
             Err(_) => Err(ActivityError::Timeout {

@@ -8,8 +8,9 @@
 //!   answers, and the Postgres tests are skipped with a message if it does not.
 #![allow(dead_code)]
 
-use duraflow::Store;
+use duraflow::{ActivityContext, Store};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The default Postgres URL tried outside CI.
@@ -202,4 +203,35 @@ macro_rules! store_tests {
             )*
         }
     };
+}
+
+/// Facts activities report to the test, keyed by workflow id (tests on several stores run at once,
+/// so workflow ids carry the store's kind: see [`wid`]).
+static SEEN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// Records `what` for the activity's workflow.
+pub fn note(ctx: &ActivityContext, what: &str) {
+    note_for(&ctx.info().workflow_id, what);
+}
+
+/// Records `what` for `workflow_id`.
+pub fn note_for(workflow_id: &str, what: &str) {
+    SEEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((workflow_id.to_string(), what.to_string()));
+}
+
+/// Everything recorded for `workflow_id`, in order.
+pub fn noted(workflow_id: &str) -> Vec<String> {
+    SEEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(w, _)| w == workflow_id)
+        .map(|(_, s)| s.clone())
+        .collect()
+}
+
+/// A workflow id unique to this store kind.
+pub fn wid(db: &TestDb, name: &str) -> String {
+    format!("{}-{name}", db.store.kind())
 }

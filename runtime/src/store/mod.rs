@@ -173,7 +173,10 @@ pub(crate) fn attempt_deadline(
         });
     let mut best = (i64::MAX, TimeoutKind::StartToClose);
     if let Some(d) = stc {
-        best = (started_ms.saturating_add(d.as_millis() as i64), TimeoutKind::StartToClose);
+        best = (
+            started_ms.saturating_add(d.as_millis() as i64),
+            TimeoutKind::StartToClose,
+        );
     }
     if let Some(d) = options.heartbeat_timeout {
         let t = last_heartbeat_ms.saturating_add(d.as_millis() as i64);
@@ -198,15 +201,21 @@ pub(crate) fn pending_deadline(
     first_attempt: bool,
 ) -> Option<(i64, TimeoutKind)> {
     let s2s = if first_attempt {
-        options
-            .schedule_to_start_timeout
-            .map(|d| (visible_ms.saturating_add(d.as_millis() as i64), TimeoutKind::ScheduleToStart))
+        options.schedule_to_start_timeout.map(|d| {
+            (
+                visible_ms.saturating_add(d.as_millis() as i64),
+                TimeoutKind::ScheduleToStart,
+            )
+        })
     } else {
         None
     };
-    let s2c = options
-        .schedule_to_close_timeout
-        .map(|d| (scheduled_ms.saturating_add(d.as_millis() as i64), TimeoutKind::ScheduleToClose));
+    let s2c = options.schedule_to_close_timeout.map(|d| {
+        (
+            scheduled_ms.saturating_add(d.as_millis() as i64),
+            TimeoutKind::ScheduleToClose,
+        )
+    });
     match (s2s, s2c) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -340,7 +349,10 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 
     /// Stores a workflow task's commands, the tasks they create, and the marker, atomically; `None` if
     /// the lease was lost (nothing written).
-    async fn commit_workflow_task(&self, commit: WorkflowTaskCommit) -> Result<Option<CommitOutcome>>;
+    async fn commit_workflow_task(
+        &self,
+        commit: WorkflowTaskCommit,
+    ) -> Result<Option<CommitOutcome>>;
 
     /// Puts a workflow task back because its replay does not match the history: the workflow is held
     /// (not failed) with `reason`, and retried at `retry_at_ms`.
@@ -429,7 +441,8 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 pub(crate) struct LocalHub {
     pub wake: tokio::sync::Notify,
     pub closed: tokio::sync::Notify,
-    pub running: Mutex<HashMap<(String, u64), CancelFlag>>,
+    /// Attempts running in this process, by (workflow id, activity seq): their token and cancel flag.
+    pub running: Mutex<HashMap<(String, u64), (i64, CancelFlag)>>,
 }
 
 impl LocalHub {
@@ -439,7 +452,7 @@ impl LocalHub {
 
     pub(crate) fn cancel_running(&self, workflow_id: &str, seq: u64) {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(flag) = running.get(&(workflow_id.to_string(), seq)) {
+        if let Some((_, flag)) = running.get(&(workflow_id.to_string(), seq)) {
             flag.cancel();
         }
     }
