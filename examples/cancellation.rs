@@ -97,9 +97,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for event in handle.history().await? {
         println!("  #{:<3} {}", event.seq, event.kind.name());
         match event.kind {
-            EventKind::ActivityCancelled { activity_seq: 1, .. } => final_state = "cancelled",
-            EventKind::ActivityCompleted { activity_seq: 1, .. } => final_state = "completed",
-            EventKind::ActivityFailed { activity_seq: 1, .. } => final_state = "failed",
+            EventKind::ActivityCancelled {
+                activity_seq: 1, ..
+            } => final_state = "cancelled",
+            EventKind::ActivityCompleted {
+                activity_seq: 1, ..
+            } => final_state = "completed",
+            EventKind::ActivityFailed {
+                activity_seq: 1, ..
+            } => final_state = "failed",
             _ => {}
         }
     }
@@ -109,7 +115,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
     if final_state != "cancelled" {
-        return Err(format!("expected the activity to end cancelled, it ended {final_state}").into());
+        return Err(
+            format!("expected the activity to end cancelled, it ended {final_state}").into(),
+        );
     }
     Ok(())
 }

@@ -133,7 +133,13 @@ impl ActivityContext {
             cancel.clone(),
             Some(tx),
         );
-        (ctx, TestActivityProbe { cancel, details: rx })
+        (
+            ctx,
+            TestActivityProbe {
+                cancel,
+                details: rx,
+            },
+        )
     }
 
     /// Records progress and keeps the attempt alive. It never blocks: the latest details are stored

@@ -119,7 +119,8 @@ impl Client {
                 }
             }
         }
-        self.start_raw(name, workflow_id.into(), input, options).await
+        self.start_raw(name, workflow_id.into(), input, options)
+            .await
     }
 
     async fn start_raw(
@@ -134,10 +135,8 @@ impl Client {
                 "the workflow id is empty; give each workflow a unique, non-empty id".into(),
             ));
         }
-        let run_id = uuid::Uuid::from_u128(
-            (now_ms() as u128) << 64 | (rand_u64() as u128),
-        )
-        .to_string();
+        let run_id =
+            uuid::Uuid::from_u128((now_ms() as u128) << 64 | (rand_u64() as u128)).to_string();
         let new = NewWorkflow {
             workflow_id: workflow_id.clone(),
             run_id: run_id.clone(),
@@ -201,7 +200,11 @@ impl Client {
     /// Asks a workflow to cancel: `ctx.cancelled()` resolves in it, its pending activities are cancelled
     /// by their cancellation types, and a durable sleep is interrupted. Returns false if it had ended.
     pub async fn cancel(&self, workflow_id: &str) -> Result<bool> {
-        let r = self.store.backend.request_cancel_workflow(workflow_id).await?;
+        let r = self
+            .store
+            .backend
+            .request_cancel_workflow(workflow_id)
+            .await?;
         self.store.hub.wake_workers();
         Ok(r)
     }

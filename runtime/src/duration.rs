@@ -45,9 +45,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "d" => 86_400_000,
             "" => {
                 return Err(format!(
-                    "`{text}` has a number without a unit; add one of ms, s, m, h, d (e.g. \"{}s\")",
-                    &s[start..i]
-                ))
+                "`{text}` has a number without a unit; add one of ms, s, m, h, d (e.g. \"{}s\")",
+                &s[start..i]
+            ))
             }
             other => {
                 return Err(format!(

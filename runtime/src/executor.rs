@@ -67,9 +67,10 @@ fn same_command(a: &EventKind, b: &EventKind) -> bool {
                 ..
             },
         ) => s1 == s2 && t1 == t2 && l1 == l2,
-        (ActivityCancelRequested { activity_seq: a }, ActivityCancelRequested { activity_seq: b }) => {
-            a == b
-        }
+        (
+            ActivityCancelRequested { activity_seq: a },
+            ActivityCancelRequested { activity_seq: b },
+        ) => a == b,
         (TimerStarted { timer_seq: a, .. }, TimerStarted { timer_seq: b, .. }) => a == b,
         (TimerCancelled { timer_seq: a }, TimerCancelled { timer_seq: b }) => a == b,
         (WorkflowCompleted { .. }, WorkflowCompleted { .. })

@@ -74,7 +74,12 @@ impl RetryPolicy {
 
     /// Whether another attempt may follow failed attempt number `attempt` with this error type.
     pub fn should_retry(&self, attempt: u32, error_type: &str, non_retryable: bool) -> bool {
-        if non_retryable || self.non_retryable_error_types.iter().any(|t| t == error_type) {
+        if non_retryable
+            || self
+                .non_retryable_error_types
+                .iter()
+                .any(|t| t == error_type)
+        {
             return false;
         }
         self.maximum_attempts == 0 || attempt < self.maximum_attempts

@@ -7,9 +7,8 @@
 
 use super::{
     attempt_deadline, now_ms, pending_deadline, ActivityResolution, ClaimedActivity,
-    ClaimedWorkflowTask, CommitOutcome, ExpiredActivity, ListFilter, NewWorkflow,
-    PendingActivity, StoreBackend, WorkflowDescription, WorkflowStatus, WorkflowSummary,
-    WorkflowTaskCommit,
+    ClaimedWorkflowTask, CommitOutcome, ExpiredActivity, ListFilter, NewWorkflow, PendingActivity,
+    StoreBackend, WorkflowDescription, WorkflowStatus, WorkflowSummary, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
@@ -142,10 +141,12 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
 impl SqliteStore {
     pub(crate) fn open(path: &Path, durability: Durability) -> Result<Self> {
         let display = path.display().to_string();
-        let existed = path.exists() && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
-        let conn = Connection::open(path).map_err(|e| {
-            Error::Store(format!("cannot open `{display}`: {e}"))
-        })?;
+        let existed = path.exists()
+            && std::fs::metadata(path)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+        let conn = Connection::open(path)
+            .map_err(|e| Error::Store(format!("cannot open `{display}`: {e}")))?;
         Self::check_existing(&conn, &display, existed)?;
         Self::start(conn, durability)
     }
@@ -312,7 +313,9 @@ fn migrate(conn: &Connection) -> Result<()> {
             Ok(_) => conn.execute_batch("COMMIT")?,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(Error::Store(format!("migration to schema {to} failed: {e}")));
+                return Err(Error::Store(format!(
+                    "migration to schema {to} failed: {e}"
+                )));
             }
         }
     }
@@ -433,7 +436,10 @@ fn close_workflow(
         "DELETE FROM workflow_tasks WHERE workflow_id = ?1",
         params![workflow_id],
     )?;
-    conn.execute("DELETE FROM timers WHERE workflow_id = ?1", params![workflow_id])?;
+    conn.execute(
+        "DELETE FROM timers WHERE workflow_id = ?1",
+        params![workflow_id],
+    )?;
     conn.execute(
         "DELETE FROM activity_tasks WHERE workflow_id = ?1 AND state = 'pending'",
         params![workflow_id],
@@ -463,7 +469,8 @@ fn kind_parse(s: Option<&str>) -> TimeoutKind {
     }
 }
 
-const ACTIVITY_COLS: &str = "id, workflow_id, run_id, activity_seq, activity_type, task_queue, input,
+const ACTIVITY_COLS: &str =
+    "id, workflow_id, run_id, activity_seq, activity_type, task_queue, input,
     options, attempt, token, scheduled_ms, started_ms, deadline_ms, heartbeat_details,
     cancel_requested, deadline_kind";
 
@@ -511,9 +518,10 @@ fn claim_activities(
                AND (?4 IS NULL OR workflow_id = ?4)
              ORDER BY visible_at, id LIMIT ?5",
         )?;
-        let rows = st.query_map(params![now, queues, types, only_workflow, max as i64], |r| {
-            r.get(0)
-        })?;
+        let rows = st.query_map(
+            params![now, queues, types, only_workflow, max as i64],
+            |r| r.get(0),
+        )?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut out = Vec::with_capacity(ids.len());
@@ -668,7 +676,11 @@ impl StoreBackend for SqliteStore {
                  ORDER BY seq",
             )?;
             let rows = st.query_map(params![workflow_id, from_seq as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {
@@ -930,8 +942,10 @@ impl StoreBackend for SqliteStore {
         let worker_id = worker_id.to_string();
         let queues = json_list(queues);
         let types = json_list(types);
-        self.call(move |conn| claim_activities(conn, &worker_id, &queues, &types, max, None, now_ms()))
-            .await
+        self.call(move |conn| {
+            claim_activities(conn, &worker_id, &queues, &types, max, None, now_ms())
+        })
+        .await
     }
 
     async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
@@ -1116,7 +1130,8 @@ impl StoreBackend for SqliteStore {
                     "SELECT workflow_id, timer_seq FROM timers WHERE fire_at <= ?1
                      ORDER BY fire_at LIMIT ?2",
                 )?;
-                let rows = st.query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let rows =
+                    st.query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for (wf, seq) in &due {
@@ -1210,7 +1225,12 @@ impl StoreBackend for SqliteStore {
                     "UPDATE workflows SET cancel_requested = 1 WHERE workflow_id = ?1",
                     params![workflow_id],
                 )?;
-                append(conn, &workflow_id, &EventKind::WorkflowCancelRequested {}, now)?;
+                append(
+                    conn,
+                    &workflow_id,
+                    &EventKind::WorkflowCancelRequested {},
+                    now,
+                )?;
                 enqueue_workflow_task(conn, &workflow_id, now)?;
             }
             Ok(true)
@@ -1340,4 +1360,3 @@ impl StoreBackend for SqliteStore {
         .await
     }
 }
-
