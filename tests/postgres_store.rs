@@ -485,3 +485,71 @@ async fn pg_two_workers_share_the_work() {
     w1.shutdown().await;
     w2.shutdown().await;
 }
+
+/// Sequential step latency (one activity per step, one worker, local Postgres). Run with
+/// `cargo test --release --test postgres_store -- --ignored --nocapture pg_step_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn pg_step_latency() {
+    let Some(env) = env("latency").await else {
+        return;
+    };
+    let worker = Worker::new(&env.store)
+        .register(pg_add)
+        .register(pg_chain)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    // Warm the pool's prepared statements.
+    let h = client.start(pg_chain, "warm", 5).await.unwrap();
+    within("warm-up", h.result()).await.unwrap();
+    let steps = 200;
+    let started = std::time::Instant::now();
+    let h = client.start(pg_chain, "latency", steps).await.unwrap();
+    assert_eq!(within("latency", h.result()).await.unwrap(), steps);
+    let per_step = started.elapsed() / steps as u32;
+    println!("Postgres: {steps} sequential steps, {per_step:?} per step");
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_refuses_newer_or_foreign_schema() {
+    let Some(env) = env("refuse").await else {
+        return;
+    };
+    // Reopening our own schema is fine.
+    Store::postgres_in_schema(&env.url, &env.schema)
+        .await
+        .unwrap();
+    // A newer schema version is refused, and left as it was.
+    simple_query(
+        &env.url,
+        &format!(
+            "UPDATE \"{}\".duraflow_meta SET value = '99' WHERE key = 'schema_version'",
+            env.schema
+        ),
+    )
+    .unwrap();
+    match Store::postgres_in_schema(&env.url, &env.schema).await {
+        Err(Error::Store(msg)) => assert!(msg.contains("newer"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A schema holding another program's tables is refused.
+    let foreign = format!("{}_foreign", env.schema);
+    simple_query(
+        &env.url,
+        &format!("CREATE SCHEMA \"{foreign}\"; CREATE TABLE \"{foreign}\".orders (id INT)"),
+    )
+    .unwrap();
+    let r = Store::postgres_in_schema(&env.url, &foreign).await;
+    simple_query(&env.url, &format!("DROP SCHEMA \"{foreign}\" CASCADE")).unwrap();
+    match r {
+        Err(Error::Store(msg)) => assert!(msg.contains("orders"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A bad schema name is an invalid option, not SQL.
+    assert!(matches!(
+        Store::postgres_in_schema(&env.url, "x\"; DROP TABLE y; --").await,
+        Err(Error::InvalidOption(_))
+    ));
+}

@@ -559,6 +559,101 @@ async fn query<C: GenericClient>(
     c.query(&st, params).await.map_err(db(context))
 }
 
+/// A transaction on one pooled connection, without round trips of its own: `BEGIN` is sent with
+/// the first statements and `COMMIT` with the last ones (pipelined). Dropped while open (an early
+/// return, an error, a cancelled future), it is rolled back before the connection is reused.
+struct Tx {
+    client: Option<deadpool_postgres::Object>,
+    begin: &'static str,
+    open: bool,
+    begun: bool,
+}
+
+impl Tx {
+    fn new(client: deadpool_postgres::Object) -> Tx {
+        Tx::with_begin(client, "BEGIN")
+    }
+
+    fn with_begin(client: deadpool_postgres::Object, begin: &'static str) -> Tx {
+        Tx {
+            client: Some(client),
+            begin,
+            open: false,
+            begun: false,
+        }
+    }
+
+    /// Runs `batch` in the transaction (beginning it on first use); with `commit`, commits after it
+    /// in the same round trip.
+    async fn run(
+        &mut self,
+        mut batch: Batch,
+        commit: bool,
+        context: &str,
+    ) -> Result<Vec<Vec<Row>>> {
+        let lead = !self.begun;
+        if lead {
+            batch.items.insert(0, (self.begin, Vec::new()));
+            self.begun = true;
+            self.open = true;
+        }
+        if commit {
+            batch.push("COMMIT", Vec::new());
+        }
+        let client = self.client.as_ref().ok_or_else(|| {
+            Error::Database("Postgres store: transaction without a connection".into())
+        })?;
+        let mut res = batch.run(client, context).await?;
+        if commit {
+            res.pop();
+            self.open = false;
+        }
+        if lead && !res.is_empty() {
+            res.remove(0);
+        }
+        Ok(res)
+    }
+
+    /// One statement in the transaction.
+    async fn query(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+        context: &str,
+    ) -> Result<Vec<Row>> {
+        let mut batch = Batch::default();
+        batch.push(sql, params);
+        Ok(self
+            .run(batch, false, context)
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        if let Some(client) = self.client.take() {
+            match tokio::runtime::Handle::try_current() {
+                // The connection returns to the pool once the rollback is through.
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if let Err(e) = client.batch_execute("ROLLBACK").await {
+                            tracing::debug!(error = %e, "Postgres rollback failed");
+                            let _ = deadpool_postgres::Object::take(client);
+                        }
+                    });
+                }
+                // No runtime to roll back on: close the connection instead (the server rolls back).
+                Err(_) => drop(deadpool_postgres::Object::take(client)),
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The store.
 
@@ -926,31 +1021,32 @@ fn push_append(batch: &mut Batch, workflow_id: &str, kind: &EventKind, now: i64,
 /// Claims pending activity tasks (locking each task and its workflow row, skipping busy ones),
 /// then sets their deadlines and appends their `ActivityStarted` events. `extra` statements run
 /// in the same round trip as the appends.
-async fn claim_activities<C: GenericClient>(
-    c: &C,
+#[allow(clippy::too_many_arguments)] // the SQLite store's claim, plus the transaction and commit flag
+async fn claim_activities(
+    tx: &mut Tx,
     worker_id: &str,
     queues: &[String],
     types: &[String],
     max: usize,
     only_workflow: Option<&str>,
     now: i64,
-    extra: Batch,
+    commit_empty: bool,
 ) -> Result<Vec<ClaimedActivity>> {
     let ctx = "claiming activity tasks";
-    let rows = query(
-        c,
-        sql_claim_activities(),
-        &[
-            &now,
-            &queues,
-            &types,
-            &only_workflow,
-            &(max as i64),
-            &worker_id,
-        ],
-        ctx,
-    )
-    .await?;
+    let rows = tx
+        .query(
+            sql_claim_activities(),
+            vec![
+                p(now),
+                p(queues.to_vec()),
+                p(types.to_vec()),
+                p(only_workflow.map(str::to_string)),
+                p(max as i64),
+                p(worker_id.to_string()),
+            ],
+            ctx,
+        )
+        .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for r in &rows {
         let (task, _) = read_activity(r)?;
@@ -958,7 +1054,7 @@ async fn claim_activities<C: GenericClient>(
         claimed.push((visible_at, task));
     }
     claimed.sort_by_key(|(v, t)| (*v, t.task_id));
-    let mut batch = extra;
+    let mut batch = Batch::default();
     let mut out = Vec::with_capacity(claimed.len());
     for (_, mut task) in claimed {
         let (deadline, kind) = attempt_deadline(&task.options, task.scheduled_ms, now, now);
@@ -982,7 +1078,9 @@ async fn claim_activities<C: GenericClient>(
         );
         out.push(task);
     }
-    batch.run(c, ctx).await?;
+    if !out.is_empty() || commit_empty {
+        tx.run(batch, true, ctx).await?;
+    }
     Ok(out)
 }
 
@@ -1094,11 +1192,12 @@ impl StoreBackend for PostgresStore {
     async fn commit_workflow_task(&self, c: WorkflowTaskCommit) -> Result<Option<CommitOutcome>> {
         let ctx = "committing a workflow task";
         let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
+        let mut tx = Tx::new(self.client().await?);
         // The workflow row first: its lock serializes this commit with every other writer of the
         // workflow; the token is checked under it.
-        let rows = query(&tx, SQL_COMMIT_LOCK, &[&c.workflow_id], ctx).await?;
+        let rows = tx
+            .query(SQL_COMMIT_LOCK, vec![p(c.workflow_id.clone())], ctx)
+            .await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -1122,14 +1221,14 @@ impl StoreBackend for PostgresStore {
         // activity_seq -> (pending?, heartbeat details)
         let mut targets: HashMap<u64, (bool, Option<Value>)> = HashMap::new();
         if !cancel_seqs.is_empty() {
-            for r in query(
-                &tx,
-                SQL_CANCEL_TARGETS,
-                &[&c.workflow_id, &cancel_seqs],
-                ctx,
-            )
-            .await?
-            {
+            let rows = tx
+                .query(
+                    SQL_CANCEL_TARGETS,
+                    vec![p(c.workflow_id.clone()), p(cancel_seqs)],
+                    ctx,
+                )
+                .await?;
+            for r in rows {
                 let seq: i64 = col(&r, 0)?;
                 let state: String = col(&r, 1)?;
                 let details: Option<String> = col(&r, 2)?;
@@ -1303,24 +1402,23 @@ impl StoreBackend for PostgresStore {
         match (!closed && new_activities, &c.eager) {
             (true, Some(e)) => {
                 // The effects must be in place before the claim: run them first.
-                batch.run(&tx, ctx).await?;
+                tx.run(batch, false, ctx).await?;
                 outcome.eager = claim_activities(
-                    &tx,
+                    &mut tx,
                     &e.worker_id,
                     &e.queues,
                     &e.activity_types,
                     e.max,
                     Some(&c.workflow_id),
                     now,
-                    Batch::default(),
+                    true,
                 )
                 .await?;
             }
             _ => {
-                batch.run(&tx, ctx).await?;
+                tx.run(batch, true, ctx).await?;
             }
         }
-        tx.commit().await.map_err(db(ctx))?;
         Ok(Some(outcome))
     }
 
@@ -1332,9 +1430,10 @@ impl StoreBackend for PostgresStore {
         retry_at_ms: i64,
     ) -> Result<()> {
         let ctx = "holding a workflow task";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
-        let rows = query(&tx, SQL_HOLD_LOCK, &[&workflow_id], ctx).await?;
+        let mut tx = Tx::new(self.client().await?);
+        let rows = tx
+            .query(SQL_HOLD_LOCK, vec![p(workflow_id.to_string())], ctx)
+            .await?;
         let current: Option<i64> = match rows.first() {
             Some(r) => Some(col(r, 0)?),
             None => None,
@@ -1352,8 +1451,8 @@ impl StoreBackend for PostgresStore {
             vec![p(workflow_id.to_string()), p(reason.to_string())],
         );
         self.notify(&mut batch);
-        batch.run(&tx, ctx).await?;
-        tx.commit().await.map_err(db(ctx))
+        tx.run(batch, true, ctx).await?;
+        Ok(())
     }
 
     async fn release_held(&self) -> Result<u64> {
@@ -1382,26 +1481,19 @@ impl StoreBackend for PostgresStore {
         if max == 0 || queues.is_empty() || types.is_empty() {
             return Ok(Vec::new());
         }
-        let ctx = "claiming activity tasks";
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
-        let out = claim_activities(
-            &tx,
+        let mut tx = Tx::new(self.client().await?);
+        // Nothing claimed, nothing written: the transaction is rolled back when dropped.
+        claim_activities(
+            &mut tx,
             worker_id,
             queues,
             types,
             max,
             None,
             now_ms(),
-            Batch::default(),
+            false,
         )
-        .await?;
-        if out.is_empty() {
-            // Nothing written: dropping the transaction rolls it back without a round trip.
-            return Ok(out);
-        }
-        tx.commit().await.map_err(db(ctx))?;
-        Ok(out)
+        .await
     }
 
     async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
@@ -1464,13 +1556,12 @@ impl StoreBackend for PostgresStore {
     ) -> Result<bool> {
         let ctx = "finishing an activity";
         let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
+        let mut tx = Tx::new(self.client().await?);
         // The workflow row, then the task row (pipelined; they run in this order).
         let mut lock = Batch::default();
         lock.push(SQL_FINISH_LOCK_WF, vec![p(task_id)]);
         lock.push(sql_finish_lock_task(), vec![p(task_id)]);
-        let res = lock.run(&tx, ctx).await?;
+        let res = tx.run(lock, false, ctx).await?;
         let running = match res[0].first() {
             Some(r) => col::<String>(r, 0)? == "running",
             None => false,
@@ -1507,8 +1598,7 @@ impl StoreBackend for PostgresStore {
                     ],
                 );
                 self.notify(&mut batch);
-                batch.run(&tx, ctx).await?;
-                tx.commit().await.map_err(db(ctx))?;
+                tx.run(batch, true, ctx).await?;
                 return Ok(true);
             }
             ActivityResolution::Completed(result) => EventKind::ActivityCompleted {
@@ -1533,8 +1623,7 @@ impl StoreBackend for PostgresStore {
             push_append(&mut batch, &task.workflow_id, &event, now, true);
             self.notify(&mut batch);
         }
-        batch.run(&tx, ctx).await?;
-        tx.commit().await.map_err(db(ctx))?;
+        tx.run(batch, true, ctx).await?;
         Ok(true)
     }
 
@@ -1546,15 +1635,14 @@ impl StoreBackend for PostgresStore {
     ) -> Result<bool> {
         let ctx = "recording a local activity";
         let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
+        let mut tx = Tx::new(self.client().await?);
         let mut check = Batch::default();
         check.push(SQL_LOCK_STATUS, vec![p(workflow_id.to_string())]);
         check.push(
             SQL_LOCAL_DONE,
             vec![p(workflow_id.to_string()), p(activity_seq as i64)],
         );
-        let res = check.run(&tx, ctx).await?;
+        let res = tx.run(check, false, ctx).await?;
         let running = match res[0].first() {
             Some(r) => col::<String>(r, 0)? == "running",
             None => false,
@@ -1575,17 +1663,17 @@ impl StoreBackend for PostgresStore {
         let mut batch = Batch::default();
         push_append(&mut batch, workflow_id, &event, now, true);
         self.notify(&mut batch);
-        batch.run(&tx, ctx).await?;
-        tx.commit().await.map_err(db(ctx))?;
+        tx.run(batch, true, ctx).await?;
         Ok(true)
     }
 
     async fn fire_due_timers(&self, max: usize) -> Result<usize> {
         let ctx = "firing timers";
         let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
-        let due = query(&tx, SQL_DUE_TIMERS, &[&now, &(max as i64)], ctx).await?;
+        let mut tx = Tx::new(self.client().await?);
+        let due = tx
+            .query(SQL_DUE_TIMERS, vec![p(now), p(max as i64)], ctx)
+            .await?;
         if due.is_empty() {
             return Ok(0);
         }
@@ -1636,8 +1724,7 @@ impl StoreBackend for PostgresStore {
             }
         }
         self.notify(&mut batch);
-        batch.run(&tx, ctx).await?;
-        tx.commit().await.map_err(db(ctx))?;
+        tx.run(batch, true, ctx).await?;
         Ok(due.len())
     }
 
@@ -1664,9 +1751,10 @@ impl StoreBackend for PostgresStore {
     async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool> {
         let ctx = "requesting a cancel";
         let now = now_ms();
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db(ctx))?;
-        let rows = query(&tx, SQL_LOCK_STATUS, &[&workflow_id], ctx).await?;
+        let mut tx = Tx::new(self.client().await?);
+        let rows = tx
+            .query(SQL_LOCK_STATUS, vec![p(workflow_id.to_string())], ctx)
+            .await?;
         let Some(row) = rows.first() else {
             return Err(Error::WorkflowNotFound(workflow_id.to_string()));
         };
@@ -1686,27 +1774,22 @@ impl StoreBackend for PostgresStore {
                 true,
             );
             self.notify(&mut batch);
-            batch.run(&tx, ctx).await?;
-            tx.commit().await.map_err(db(ctx))?;
+            tx.run(batch, true, ctx).await?;
         }
         Ok(true)
     }
 
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
         let ctx = "describing a workflow";
-        let mut client = self.client().await?;
         // One snapshot for both reads.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(db(ctx))?;
+        let mut tx = Tx::with_begin(
+            self.client().await?,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        );
         let mut batch = Batch::default();
         batch.push(SQL_DESCRIBE, vec![p(workflow_id.to_string())]);
         batch.push(SQL_DESCRIBE_ACTIVITIES, vec![p(workflow_id.to_string())]);
-        let res = batch.run(&tx, ctx).await?;
+        let res = tx.run(batch, false, ctx).await?;
         let Some(r) = res[0].first() else {
             return Ok(None);
         };
