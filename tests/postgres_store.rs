@@ -553,3 +553,50 @@ async fn pg_refuses_newer_or_foreign_schema() {
         Err(Error::InvalidOption(_))
     ));
 }
+
+/// A worker in "another process" wakes on `NOTIFY`, also after its LISTEN connection was cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_listen_wakes_other_process_and_reconnects() {
+    let Some(env) = env("listen").await else {
+        return;
+    };
+    let other = Store::postgres_in_schema(&env.url, &env.schema)
+        .await
+        .unwrap();
+    let mut opts = quick_options();
+    opts.poll_interval = Duration::from_secs(30);
+    let worker = Worker::new(&other)
+        .register(pg_add)
+        .register(pg_chain)
+        .options(opts)
+        .start();
+    let client = Client::new(&env.store);
+    // Let the worker go idle (it then sleeps up to its 30 s poll interval).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let h = client.start(pg_chain, "listen-1", 1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), h.result())
+        .await
+        .expect("the other worker did not wake on NOTIFY")
+        .unwrap();
+    // Cut every LISTEN connection of this schema (there are two); the listeners reconnect.
+    let listening = format!(
+        "FROM pg_stat_activity WHERE query = 'LISTEN \"duraflow_{}\"'",
+        env.schema
+    );
+    simple_query(
+        &env.url,
+        &format!(
+            "DO $$ BEGIN IF (SELECT count(*) {listening}) < 2 THEN
+                 RAISE EXCEPTION 'the LISTEN connections were not found'; END IF; END $$;
+             SELECT pg_terminate_backend(pid) {listening}"
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let h = client.start(pg_chain, "listen-2", 1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), h.result())
+        .await
+        .expect("the other worker did not wake on NOTIFY after its listener reconnected")
+        .unwrap();
+    worker.shutdown().await;
+}
