@@ -114,6 +114,14 @@ impl WorkflowInstance {
         }
     }
 
+    /// Hands an event from outside to the code before it has a place in the history (the one-commit
+    /// step: its seq is known once stored).
+    pub(crate) fn deliver_kind(&mut self, kind: &EventKind) {
+        if !kind.is_command() {
+            self.lock().deliver(kind);
+        }
+    }
+
     /// Polls the code until it makes no more progress; returns the commands it produced.
     pub(crate) fn activate(&mut self, now_ms: i64) -> Result<Vec<EventKind>, TaskFailure> {
         self.lock().now_ms = now_ms;

@@ -6,8 +6,9 @@ use crate::executor::{TaskFailure, WorkflowInstance};
 use crate::history::{EventKind, HistoryEvent};
 use crate::registry::{Register, Registry};
 use crate::store::{
-    attempt_deadline, now_ms, ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, EagerClaim,
-    ExpiredActivity, Store, WorkflowTaskCommit,
+    attempt_deadline, now_ms, ActivityResolution, ClaimedActivity, ClaimedWorkflowTask,
+    CommitOutcome, Continuation, EagerClaim, ExpiredActivity, FinishOutcome, Store,
+    WorkflowTaskCommit,
 };
 use crate::workflow_ctx::WorkflowInfo;
 use futures::FutureExt;
@@ -462,17 +463,7 @@ impl Shared {
             Ok(c) => c,
             Err(f) => return self.task_failed(task, f, None).await,
         };
-        let eager = if self.act_types.is_empty() {
-            None
-        } else {
-            let free = self.act_slots.available_permits().min(32);
-            (free > 0).then(|| EagerClaim {
-                worker_id: self.id.clone(),
-                activity_types: self.act_types.clone(),
-                queues: self.queues.clone(),
-                max: free,
-            })
-        };
+        let eager = self.eager_claim();
         let commit = WorkflowTaskCommit {
             workflow_id: task.workflow_id.clone(),
             token: task.token,
@@ -486,21 +477,41 @@ impl Shared {
             return Ok(());
         };
         inst.own_marker_seq = outcome.marker_seq;
-        let closed = commands.iter().any(|c| {
-            matches!(
-                c,
-                EventKind::WorkflowCompleted { .. }
-                    | EventKind::WorkflowFailed { .. }
-                    | EventKind::WorkflowCancelled { .. }
-            )
-        });
-        for cmd in &commands {
+        self.after_commit(
+            &task.workflow_id,
+            &task.run_id,
+            inst,
+            &commands,
+            outcome,
+            fresh,
+        );
+        Ok(())
+    }
+
+    /// What follows a committed workflow task: in-process cancels, local activities, eagerly claimed
+    /// attempts, the cache, and wake-ups.
+    fn after_commit(
+        self: &Arc<Self>,
+        workflow_id: &str,
+        run_id: &str,
+        inst: WorkflowInstance,
+        commands: &[EventKind],
+        outcome: CommitOutcome,
+        fresh: bool,
+    ) {
+        let mut closed = false;
+        let mut wake = outcome.rerun;
+        let mut unclaimed = 0usize;
+        for cmd in commands {
             match cmd {
+                EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled { .. } => closed = true,
+                EventKind::TimerStarted { .. } => wake = true,
+                EventKind::ActivityScheduled { local: false, .. } => unclaimed += 1,
                 EventKind::ActivityCancelRequested { activity_seq } => {
-                    self.store
-                        .hub
-                        .cancel_running(&task.workflow_id, *activity_seq);
-                    self.cancel_local(&task.workflow_id, *activity_seq);
+                    self.store.hub.cancel_running(workflow_id, *activity_seq);
+                    self.cancel_local(workflow_id, *activity_seq);
                 }
                 EventKind::ActivityScheduled {
                     activity_seq,
@@ -524,18 +535,45 @@ impl Shared {
                 self.spawn_local(&inst.info(), seq, &activity_type, input, options);
             }
         }
+        if unclaimed > outcome.eager.len() {
+            wake = true;
+        }
         for claimed in outcome.eager {
             let permit = self.act_slots.clone().try_acquire_owned().ok();
             self.spawn_attempt(claimed, permit);
         }
         if closed {
-            self.end_of_workflow(&task.workflow_id);
+            drop(inst);
+            self.end_of_workflow(workflow_id);
             self.store.hub.closed.notify_waiters();
         } else {
-            self.cache_put(task, inst);
+            self.cache_put(workflow_id, run_id, inst);
         }
-        self.store.hub.wake_workers();
-        Ok(())
+        if wake {
+            self.store.hub.wake_workers();
+        }
+    }
+
+    fn eager_claim(&self) -> Option<EagerClaim> {
+        if self.act_types.is_empty() {
+            return None;
+        }
+        let free = self.act_slots.available_permits().min(32);
+        (free > 0).then(|| EagerClaim {
+            worker_id: self.id.clone(),
+            activity_types: self.act_types.clone(),
+            queues: self.queues.clone(),
+            max: free,
+        })
+    }
+
+    /// Takes a workflow's cached instance out of the cache, if it is there for this run.
+    fn cache_take(&self, workflow_id: &str, run_id: &str) -> Option<WorkflowInstance> {
+        let mut cache = lock(&self.cache);
+        match cache.get(workflow_id) {
+            Some(c) if c.run_id == run_id => cache.remove(workflow_id).map(|c| c.instance),
+            _ => None,
+        }
     }
 
     async fn task_failed(
@@ -583,7 +621,7 @@ impl Shared {
         Ok(())
     }
 
-    fn cache_put(&self, task: &ClaimedWorkflowTask, instance: WorkflowInstance) {
+    fn cache_put(&self, workflow_id: &str, run_id: &str, instance: WorkflowInstance) {
         let mut cache = lock(&self.cache);
         let tick = self.cache_clock.fetch_add(1, Ordering::Relaxed);
         if cache.len() >= self.opts.max_cached_workflows {
@@ -600,10 +638,10 @@ impl Shared {
         }
         if self.opts.max_cached_workflows > 0 {
             cache.insert(
-                task.workflow_id.clone(),
+                workflow_id.to_string(),
                 CachedWorkflow {
                     instance,
-                    run_id: task.run_id.clone(),
+                    run_id: run_id.to_string(),
                     last_used: tick,
                 },
             );
@@ -887,6 +925,9 @@ impl Shared {
                 Decision::Final(r) => r,
             },
         };
+        if self.try_continue(&task, &resolution, &details).await {
+            return;
+        }
         match self
             .store
             .backend
@@ -902,6 +943,85 @@ impl Shared {
             }
         }
         self.store.hub.wake_workers();
+    }
+
+    /// The one-commit step: when this worker holds the workflow's instance, it runs the workflow's
+    /// next task in memory with the activity's outcome and stores both in one transaction. Returns
+    /// false when it did not apply (the caller records the outcome the ordinary way).
+    async fn try_continue(
+        self: &Arc<Self>,
+        task: &ClaimedActivity,
+        resolution: &ActivityResolution,
+        details: &Option<Value>,
+    ) -> bool {
+        if !self.store.backend.supports_continuation() {
+            return false;
+        }
+        let Some(event) = resolution.clone().event(task.activity_seq) else {
+            return false;
+        };
+        let Some(mut inst) = self.cache_take(&task.workflow_id, &task.run_id) else {
+            return false;
+        };
+        inst.deliver_kind(&event);
+        let now = now_ms();
+        let Ok(commands) = inst.activate(now) else {
+            // Let the ordinary workflow task replay it and hold it with the reason.
+            return false;
+        };
+        let cont = Continuation {
+            commit: WorkflowTaskCommit {
+                workflow_id: task.workflow_id.clone(),
+                token: 0,
+                processed_through: 0,
+                task_time_ms: now,
+                commands: commands.clone(),
+                eager: self.eager_claim(),
+            },
+            delivered_through: inst.delivered_through,
+            own_marker_seq: inst.own_marker_seq,
+        };
+        let r = self
+            .store
+            .backend
+            .finish_activity_and_continue(
+                task.task_id,
+                task.token,
+                resolution.clone(),
+                details.clone(),
+                cont,
+            )
+            .await;
+        match r {
+            Ok(FinishOutcome {
+                continued: Some((seq, outcome)),
+                ..
+            }) => {
+                inst.delivered_through = seq;
+                inst.own_marker_seq = outcome.marker_seq;
+                self.after_commit(
+                    &task.workflow_id,
+                    &task.run_id,
+                    inst,
+                    &commands,
+                    outcome,
+                    false,
+                );
+            }
+            Ok(FinishOutcome { recorded, .. }) => {
+                // Something else happened to the workflow meanwhile: its instance ran ahead of the
+                // history, so it is dropped and the workflow task replays.
+                if !recorded {
+                    tracing::info!("attempt result dropped: its lease was taken over (fenced)");
+                }
+                self.store.hub.wake_workers();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout");
+                self.store.hub.wake_workers();
+            }
+        }
+        true
     }
 
     async fn handle_expired(self: &Arc<Self>, e: ExpiredActivity) {

@@ -157,6 +157,69 @@ pub(crate) enum ActivityResolution {
     Retry { retry_at_ms: i64 },
 }
 
+impl ActivityResolution {
+    /// The history event this resolution appends for activity `activity_seq` (none for a retry).
+    pub(crate) fn event(self, activity_seq: u64) -> Option<EventKind> {
+        Some(match self {
+            ActivityResolution::Retry { .. } => return None,
+            ActivityResolution::Completed(result) => EventKind::ActivityCompleted {
+                activity_seq,
+                result,
+            },
+            ActivityResolution::Cancelled { details } => EventKind::ActivityCancelled {
+                activity_seq,
+                details,
+            },
+            ActivityResolution::Failed(error) => EventKind::ActivityFailed {
+                activity_seq,
+                error,
+            },
+            ActivityResolution::TimedOut(error) => EventKind::ActivityTimedOut {
+                activity_seq,
+                error,
+            },
+        })
+    }
+}
+
+/// The names of command events and of the workflow-task marker, as stored.
+pub(crate) fn is_command_or_marker_name(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "activity_scheduled"
+            | "activity_cancel_requested"
+            | "timer_started"
+            | "timer_cancelled"
+            | "workflow_completed"
+            | "workflow_failed"
+            | "workflow_cancelled"
+            | "workflow_task_completed"
+    )
+}
+
+/// The next workflow task, computed in memory by the worker that ran an activity, to commit with the
+/// activity's result when its instance saw everything else (see
+/// `StoreBackend::finish_activity_and_continue`).
+#[derive(Clone, Debug)]
+pub(crate) struct Continuation {
+    /// The commit; its `token` is unused and its `processed_through` is set to the new event's seq.
+    pub commit: WorkflowTaskCommit,
+    /// The last event the instance had seen.
+    pub delivered_through: u64,
+    /// The instance's own last marker.
+    pub own_marker_seq: u64,
+}
+
+/// What `finish_activity_and_continue` did.
+#[derive(Clone, Debug)]
+pub(crate) struct FinishOutcome {
+    /// False when the attempt's token no longer matched: nothing was written.
+    pub recorded: bool,
+    /// The continuation was committed: the activity event's seq (the task's `processed_through`)
+    /// and the commit's outcome. `None`: a workflow task was enqueued instead.
+    pub continued: Option<(u64, CommitOutcome)>,
+}
+
 /// Where an attempt's timeout lies, and which timeout it is.
 pub(crate) fn attempt_deadline(
     options: &ActivityOptions,
@@ -397,6 +460,33 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         resolution: ActivityResolution,
         heartbeat_details: Option<Value>,
     ) -> Result<bool>;
+
+    /// Whether [`StoreBackend::finish_activity_and_continue`] can commit a continuation (else it only
+    /// finishes the attempt, and workers keep their instances for the ordinary workflow task).
+    fn supports_continuation(&self) -> bool {
+        false
+    }
+
+    /// Ends an attempt like [`StoreBackend::finish_activity`] and, in the same transaction, commits
+    /// `cont` as the workflow's next task when the worker's instance saw every other event; else
+    /// enqueues a workflow task as `finish_activity` does. One commit per workflow step.
+    async fn finish_activity_and_continue(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+        cont: Continuation,
+    ) -> Result<FinishOutcome> {
+        let _ = cont;
+        let recorded = self
+            .finish_activity(task_id, token, resolution, heartbeat_details)
+            .await?;
+        Ok(FinishOutcome {
+            recorded,
+            continued: None,
+        })
+    }
 
     /// Records a local activity's outcome (a marker, or a cancellation); false if already recorded or
     /// the workflow ended.

@@ -7,8 +7,9 @@
 
 use super::{
     attempt_deadline, now_ms, pending_deadline, ActivityResolution, ClaimedActivity,
-    ClaimedWorkflowTask, CommitOutcome, ExpiredActivity, ListFilter, NewWorkflow, PendingActivity,
-    StoreBackend, WorkflowDescription, WorkflowStatus, WorkflowSummary, WorkflowTaskCommit,
+    ClaimedWorkflowTask, CommitOutcome, Continuation, ExpiredActivity, FinishOutcome, ListFilter,
+    NewWorkflow, PendingActivity, StoreBackend, WorkflowDescription, WorkflowStatus,
+    WorkflowSummary, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
@@ -556,6 +557,291 @@ fn claim_activities(
     Ok(out)
 }
 
+/// Appends a workflow task's commands and its marker, creates the tasks and timers they imply, and
+/// ends or re-queues the workflow task. The caller has checked the right to commit.
+fn apply_commands(
+    conn: &Connection,
+    c: &WorkflowTaskCommit,
+    mut rerun: bool,
+    now: i64,
+) -> Result<CommitOutcome> {
+    let mut closed = false;
+    let mut new_activities = false;
+    for cmd in &c.commands {
+        append(conn, &c.workflow_id, cmd, now)?;
+        match cmd {
+            EventKind::ActivityScheduled {
+                activity_seq,
+                activity_type,
+                input,
+                options,
+                task_queue,
+                local: false,
+                ..
+            } => {
+                let deadline = pending_deadline(options, now, now, true);
+                conn.execute(
+                    "INSERT INTO activity_tasks(workflow_id, run_id, activity_seq, activity_type,
+                         task_queue, input, options, state, visible_at, scheduled_ms,
+                         deadline_ms, deadline_kind)
+                     SELECT ?1, run_id, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?8, ?9
+                     FROM workflows WHERE workflow_id = ?1",
+                    params![
+                        c.workflow_id,
+                        *activity_seq as i64,
+                        activity_type,
+                        task_queue,
+                        to_json(input),
+                        to_json(options),
+                        now,
+                        deadline.map(|d| d.0),
+                        deadline.map(|d| kind_str(d.1)),
+                    ],
+                )?;
+                new_activities = true;
+            }
+            EventKind::TimerStarted {
+                timer_seq,
+                fire_at_ms,
+            } => {
+                conn.execute(
+                    "INSERT OR REPLACE INTO timers(workflow_id, timer_seq, fire_at)
+                     VALUES (?1, ?2, ?3)",
+                    params![c.workflow_id, *timer_seq as i64, fire_at_ms],
+                )?;
+            }
+            EventKind::TimerCancelled { timer_seq } => {
+                conn.execute(
+                    "DELETE FROM timers WHERE workflow_id = ?1 AND timer_seq = ?2",
+                    params![c.workflow_id, *timer_seq as i64],
+                )?;
+            }
+            EventKind::ActivityCancelRequested { activity_seq } => {
+                let task: Option<(i64, String, Option<String>)> = conn
+                    .query_row(
+                        "SELECT id, state, heartbeat_details FROM activity_tasks
+                         WHERE workflow_id = ?1 AND activity_seq = ?2",
+                        params![c.workflow_id, *activity_seq as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                match task {
+                    Some((id, state, details)) if state == "pending" => {
+                        conn.execute("DELETE FROM activity_tasks WHERE id = ?1", params![id])?;
+                        append(
+                            conn,
+                            &c.workflow_id,
+                            &EventKind::ActivityCancelled {
+                                activity_seq: *activity_seq,
+                                details: details.and_then(|d| serde_json::from_str(&d).ok()),
+                            },
+                            now,
+                        )?;
+                        rerun = true;
+                    }
+                    Some((id, _, _)) => {
+                        conn.execute(
+                            "UPDATE activity_tasks SET cancel_requested = 1 WHERE id = ?1",
+                            params![id],
+                        )?;
+                    }
+                    None => {}
+                }
+            }
+            EventKind::WorkflowCompleted { result } => {
+                closed = true;
+                close_workflow(
+                    conn,
+                    &c.workflow_id,
+                    WorkflowStatus::Completed,
+                    Some(to_json(result)),
+                    now,
+                )?;
+            }
+            EventKind::WorkflowFailed { error } => {
+                closed = true;
+                close_workflow(
+                    conn,
+                    &c.workflow_id,
+                    WorkflowStatus::Failed,
+                    Some(to_json(error)),
+                    now,
+                )?;
+            }
+            EventKind::WorkflowCancelled {} => {
+                closed = true;
+                close_workflow(conn, &c.workflow_id, WorkflowStatus::Cancelled, None, now)?;
+            }
+            _ => {}
+        }
+    }
+    let marker_seq = append(
+        conn,
+        &c.workflow_id,
+        &EventKind::WorkflowTaskCompleted {
+            processed_through: c.processed_through,
+            task_time_ms: c.task_time_ms,
+        },
+        now,
+    )?;
+    let mut outcome = CommitOutcome {
+        marker_seq,
+        ..CommitOutcome::default()
+    };
+    if !closed {
+        conn.execute(
+            "UPDATE workflows SET held_reason = NULL WHERE workflow_id = ?1",
+            params![c.workflow_id],
+        )?;
+        if rerun {
+            conn.execute(
+                "INSERT INTO workflow_tasks(workflow_id, task_queue, workflow_type, state, visible_at)
+                 SELECT workflow_id, task_queue, workflow_type, 'pending', ?2 FROM workflows
+                 WHERE workflow_id = ?1
+                 ON CONFLICT(workflow_id) DO UPDATE SET state = 'pending', visible_at = ?2,
+                     lease_owner = NULL, lease_expires = NULL",
+                params![c.workflow_id, now],
+            )?;
+            outcome.rerun = true;
+        } else {
+            conn.execute(
+                "DELETE FROM workflow_tasks WHERE workflow_id = ?1",
+                params![c.workflow_id],
+            )?;
+        }
+        if let (true, Some(e)) = (new_activities, &c.eager) {
+            outcome.eager = claim_activities(
+                conn,
+                &e.worker_id,
+                &json_list(&e.queues),
+                &json_list(&e.activity_types),
+                e.max,
+                Some(&c.workflow_id),
+                now,
+            )?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// How [`finish_inner`] ended.
+enum Finished {
+    /// The token no longer matches: nothing was written.
+    Fenced,
+    /// Recorded; `event_seq` is the appended event's number (none for a retry or an ended workflow).
+    Recorded {
+        workflow_id: String,
+        event_seq: Option<u64>,
+    },
+}
+
+/// Ends an attempt (see `StoreBackend::finish_activity`); enqueues a workflow task if `enqueue`.
+fn finish_inner(
+    conn: &Connection,
+    task_id: i64,
+    token: i64,
+    resolution: ActivityResolution,
+    heartbeat_details: Option<Value>,
+    enqueue: bool,
+) -> Result<Finished> {
+    let now = now_ms();
+    let row = conn
+        .query_row(
+            &format!("SELECT {ACTIVITY_COLS} FROM activity_tasks WHERE id = ?1"),
+            params![task_id],
+            read_activity,
+        )
+        .optional()?;
+    let Some((task, _)) = row else {
+        return Ok(Finished::Fenced);
+    };
+    if task.token != token {
+        return Ok(Finished::Fenced);
+    }
+    let details = heartbeat_details.or(task.heartbeat_details.clone());
+    let resolution = match resolution {
+        ActivityResolution::Retry { .. } if task.cancel_requested => {
+            ActivityResolution::Cancelled {
+                details: details.clone(),
+            }
+        }
+        other => other,
+    };
+    if let ActivityResolution::Retry { retry_at_ms } = resolution {
+        let deadline = pending_deadline(&task.options, task.scheduled_ms, retry_at_ms, false);
+        conn.execute(
+            "UPDATE activity_tasks SET state = 'pending', visible_at = ?2, lease_owner = NULL,
+                 heartbeat_details = ?3, deadline_ms = ?4, deadline_kind = ?5
+             WHERE id = ?1",
+            params![
+                task_id,
+                retry_at_ms,
+                details.as_ref().map(to_json),
+                deadline.map(|d| d.0),
+                deadline.map(|d| kind_str(d.1))
+            ],
+        )?;
+        return Ok(Finished::Recorded {
+            workflow_id: task.workflow_id,
+            event_seq: None,
+        });
+    }
+    let Some(event) = resolution.event(task.activity_seq) else {
+        return Ok(Finished::Recorded {
+            workflow_id: task.workflow_id,
+            event_seq: None,
+        });
+    };
+    conn.execute("DELETE FROM activity_tasks WHERE id = ?1", params![task_id])?;
+    let mut event_seq = None;
+    if workflow_running(conn, &task.workflow_id)? {
+        event_seq = Some(append(conn, &task.workflow_id, &event, now)?);
+        if enqueue {
+            enqueue_workflow_task(conn, &task.workflow_id, now)?;
+        }
+    }
+    Ok(Finished::Recorded {
+        workflow_id: task.workflow_id,
+        event_seq,
+    })
+}
+
+/// Whether a worker's in-memory instance, which has seen the history up to `delivered_through` and
+/// wrote everything up to `own_marker_seq`, saw every event before `event_seq`: then its commands,
+/// computed with that event, can be committed as the next workflow task.
+fn continuation_allowed(conn: &Connection, cont: &Continuation, event_seq: u64) -> Result<bool> {
+    let queued: bool = conn
+        .query_row(
+            "SELECT 1 FROM workflow_tasks WHERE workflow_id = ?1",
+            params![cont.commit.workflow_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if queued {
+        return Ok(false);
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT seq, event_type FROM history WHERE workflow_id = ?1 AND seq > ?2 AND seq < ?3",
+    )?;
+    let rows = st.query_map(
+        params![
+            cont.commit.workflow_id,
+            cont.delivered_through as i64,
+            event_seq as i64
+        ],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+    )?;
+    for row in rows {
+        let (seq, event_type) = row?;
+        let own = seq <= cont.own_marker_seq && super::is_command_or_marker_name(&event_type);
+        if !(own || event_type == "activity_started") {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn json_list(items: &[String]) -> String {
     to_json(&items)
 }
@@ -564,6 +850,10 @@ fn json_list(items: &[String]) -> String {
 impl StoreBackend for SqliteStore {
     fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    fn supports_continuation(&self) -> bool {
+        true
     }
 
     async fn create_workflow(&self, wf: NewWorkflow) -> Result<()> {
@@ -718,170 +1008,8 @@ impl StoreBackend for SqliteStore {
             if token != c.token || state != "running" {
                 return Ok(None);
             }
-            let mut rerun = (next_seq as u64).saturating_sub(1) > c.processed_through;
-            let mut closed = false;
-            let mut new_activities = false;
-            for cmd in &c.commands {
-                append(conn, &c.workflow_id, cmd, now)?;
-                match cmd {
-                    EventKind::ActivityScheduled {
-                        activity_seq,
-                        activity_type,
-                        input,
-                        options,
-                        task_queue,
-                        local: false,
-                        ..
-                    } => {
-                        let deadline = pending_deadline(options, now, now, true);
-                        conn.execute(
-                            "INSERT INTO activity_tasks(workflow_id, run_id, activity_seq, activity_type,
-                                 task_queue, input, options, state, visible_at, scheduled_ms,
-                                 deadline_ms, deadline_kind)
-                             SELECT ?1, run_id, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?8, ?9
-                             FROM workflows WHERE workflow_id = ?1",
-                            params![
-                                c.workflow_id,
-                                *activity_seq as i64,
-                                activity_type,
-                                task_queue,
-                                to_json(input),
-                                to_json(options),
-                                now,
-                                deadline.map(|d| d.0),
-                                deadline.map(|d| kind_str(d.1)),
-                            ],
-                        )?;
-                        new_activities = true;
-                    }
-                    EventKind::TimerStarted {
-                        timer_seq,
-                        fire_at_ms,
-                    } => {
-                        conn.execute(
-                            "INSERT OR REPLACE INTO timers(workflow_id, timer_seq, fire_at)
-                             VALUES (?1, ?2, ?3)",
-                            params![c.workflow_id, *timer_seq as i64, fire_at_ms],
-                        )?;
-                    }
-                    EventKind::TimerCancelled { timer_seq } => {
-                        conn.execute(
-                            "DELETE FROM timers WHERE workflow_id = ?1 AND timer_seq = ?2",
-                            params![c.workflow_id, *timer_seq as i64],
-                        )?;
-                    }
-                    EventKind::ActivityCancelRequested { activity_seq } => {
-                        let task: Option<(i64, String, Option<String>)> = conn
-                            .query_row(
-                                "SELECT id, state, heartbeat_details FROM activity_tasks
-                                 WHERE workflow_id = ?1 AND activity_seq = ?2",
-                                params![c.workflow_id, *activity_seq as i64],
-                                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                            )
-                            .optional()?;
-                        match task {
-                            Some((id, state, details)) if state == "pending" => {
-                                conn.execute(
-                                    "DELETE FROM activity_tasks WHERE id = ?1",
-                                    params![id],
-                                )?;
-                                append(
-                                    conn,
-                                    &c.workflow_id,
-                                    &EventKind::ActivityCancelled {
-                                        activity_seq: *activity_seq,
-                                        details: details.and_then(|d| serde_json::from_str(&d).ok()),
-                                    },
-                                    now,
-                                )?;
-                                rerun = true;
-                            }
-                            Some((id, _, _)) => {
-                                conn.execute(
-                                    "UPDATE activity_tasks SET cancel_requested = 1 WHERE id = ?1",
-                                    params![id],
-                                )?;
-                            }
-                            None => {}
-                        }
-                    }
-                    EventKind::WorkflowCompleted { result } => {
-                        closed = true;
-                        close_workflow(
-                            conn,
-                            &c.workflow_id,
-                            WorkflowStatus::Completed,
-                            Some(to_json(result)),
-                            now,
-                        )?;
-                    }
-                    EventKind::WorkflowFailed { error } => {
-                        closed = true;
-                        close_workflow(
-                            conn,
-                            &c.workflow_id,
-                            WorkflowStatus::Failed,
-                            Some(to_json(error)),
-                            now,
-                        )?;
-                    }
-                    EventKind::WorkflowCancelled {} => {
-                        closed = true;
-                        close_workflow(
-                            conn,
-                            &c.workflow_id,
-                            WorkflowStatus::Cancelled,
-                            None,
-                            now,
-                        )?;
-                    }
-                    _ => {}
-                }
-            }
-            let marker_seq = append(
-                conn,
-                &c.workflow_id,
-                &EventKind::WorkflowTaskCompleted {
-                    processed_through: c.processed_through,
-                    task_time_ms: c.task_time_ms,
-                },
-                now,
-            )?;
-            let mut outcome = CommitOutcome {
-                marker_seq,
-                ..CommitOutcome::default()
-            };
-            if !closed {
-                conn.execute(
-                    "UPDATE workflows SET held_reason = NULL WHERE workflow_id = ?1",
-                    params![c.workflow_id],
-                )?;
-                if rerun {
-                    conn.execute(
-                        "UPDATE workflow_tasks SET state = 'pending', visible_at = ?2,
-                             lease_owner = NULL, lease_expires = NULL WHERE workflow_id = ?1",
-                        params![c.workflow_id, now],
-                    )?;
-                    outcome.rerun = true;
-                } else {
-                    conn.execute(
-                        "DELETE FROM workflow_tasks WHERE workflow_id = ?1",
-                        params![c.workflow_id],
-                    )?;
-                }
-                if let (true, Some(e)) = (new_activities, &c.eager) {
-                    outcome.eager = claim_activities(
-                        conn,
-                        &e.worker_id,
-                        &json_list(&e.queues),
-                        &json_list(&e.activity_types),
-                        e.max,
-                        Some(&c.workflow_id),
-                        now,
-                    )?;
-                }
-            }
-            Ok(Some(outcome))
+            let rerun = (next_seq as u64).saturating_sub(1) > c.processed_through;
+            apply_commands(conn, &c, rerun, now).map(Some)
         })
         .await
     }
@@ -1014,69 +1142,65 @@ impl StoreBackend for SqliteStore {
         heartbeat_details: Option<Value>,
     ) -> Result<bool> {
         self.call(move |conn| {
+            let f = finish_inner(conn, task_id, token, resolution, heartbeat_details, true)?;
+            Ok(!matches!(f, Finished::Fenced))
+        })
+        .await
+    }
+
+    async fn finish_activity_and_continue(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+        cont: Continuation,
+    ) -> Result<FinishOutcome> {
+        self.call(move |conn| {
+            let f = finish_inner(conn, task_id, token, resolution, heartbeat_details, false)?;
+            let (workflow_id, event_seq) = match f {
+                Finished::Fenced => {
+                    return Ok(FinishOutcome {
+                        recorded: false,
+                        continued: None,
+                    })
+                }
+                Finished::Recorded {
+                    event_seq: None, ..
+                } => {
+                    return Ok(FinishOutcome {
+                        recorded: true,
+                        continued: None,
+                    })
+                }
+                Finished::Recorded {
+                    workflow_id,
+                    event_seq: Some(seq),
+                } => (workflow_id, seq),
+            };
             let now = now_ms();
-            let row = conn
-                .query_row(
-                    &format!("SELECT {ACTIVITY_COLS} FROM activity_tasks WHERE id = ?1"),
-                    params![task_id],
-                    read_activity,
-                )
-                .optional()?;
-            let Some((task, _)) = row else {
-                return Ok(false);
-            };
-            if task.token != token {
-                return Ok(false);
+            if workflow_id != cont.commit.workflow_id
+                || !continuation_allowed(conn, &cont, event_seq)?
+            {
+                enqueue_workflow_task(conn, &workflow_id, now)?;
+                return Ok(FinishOutcome {
+                    recorded: true,
+                    continued: None,
+                });
             }
-            let details = heartbeat_details.or(task.heartbeat_details.clone());
-            let resolution = match resolution {
-                ActivityResolution::Retry { .. } if task.cancel_requested => {
-                    ActivityResolution::Cancelled {
-                        details: details.clone(),
-                    }
-                }
-                other => other,
-            };
-            let event = match resolution {
-                ActivityResolution::Retry { retry_at_ms } => {
-                    let deadline = pending_deadline(&task.options, task.scheduled_ms, retry_at_ms, false);
-                    conn.execute(
-                        "UPDATE activity_tasks SET state = 'pending', visible_at = ?2, lease_owner = NULL,
-                             heartbeat_details = ?3, deadline_ms = ?4, deadline_kind = ?5
-                         WHERE id = ?1",
-                        params![
-                            task_id,
-                            retry_at_ms,
-                            details.as_ref().map(to_json),
-                            deadline.map(|d| d.0),
-                            deadline.map(|d| kind_str(d.1))
-                        ],
-                    )?;
-                    return Ok(true);
-                }
-                ActivityResolution::Completed(result) => EventKind::ActivityCompleted {
-                    activity_seq: task.activity_seq,
-                    result,
-                },
-                ActivityResolution::Cancelled { details } => EventKind::ActivityCancelled {
-                    activity_seq: task.activity_seq,
-                    details,
-                },
-                ActivityResolution::Failed(error) => EventKind::ActivityFailed {
-                    activity_seq: task.activity_seq,
-                    error,
-                },
-                ActivityResolution::TimedOut(error) => EventKind::ActivityTimedOut {
-                    activity_seq: task.activity_seq,
-                    error,
-                },
-            };
-            conn.execute("DELETE FROM activity_tasks WHERE id = ?1", params![task_id])?;
-            if workflow_running(conn, &task.workflow_id)? {
-                append(conn, &task.workflow_id, &event, now)?;
-                enqueue_workflow_task(conn, &task.workflow_id, now)?;
-            }
-            Ok(true)
+            // The worker's instance saw everything up to this event: its commands are the next
+            // workflow task. Fence out any claim that could still be in flight.
+            conn.execute(
+                "UPDATE workflows SET wft_token = wft_token + 1 WHERE workflow_id = ?1",
+                params![workflow_id],
+            )?;
+            let mut commit = cont.commit;
+            commit.processed_through = event_seq;
+            let outcome = apply_commands(conn, &commit, false, now)?;
+            Ok(FinishOutcome {
+                recorded: true,
+                continued: Some((event_seq, outcome)),
+            })
         })
         .await
     }
