@@ -240,6 +240,7 @@ impl SqliteStore {
             }
         }
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(128);
         migrate(&conn)?;
         let kind = match durability {
             Durability::Full => "sqlite-wal-full",
@@ -284,13 +285,15 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
-    let has_meta: bool = conn.query_row(
+    let has_meta: bool = qrow(
+        conn,
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='duraflow_meta'",
         [],
         |r| r.get::<_, i64>(0),
     )? > 0;
     let current: i64 = if has_meta {
-        conn.query_row(
+        qrow(
+            conn,
             "SELECT value FROM duraflow_meta WHERE key='schema_version'",
             [],
             |r| r.get::<_, String>(0),
@@ -304,7 +307,8 @@ fn migrate(conn: &Connection) -> Result<()> {
         let to = i as i64 + 1;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let r = conn.execute_batch(sql).and_then(|_| {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO duraflow_meta(key, value) VALUES ('format', ?1), ('schema_version', ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![FORMAT_MARKER, to.to_string()],
@@ -333,7 +337,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         let mut replies = Vec::with_capacity(jobs.len());
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE", []) {
             let msg = e.to_string();
             for job in jobs {
                 let (_, reply) = job(None);
@@ -342,15 +346,17 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             continue;
         }
         for job in jobs {
-            let _ = conn.execute_batch("SAVEPOINT job");
+            let _ = exec(&conn, "SAVEPOINT job", []);
             let (failed, reply) = job(Some(&conn));
             if failed {
-                let _ = conn.execute_batch("ROLLBACK TO job");
+                let _ = exec(&conn, "ROLLBACK TO job", []);
             }
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = exec(&conn, "RELEASE job", []);
             replies.push(reply);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let commit = exec(&conn, "COMMIT", [])
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -360,18 +366,35 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// `execute` through the statement cache: SQL text is parsed once per connection.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the statement cache.
+fn qrow<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transaction helpers (run on the writer thread).
 
 fn append(conn: &Connection, workflow_id: &str, kind: &EventKind, now: i64) -> Result<u64> {
-    let seq: i64 = conn.query_row(
+    let seq: i64 = qrow(
+        conn,
         "UPDATE workflows SET next_event_seq = next_event_seq + 1 WHERE workflow_id = ?1
          RETURNING next_event_seq - 1",
         params![workflow_id],
         |r| r.get(0),
     )?;
     let ref_seq = ref_seq(kind);
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO history(workflow_id, seq, time_ms, event_type, ref_seq, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![workflow_id, seq, now, kind.name(), ref_seq, to_json(kind)],
@@ -397,7 +420,8 @@ fn ref_seq(kind: &EventKind) -> Option<i64> {
 }
 
 fn enqueue_workflow_task(conn: &Connection, workflow_id: &str, now: i64) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO workflow_tasks(workflow_id, task_queue, workflow_type, state, visible_at)
          SELECT workflow_id, task_queue, workflow_type, 'pending', ?2 FROM workflows
          WHERE workflow_id = ?1 AND status = 'running'
@@ -428,24 +452,29 @@ fn close_workflow(
     result: Option<String>,
     now: i64,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE workflows SET status = ?2, result = ?3, closed_ms = ?4, held_reason = NULL
          WHERE workflow_id = ?1",
         params![workflow_id, status.as_str(), result, now],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM workflow_tasks WHERE workflow_id = ?1",
         params![workflow_id],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM timers WHERE workflow_id = ?1",
         params![workflow_id],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM activity_tasks WHERE workflow_id = ?1 AND state = 'pending'",
         params![workflow_id],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "UPDATE activity_tasks SET cancel_requested = 1 WHERE workflow_id = ?1",
         params![workflow_id],
     )?;
@@ -527,7 +556,8 @@ fn claim_activities(
     };
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let (mut task, _) = conn.query_row(
+        let (mut task, _) = qrow(
+            conn,
             &format!("SELECT {ACTIVITY_COLS} FROM activity_tasks WHERE id = ?1"),
             params![id],
             read_activity,
@@ -537,7 +567,8 @@ fn claim_activities(
         task.started_ms = now;
         let (deadline, kind) = attempt_deadline(&task.options, task.scheduled_ms, now, now);
         task.deadline_ms = Some(deadline);
-        conn.execute(
+        exec(
+                conn,
             "UPDATE activity_tasks SET state = 'running', attempt = ?2, token = ?3, started_ms = ?4,
                  deadline_ms = ?5, deadline_kind = ?6, lease_owner = ?7 WHERE id = ?1",
             params![id, task.attempt, task.token, now, deadline, kind_str(kind), worker_id],
@@ -580,7 +611,8 @@ fn apply_commands(
                 ..
             } => {
                 let deadline = pending_deadline(options, now, now, true);
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO activity_tasks(workflow_id, run_id, activity_seq, activity_type,
                          task_queue, input, options, state, visible_at, scheduled_ms,
                          deadline_ms, deadline_kind)
@@ -604,14 +636,16 @@ fn apply_commands(
                 timer_seq,
                 fire_at_ms,
             } => {
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT OR REPLACE INTO timers(workflow_id, timer_seq, fire_at)
                      VALUES (?1, ?2, ?3)",
                     params![c.workflow_id, *timer_seq as i64, fire_at_ms],
                 )?;
             }
             EventKind::TimerCancelled { timer_seq } => {
-                conn.execute(
+                exec(
+                    conn,
                     "DELETE FROM timers WHERE workflow_id = ?1 AND timer_seq = ?2",
                     params![c.workflow_id, *timer_seq as i64],
                 )?;
@@ -627,7 +661,11 @@ fn apply_commands(
                     .optional()?;
                 match task {
                     Some((id, state, details)) if state == "pending" => {
-                        conn.execute("DELETE FROM activity_tasks WHERE id = ?1", params![id])?;
+                        exec(
+                            conn,
+                            "DELETE FROM activity_tasks WHERE id = ?1",
+                            params![id],
+                        )?;
                         append(
                             conn,
                             &c.workflow_id,
@@ -640,7 +678,8 @@ fn apply_commands(
                         rerun = true;
                     }
                     Some((id, _, _)) => {
-                        conn.execute(
+                        exec(
+                            conn,
                             "UPDATE activity_tasks SET cancel_requested = 1 WHERE id = ?1",
                             params![id],
                         )?;
@@ -689,12 +728,14 @@ fn apply_commands(
         ..CommitOutcome::default()
     };
     if !closed {
-        conn.execute(
+        exec(
+            conn,
             "UPDATE workflows SET held_reason = NULL WHERE workflow_id = ?1",
             params![c.workflow_id],
         )?;
         if rerun {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO workflow_tasks(workflow_id, task_queue, workflow_type, state, visible_at)
                  SELECT workflow_id, task_queue, workflow_type, 'pending', ?2 FROM workflows
                  WHERE workflow_id = ?1
@@ -704,7 +745,8 @@ fn apply_commands(
             )?;
             outcome.rerun = true;
         } else {
-            conn.execute(
+            exec(
+                conn,
                 "DELETE FROM workflow_tasks WHERE workflow_id = ?1",
                 params![c.workflow_id],
             )?;
@@ -769,7 +811,8 @@ fn finish_inner(
     };
     if let ActivityResolution::Retry { retry_at_ms } = resolution {
         let deadline = pending_deadline(&task.options, task.scheduled_ms, retry_at_ms, false);
-        conn.execute(
+        exec(
+            conn,
             "UPDATE activity_tasks SET state = 'pending', visible_at = ?2, lease_owner = NULL,
                  heartbeat_details = ?3, deadline_ms = ?4, deadline_kind = ?5
              WHERE id = ?1",
@@ -792,7 +835,11 @@ fn finish_inner(
             event_seq: None,
         });
     };
-    conn.execute("DELETE FROM activity_tasks WHERE id = ?1", params![task_id])?;
+    exec(
+        conn,
+        "DELETE FROM activity_tasks WHERE id = ?1",
+        params![task_id],
+    )?;
     let mut event_seq = None;
     if workflow_running(conn, &task.workflow_id)? {
         event_seq = Some(append(conn, &task.workflow_id, &event, now)?);
@@ -870,7 +917,8 @@ impl StoreBackend for SqliteStore {
             if exists {
                 return Err(Error::DuplicateWorkflowId(wf.workflow_id));
             }
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO workflows(workflow_id, run_id, workflow_type, task_queue, status, input,
                      next_event_seq, created_ms)
                  VALUES (?1, ?2, ?3, ?4, 'running', ?5, 1, ?6)",
@@ -895,7 +943,8 @@ impl StoreBackend for SqliteStore {
                 now,
             )?;
             if let Some(deadline) = wf.execution_deadline_ms {
-                conn.execute(
+                exec(
+                conn,
                     "INSERT INTO timers(workflow_id, timer_seq, fire_at) VALUES (?1, 0, ?2)",
                     params![wf.workflow_id, deadline],
                 )?;
@@ -932,12 +981,14 @@ impl StoreBackend for SqliteStore {
             };
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
-                conn.execute(
+                exec(
+                conn,
                     "UPDATE workflow_tasks SET state = 'running', lease_owner = ?2, lease_expires = ?3
                      WHERE workflow_id = ?1",
                     params![id, worker_id, now + lease_ms],
                 )?;
-                let task = conn.query_row(
+                let task = qrow(
+                conn,
                     "UPDATE workflows SET wft_token = wft_token + 1 WHERE workflow_id = ?1
                      RETURNING run_id, workflow_type, task_queue, wft_token",
                     params![id],
@@ -1034,12 +1085,14 @@ impl StoreBackend for SqliteStore {
             if current != Some(token) {
                 return Ok(());
             }
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE workflow_tasks SET state = 'pending', visible_at = ?2, lease_owner = NULL,
                      lease_expires = NULL WHERE workflow_id = ?1",
                 params![workflow_id, retry_at_ms],
             )?;
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE workflows SET held_reason = ?2 WHERE workflow_id = ?1",
                 params![workflow_id, reason],
             )?;
@@ -1050,7 +1103,8 @@ impl StoreBackend for SqliteStore {
 
     async fn release_held(&self) -> Result<u64> {
         self.call(|conn| {
-            let n = conn.execute(
+            let n = exec(
+                conn,
                 "UPDATE workflow_tasks SET visible_at = ?1 WHERE state = 'pending' AND workflow_id IN
                      (SELECT workflow_id FROM workflows WHERE held_reason IS NOT NULL)",
                 params![now_ms()],
@@ -1091,7 +1145,8 @@ impl StoreBackend for SqliteStore {
             for (mut task, kind) in rows {
                 task.token += 1;
                 // Should this reaper die before it resolves the task, another one takes it later.
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE activity_tasks SET token = ?2, deadline_ms = ?3 WHERE id = ?1",
                     params![task.task_id, task.token, now + 30_000],
                 )?;
@@ -1190,7 +1245,8 @@ impl StoreBackend for SqliteStore {
             }
             // The worker's instance saw everything up to this event: its commands are the next
             // workflow task. Fence out any claim that could still be in flight.
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE workflows SET wft_token = wft_token + 1 WHERE workflow_id = ?1",
                 params![workflow_id],
             )?;
@@ -1259,7 +1315,8 @@ impl StoreBackend for SqliteStore {
                 rows.collect::<rusqlite::Result<_>>()?
             };
             for (wf, seq) in &due {
-                conn.execute(
+                exec(
+                    conn,
                     "DELETE FROM timers WHERE workflow_id = ?1 AND timer_seq = ?2",
                     params![wf, seq],
                 )?;
@@ -1307,7 +1364,8 @@ impl StoreBackend for SqliteStore {
         let wtypes = json_list(workflow_types);
         let atypes = json_list(activity_types);
         self.call(move |conn| {
-            let v: Option<i64> = conn.query_row(
+            let v: Option<i64> = qrow(
+                conn,
                 "SELECT MIN(x) FROM (
                    SELECT MIN(CASE WHEN state = 'pending' THEN visible_at ELSE lease_expires END) AS x
                      FROM workflow_tasks
@@ -1345,7 +1403,8 @@ impl StoreBackend for SqliteStore {
                 return Ok(false);
             }
             if requested == 0 {
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE workflows SET cancel_requested = 1 WHERE workflow_id = ?1",
                     params![workflow_id],
                 )?;
