@@ -516,8 +516,16 @@ fn read_activity(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ClaimedActivity, Op
             activity_seq: r.get::<_, i64>(3)? as u64,
             activity_type: r.get(4)?,
             task_queue: r.get(5)?,
-            input: serde_json::from_str(&input).unwrap_or(Value::Null),
-            options: serde_json::from_str(&options).unwrap_or_default(),
+            // A damaged payload must not block the claims behind it: the attempt then fails with a
+            // payload error naming the type, and damaged options fall back to the defaults.
+            input: serde_json::from_str(&input).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "an activity task's stored input is not valid JSON");
+                Value::Null
+            }),
+            options: serde_json::from_str(&options).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "an activity task's stored options are not valid JSON; using the defaults");
+                Default::default()
+            }),
             attempt: r.get::<_, i64>(8)? as u32,
             token: r.get(9)?,
             scheduled_ms: r.get(10)?,
