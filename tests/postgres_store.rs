@@ -509,6 +509,18 @@ async fn pg_step_latency() {
     assert_eq!(within("latency", h.result()).await.unwrap(), steps);
     let per_step = started.elapsed() / steps as u32;
     println!("Postgres: {steps} sequential steps, {per_step:?} per step");
+    // Chains of 10 activities, one workflow after another (start and result included).
+    let (runs, chain) = (30, 10);
+    let started = std::time::Instant::now();
+    for i in 0..runs {
+        let h = client
+            .start(pg_chain, format!("chain10-{i}"), chain)
+            .await
+            .unwrap();
+        assert_eq!(within("chain10", h.result()).await.unwrap(), chain);
+    }
+    let per_step = started.elapsed() / (runs * chain) as u32;
+    println!("Postgres: {runs} workflows of {chain} steps one after another, {per_step:?} per step");
     worker.shutdown().await;
 }
 

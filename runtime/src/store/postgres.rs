@@ -29,8 +29,9 @@
 
 use super::{
     attempt_deadline, now_ms, pending_deadline, ActivityResolution, ClaimedActivity,
-    ClaimedWorkflowTask, CommitOutcome, ExpiredActivity, ListFilter, NewWorkflow, PendingActivity,
-    StoreBackend, WorkflowDescription, WorkflowStatus, WorkflowSummary, WorkflowTaskCommit,
+    ClaimedWorkflowTask, CommitOutcome, Continuation, ExpiredActivity, FinishOutcome, ListFilter,
+    NewWorkflow, PendingActivity, StoreBackend, WorkflowDescription, WorkflowStatus,
+    WorkflowSummary, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
@@ -183,9 +184,13 @@ SELECT w.wft_token, w.next_event_seq, w.run_id,
   FROM workflows w WHERE w.workflow_id = $1::TEXT AND w.status = 'running'
    FOR UPDATE OF w";
 
+/// With `$3` (the finished attempt's task, in `finish_activity_and_continue`), only if that task
+/// belongs to workflow `$1`, whose row the same pipeline locked first.
 const SQL_CANCEL_TARGETS: &str = "
 SELECT activity_seq, state, heartbeat_details FROM activity_tasks
  WHERE workflow_id = $1::TEXT AND activity_seq = ANY($2::BIGINT[])
+   AND ($3::BIGINT IS NULL
+        OR workflow_id = (SELECT workflow_id FROM activity_tasks WHERE id = $3::BIGINT))
    FOR UPDATE";
 
 /// Appends events with numbers allocated by the caller, who holds the workflow row lock.
@@ -203,6 +208,16 @@ INSERT INTO activity_tasks(workflow_id, run_id, activity_seq, activity_type, tas
                            options, state, visible_at, scheduled_ms, deadline_ms, deadline_kind)
 VALUES ($1::TEXT, $2::TEXT, $3::BIGINT, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT, 'pending',
         $8::BIGINT, $8::BIGINT, $9::BIGINT, $10::TEXT)";
+
+/// An activity task claimed by the commit that schedules it (eager claim): inserted running, its
+/// first attempt started.
+const SQL_INSERT_ACTIVITY_STARTED: &str = "
+INSERT INTO activity_tasks(workflow_id, run_id, activity_seq, activity_type, task_queue, input,
+                           options, state, attempt, token, visible_at, scheduled_ms, started_ms,
+                           deadline_ms, deadline_kind, lease_owner)
+VALUES ($1::TEXT, $2::TEXT, $3::BIGINT, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT, 'running', 1, 1,
+        $8::BIGINT, $8::BIGINT, $8::BIGINT, $9::BIGINT, $10::TEXT, $11::TEXT)
+RETURNING id";
 
 const SQL_UPSERT_TIMER: &str = "
 INSERT INTO timers(workflow_id, timer_seq, fire_at) VALUES ($1::TEXT, $2::BIGINT, $3::BIGINT)
@@ -232,8 +247,17 @@ e AS (UPDATE activity_tasks SET cancel_requested = TRUE
        WHERE workflow_id = $1::TEXT AND state <> 'pending')
 SELECT 1";
 
-const SQL_WFT_RERUN: &str = "UPDATE workflow_tasks SET state = 'pending', visible_at = $2::BIGINT,
-     lease_owner = NULL, lease_expires = NULL WHERE workflow_id = $1::TEXT";
+/// Puts the workflow task back as pending; creates it when there is none (a continuation commits
+/// without a task row).
+const SQL_WFT_RERUN: &str = "
+INSERT INTO workflow_tasks(workflow_id, task_queue, workflow_type, state, visible_at)
+SELECT workflow_id, task_queue, workflow_type, 'pending', $2::BIGINT FROM workflows
+ WHERE workflow_id = $1::TEXT
+ON CONFLICT (workflow_id) DO UPDATE SET state = 'pending', visible_at = excluded.visible_at,
+       lease_owner = NULL, lease_expires = NULL";
+
+const SQL_BUMP_WFT_TOKEN: &str =
+    "UPDATE workflows SET wft_token = wft_token + 1 WHERE workflow_id = $1::TEXT";
 
 const SQL_WFT_DELETE: &str = "DELETE FROM workflow_tasks WHERE workflow_id = $1::TEXT";
 
@@ -267,12 +291,11 @@ WITH c AS (
     SELECT a.id FROM activity_tasks a JOIN workflows w ON w.workflow_id = a.workflow_id
      WHERE a.state = 'pending' AND a.visible_at <= $1::BIGINT
        AND a.task_queue = ANY($2::TEXT[]) AND a.activity_type = ANY($3::TEXT[])
-       AND ($4::TEXT IS NULL OR a.workflow_id = $4::TEXT)
      ORDER BY a.visible_at, a.id
-     LIMIT $5::BIGINT
+     LIMIT $4::BIGINT
        FOR UPDATE OF a, w SKIP LOCKED)
 UPDATE activity_tasks a SET state = 'running', attempt = a.attempt + 1, token = a.token + 1,
-       started_ms = $1::BIGINT, lease_owner = $6::TEXT
+       started_ms = $1::BIGINT, lease_owner = $5::TEXT
   FROM c WHERE a.id = c.id
 RETURNING {ACTIVITY_COLS}, a.visible_at"
         )
@@ -331,9 +354,21 @@ RETURNING cancel_requested";
 
 /// Locks the workflow row of an activity task (the task row is locked after it).
 const SQL_FINISH_LOCK_WF: &str = "
-SELECT status FROM workflows
+SELECT status, next_event_seq, run_id FROM workflows
  WHERE workflow_id = (SELECT workflow_id FROM activity_tasks WHERE id = $1::BIGINT)
    FOR UPDATE";
+
+/// Whether the workflow has a workflow task row (run after the workflow row is locked, so it sees
+/// every committed change).
+const SQL_CONTINUE_QUEUED: &str =
+    "SELECT EXISTS (SELECT 1 FROM workflow_tasks WHERE workflow_id = $1::TEXT)";
+
+/// The events after those a worker's instance saw (other than attempt starts), to check that it
+/// saw every other one.
+const SQL_CONTINUE_UNSEEN: &str = "
+SELECT seq, event_type FROM history
+ WHERE workflow_id = $1::TEXT AND seq > $2::BIGINT AND event_type <> 'activity_started'
+ ORDER BY seq";
 
 fn sql_finish_lock_task() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -1019,18 +1054,14 @@ fn push_append(batch: &mut Batch, workflow_id: &str, kind: &EventKind, now: i64,
 }
 
 /// Claims pending activity tasks (locking each task and its workflow row, skipping busy ones),
-/// then sets their deadlines and appends their `ActivityStarted` events. `extra` statements run
-/// in the same round trip as the appends.
-#[allow(clippy::too_many_arguments)] // the SQLite store's claim, plus the transaction and commit flag
+/// then sets their deadlines and appends their `ActivityStarted` events, and commits.
 async fn claim_activities(
     tx: &mut Tx,
     worker_id: &str,
     queues: &[String],
     types: &[String],
     max: usize,
-    only_workflow: Option<&str>,
     now: i64,
-    commit_empty: bool,
 ) -> Result<Vec<ClaimedActivity>> {
     let ctx = "claiming activity tasks";
     let rows = tx
@@ -1040,7 +1071,6 @@ async fn claim_activities(
                 p(now),
                 p(queues.to_vec()),
                 p(types.to_vec()),
-                p(only_workflow.map(str::to_string)),
                 p(max as i64),
                 p(worker_id.to_string()),
             ],
@@ -1078,10 +1108,391 @@ async fn claim_activities(
         );
         out.push(task);
     }
-    if !out.is_empty() || commit_empty {
+    if !out.is_empty() {
         tx.run(batch, true, ctx).await?;
     }
     Ok(out)
+}
+
+/// What applying a commit needs, read under the workflow row lock.
+struct CommitBase {
+    /// The run, for the activity tasks the commit creates.
+    run_id: String,
+    /// The number of the first event the commit appends.
+    next_seq: i64,
+    /// The activity tasks the commit's cancel requests concern, as they stand before it:
+    /// activity seq -> (pending?, heartbeat details).
+    targets: HashMap<u64, (bool, Option<Value>)>,
+}
+
+/// A commit whose statements are in a batch; their rows complete its outcome.
+struct PendingCommit {
+    outcome: CommitOutcome,
+    /// Attempts claimed eagerly, each with the index of the statement returning its task id.
+    eager: Vec<(usize, ClaimedActivity)>,
+}
+
+impl PendingCommit {
+    fn complete(self, res: &[Vec<Row>]) -> Result<CommitOutcome> {
+        let mut outcome = self.outcome;
+        for (i, mut task) in self.eager {
+            let row = res.get(i).and_then(|r| r.first()).ok_or_else(|| {
+                Error::Database(
+                    "Postgres store: an eagerly claimed activity task was not inserted".into(),
+                )
+            })?;
+            task.task_id = col(row, 0)?;
+            outcome.eager.push(task);
+        }
+        Ok(outcome)
+    }
+}
+
+/// Pushes the statement locking the activity tasks that `commands` ask to cancel (after the
+/// workflow row); returns its index, or `None` if there are none. `finished`: see
+/// `SQL_CANCEL_TARGETS`.
+fn push_cancel_targets(
+    batch: &mut Batch,
+    workflow_id: &str,
+    commands: &[EventKind],
+    finished: Option<i64>,
+) -> Option<usize> {
+    let seqs: Vec<i64> = commands
+        .iter()
+        .filter_map(|cmd| match cmd {
+            EventKind::ActivityCancelRequested { activity_seq } => Some(*activity_seq as i64),
+            _ => None,
+        })
+        .collect();
+    if seqs.is_empty() {
+        return None;
+    }
+    Some(batch.push(
+        SQL_CANCEL_TARGETS,
+        vec![p(workflow_id.to_string()), p(seqs), p(finished)],
+    ))
+}
+
+fn read_cancel_targets(rows: &[Row]) -> Result<HashMap<u64, (bool, Option<Value>)>> {
+    let mut targets = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let seq: i64 = col(r, 0)?;
+        let state: String = col(r, 1)?;
+        let details: Option<String> = col(r, 2)?;
+        targets.insert(
+            seq as u64,
+            (
+                state == "pending",
+                details.and_then(|d| serde_json::from_str(&d).ok()),
+            ),
+        );
+    }
+    Ok(targets)
+}
+
+fn is_close(cmd: &EventKind) -> bool {
+    matches!(
+        cmd,
+        EventKind::WorkflowCompleted { .. }
+            | EventKind::WorkflowFailed { .. }
+            | EventKind::WorkflowCancelled { .. }
+    )
+}
+
+impl PostgresStore {
+    /// Pushes what ends an attempt whose task row is locked and whose token matched: the retry
+    /// (returns `None`), or the task's deletion (returns the event to append).
+    fn push_finish(
+        &self,
+        batch: &mut Batch,
+        task: &ClaimedActivity,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+    ) -> Option<EventKind> {
+        let details = heartbeat_details.or(task.heartbeat_details.clone());
+        let resolution = match resolution {
+            ActivityResolution::Retry { .. } if task.cancel_requested => {
+                ActivityResolution::Cancelled {
+                    details: details.clone(),
+                }
+            }
+            other => other,
+        };
+        if let ActivityResolution::Retry { retry_at_ms } = resolution {
+            let deadline = pending_deadline(&task.options, task.scheduled_ms, retry_at_ms, false);
+            batch.push(
+                SQL_ACTIVITY_RETRY,
+                vec![
+                    p(task.task_id),
+                    p(retry_at_ms),
+                    p(details.as_ref().map(to_json)),
+                    p(deadline.map(|d| d.0)),
+                    p(deadline.map(|d| kind_str(d.1))),
+                ],
+            );
+            self.notify(batch);
+            return None;
+        }
+        batch.push(SQL_DELETE_ACTIVITY, vec![p(task.task_id)]);
+        resolution.event(task.activity_seq)
+    }
+
+    /// Pushes the statements applying a workflow task's commit whose right to commit the caller
+    /// checked under the workflow row lock (the SQLite store's `apply_commands`): the `lead` events
+    /// (a continuation's activity outcome), the commands and the marker, numbered from
+    /// `base.next_seq`; the tasks and timers the commands imply; the workflow closed, or its task
+    /// ended or put back (`rerun`). New activity tasks that `c.eager` takes are inserted running,
+    /// their `ActivityStarted` appended after the marker: the eager claim costs no round trip.
+    fn push_commit(
+        &self,
+        batch: &mut Batch,
+        c: &WorkflowTaskCommit,
+        base: CommitBase,
+        lead: Vec<EventKind>,
+        mut rerun: bool,
+        now: i64,
+    ) -> PendingCommit {
+        let CommitBase {
+            run_id,
+            next_seq,
+            mut targets,
+        } = base;
+        let wf = || p(c.workflow_id.clone());
+        // Not claimed eagerly: new tasks of a commit that closes the workflow (they are withdrawn)
+        // or that this commit cancels (they are deleted).
+        let closes = c.commands.iter().any(is_close);
+        let cancelled: Vec<u64> = c
+            .commands
+            .iter()
+            .filter_map(|cmd| match cmd {
+                EventKind::ActivityCancelRequested { activity_seq } => Some(*activity_seq),
+                _ => None,
+            })
+            .collect();
+        let eager_claim = c.eager.as_ref().filter(|_| !closes);
+
+        // The events, numbered here (the caller holds the row lock), and the side effects, in
+        // command order.
+        let mut closed = false;
+        let mut unclaimed = 0usize;
+        let mut timers_changed = false;
+        let mut events = lead;
+        events.reserve(c.commands.len() + 2);
+        let mut effects = Batch::default();
+        let mut eager: Vec<(usize, ClaimedActivity)> = Vec::new();
+        for cmd in &c.commands {
+            events.push(cmd.clone());
+            match cmd {
+                EventKind::ActivityScheduled {
+                    activity_seq,
+                    activity_type,
+                    input,
+                    options,
+                    task_queue,
+                    local: false,
+                    ..
+                } => {
+                    let claim = eager_claim.filter(|e| {
+                        eager.len() < e.max
+                            && !cancelled.contains(activity_seq)
+                            && e.activity_types.contains(activity_type)
+                            && e.queues.contains(task_queue)
+                    });
+                    if let Some(e) = claim {
+                        let (deadline, kind) = attempt_deadline(options, now, now, now);
+                        let i = effects.push(
+                            SQL_INSERT_ACTIVITY_STARTED,
+                            vec![
+                                wf(),
+                                p(run_id.clone()),
+                                p(*activity_seq as i64),
+                                p(activity_type.clone()),
+                                p(task_queue.clone()),
+                                p(to_json(input)),
+                                p(to_json(options)),
+                                p(now),
+                                p(deadline),
+                                p(kind_str(kind)),
+                                p(e.worker_id.clone()),
+                            ],
+                        );
+                        eager.push((
+                            i,
+                            ClaimedActivity {
+                                task_id: 0,
+                                workflow_id: c.workflow_id.clone(),
+                                run_id: run_id.clone(),
+                                activity_seq: *activity_seq,
+                                activity_type: activity_type.clone(),
+                                task_queue: task_queue.clone(),
+                                input: input.clone(),
+                                options: options.clone(),
+                                attempt: 1,
+                                token: 1,
+                                scheduled_ms: now,
+                                started_ms: now,
+                                deadline_ms: Some(deadline),
+                                heartbeat_details: None,
+                                cancel_requested: false,
+                            },
+                        ));
+                    } else {
+                        let deadline = pending_deadline(options, now, now, true);
+                        effects.push(
+                            SQL_INSERT_ACTIVITY,
+                            vec![
+                                wf(),
+                                p(run_id.clone()),
+                                p(*activity_seq as i64),
+                                p(activity_type.clone()),
+                                p(task_queue.clone()),
+                                p(to_json(input)),
+                                p(to_json(options)),
+                                p(now),
+                                p(deadline.map(|d| d.0)),
+                                p(deadline.map(|d| kind_str(d.1))),
+                            ],
+                        );
+                        // A task scheduled in this very commit is pending (and deleted if the
+                        // commit also cancels it).
+                        targets.insert(*activity_seq, (true, None));
+                        if !cancelled.contains(activity_seq) {
+                            unclaimed += 1;
+                        }
+                    }
+                }
+                EventKind::TimerStarted {
+                    timer_seq,
+                    fire_at_ms,
+                } => {
+                    effects.push(
+                        SQL_UPSERT_TIMER,
+                        vec![wf(), p(*timer_seq as i64), p(*fire_at_ms)],
+                    );
+                    timers_changed = true;
+                }
+                EventKind::TimerCancelled { timer_seq } => {
+                    effects.push(SQL_DELETE_TIMER, vec![wf(), p(*timer_seq as i64)]);
+                }
+                EventKind::ActivityCancelRequested { activity_seq } => {
+                    match targets.get(activity_seq).cloned() {
+                        Some((true, details)) => {
+                            effects.push(
+                                SQL_DELETE_ACTIVITY_BY_SEQ,
+                                vec![wf(), p(*activity_seq as i64)],
+                            );
+                            targets.remove(activity_seq);
+                            events.push(EventKind::ActivityCancelled {
+                                activity_seq: *activity_seq,
+                                details,
+                            });
+                            rerun = true;
+                        }
+                        Some((false, _)) => {
+                            effects.push(
+                                SQL_CANCEL_ACTIVITY_BY_SEQ,
+                                vec![wf(), p(*activity_seq as i64)],
+                            );
+                        }
+                        None => {}
+                    }
+                }
+                EventKind::WorkflowCompleted { result } => {
+                    closed = true;
+                    effects.push(
+                        SQL_CLOSE,
+                        vec![
+                            wf(),
+                            p(WorkflowStatus::Completed.as_str()),
+                            p(Some(to_json(result))),
+                            p(now),
+                        ],
+                    );
+                }
+                EventKind::WorkflowFailed { error } => {
+                    closed = true;
+                    effects.push(
+                        SQL_CLOSE,
+                        vec![
+                            wf(),
+                            p(WorkflowStatus::Failed.as_str()),
+                            p(Some(to_json(error))),
+                            p(now),
+                        ],
+                    );
+                }
+                EventKind::WorkflowCancelled {} => {
+                    closed = true;
+                    effects.push(
+                        SQL_CLOSE,
+                        vec![
+                            wf(),
+                            p(WorkflowStatus::Cancelled.as_str()),
+                            p(None::<String>),
+                            p(now),
+                        ],
+                    );
+                }
+                _ => {}
+            }
+        }
+        events.push(EventKind::WorkflowTaskCompleted {
+            processed_through: c.processed_through,
+            task_time_ms: c.task_time_ms,
+        });
+        let marker_seq = (next_seq + events.len() as i64 - 1) as u64;
+        if let Some(e) = eager_claim {
+            for (_, task) in &eager {
+                events.push(EventKind::ActivityStarted {
+                    activity_seq: task.activity_seq,
+                    attempt: task.attempt,
+                    worker: e.worker_id.clone(),
+                });
+            }
+        }
+
+        batch.push(
+            SQL_INSERT_EVENTS,
+            vec![
+                wf(),
+                p(now),
+                p((next_seq..next_seq + events.len() as i64).collect::<Vec<i64>>()),
+                p(events
+                    .iter()
+                    .map(|e| e.name().to_string())
+                    .collect::<Vec<_>>()),
+                p(events.iter().map(ref_seq).collect::<Vec<_>>()),
+                p(events.iter().map(to_json).collect::<Vec<_>>()),
+            ],
+        );
+        let offset = batch.items.len();
+        batch.items.extend(effects.items);
+        for (i, _) in eager.iter_mut() {
+            *i += offset;
+        }
+        batch.push(
+            SQL_SET_NEXT_SEQ,
+            vec![wf(), p(next_seq + events.len() as i64), p(!closed)],
+        );
+        let mut outcome = CommitOutcome {
+            marker_seq,
+            ..CommitOutcome::default()
+        };
+        if !closed {
+            if rerun {
+                batch.push(SQL_WFT_RERUN, vec![wf(), p(now)]);
+                outcome.rerun = true;
+            } else {
+                batch.push(SQL_WFT_DELETE, vec![wf()]);
+            }
+        }
+        // Work for other processes' workers (new tasks this worker did not take, timers) or
+        // their clients (a closed workflow).
+        if closed || rerun || unclaimed > 0 || timers_changed {
+            self.notify(batch);
+        }
+        PendingCommit { outcome, eager }
+    }
 }
 
 #[async_trait::async_trait]
@@ -1194,11 +1605,13 @@ impl StoreBackend for PostgresStore {
         let now = now_ms();
         let mut tx = Tx::new(self.client().await?);
         // The workflow row first: its lock serializes this commit with every other writer of the
-        // workflow; the token is checked under it.
-        let rows = tx
-            .query(SQL_COMMIT_LOCK, vec![p(c.workflow_id.clone())], ctx)
-            .await?;
-        let Some(row) = rows.first() else {
+        // workflow; the token is checked under it. Then (same round trip) the activity tasks the
+        // commit's cancel requests concern.
+        let mut lock = Batch::default();
+        lock.push(SQL_COMMIT_LOCK, vec![p(c.workflow_id.clone())]);
+        let targets_at = push_cancel_targets(&mut lock, &c.workflow_id, &c.commands, None);
+        let res = tx.run(lock, false, ctx).await?;
+        let Some(row) = res[0].first() else {
             return Ok(None);
         };
         let token: i64 = col(row, 0)?;
@@ -1208,218 +1621,26 @@ impl StoreBackend for PostgresStore {
         if token != c.token || state.as_deref() != Some("running") {
             return Ok(None);
         }
-
-        // Activity tasks that cancel requests concern, as they stand before this commit.
-        let cancel_seqs: Vec<i64> = c
-            .commands
-            .iter()
-            .filter_map(|cmd| match cmd {
-                EventKind::ActivityCancelRequested { activity_seq } => Some(*activity_seq as i64),
-                _ => None,
-            })
-            .collect();
-        // activity_seq -> (pending?, heartbeat details)
-        let mut targets: HashMap<u64, (bool, Option<Value>)> = HashMap::new();
-        if !cancel_seqs.is_empty() {
-            let rows = tx
-                .query(
-                    SQL_CANCEL_TARGETS,
-                    vec![p(c.workflow_id.clone()), p(cancel_seqs)],
-                    ctx,
-                )
-                .await?;
-            for r in rows {
-                let seq: i64 = col(&r, 0)?;
-                let state: String = col(&r, 1)?;
-                let details: Option<String> = col(&r, 2)?;
-                targets.insert(
-                    seq as u64,
-                    (
-                        state == "pending",
-                        details.and_then(|d| serde_json::from_str(&d).ok()),
-                    ),
-                );
-            }
-        }
-
-        // The events, numbered here (we hold the row lock), and the side effects, in command order.
-        let mut rerun = (next_seq as u64).saturating_sub(1) > c.processed_through;
-        let mut closed = false;
-        let mut new_activities = false;
-        let mut timers_changed = false;
-        let mut events: Vec<EventKind> = Vec::with_capacity(c.commands.len() + 2);
-        let mut effects = Batch::default();
-        let wf = || p(c.workflow_id.clone());
-        for cmd in &c.commands {
-            events.push(cmd.clone());
-            match cmd {
-                EventKind::ActivityScheduled {
-                    activity_seq,
-                    activity_type,
-                    input,
-                    options,
-                    task_queue,
-                    local: false,
-                    ..
-                } => {
-                    let deadline = pending_deadline(options, now, now, true);
-                    effects.push(
-                        SQL_INSERT_ACTIVITY,
-                        vec![
-                            wf(),
-                            p(run_id.clone()),
-                            p(*activity_seq as i64),
-                            p(activity_type.clone()),
-                            p(task_queue.clone()),
-                            p(to_json(input)),
-                            p(to_json(options)),
-                            p(now),
-                            p(deadline.map(|d| d.0)),
-                            p(deadline.map(|d| kind_str(d.1))),
-                        ],
-                    );
-                    // A task scheduled in this very commit is pending.
-                    targets.insert(*activity_seq, (true, None));
-                    new_activities = true;
-                }
-                EventKind::TimerStarted {
-                    timer_seq,
-                    fire_at_ms,
-                } => {
-                    effects.push(
-                        SQL_UPSERT_TIMER,
-                        vec![wf(), p(*timer_seq as i64), p(*fire_at_ms)],
-                    );
-                    timers_changed = true;
-                }
-                EventKind::TimerCancelled { timer_seq } => {
-                    effects.push(SQL_DELETE_TIMER, vec![wf(), p(*timer_seq as i64)]);
-                }
-                EventKind::ActivityCancelRequested { activity_seq } => {
-                    match targets.get(activity_seq).cloned() {
-                        Some((true, details)) => {
-                            effects.push(
-                                SQL_DELETE_ACTIVITY_BY_SEQ,
-                                vec![wf(), p(*activity_seq as i64)],
-                            );
-                            targets.remove(activity_seq);
-                            events.push(EventKind::ActivityCancelled {
-                                activity_seq: *activity_seq,
-                                details,
-                            });
-                            rerun = true;
-                        }
-                        Some((false, _)) => {
-                            effects.push(
-                                SQL_CANCEL_ACTIVITY_BY_SEQ,
-                                vec![wf(), p(*activity_seq as i64)],
-                            );
-                        }
-                        None => {}
-                    }
-                }
-                EventKind::WorkflowCompleted { result } => {
-                    closed = true;
-                    effects.push(
-                        SQL_CLOSE,
-                        vec![
-                            wf(),
-                            p(WorkflowStatus::Completed.as_str()),
-                            p(Some(to_json(result))),
-                            p(now),
-                        ],
-                    );
-                }
-                EventKind::WorkflowFailed { error } => {
-                    closed = true;
-                    effects.push(
-                        SQL_CLOSE,
-                        vec![
-                            wf(),
-                            p(WorkflowStatus::Failed.as_str()),
-                            p(Some(to_json(error))),
-                            p(now),
-                        ],
-                    );
-                }
-                EventKind::WorkflowCancelled {} => {
-                    closed = true;
-                    effects.push(
-                        SQL_CLOSE,
-                        vec![
-                            wf(),
-                            p(WorkflowStatus::Cancelled.as_str()),
-                            p(None::<String>),
-                            p(now),
-                        ],
-                    );
-                }
-                _ => {}
-            }
-        }
-        events.push(EventKind::WorkflowTaskCompleted {
-            processed_through: c.processed_through,
-            task_time_ms: c.task_time_ms,
-        });
-        let first = next_seq;
-        let marker_seq = (first + events.len() as i64 - 1) as u64;
-
-        let mut batch = Batch::default();
-        batch.push(
-            SQL_INSERT_EVENTS,
-            vec![
-                wf(),
-                p(now),
-                p((first..first + events.len() as i64).collect::<Vec<i64>>()),
-                p(events
-                    .iter()
-                    .map(|e| e.name().to_string())
-                    .collect::<Vec<_>>()),
-                p(events.iter().map(ref_seq).collect::<Vec<_>>()),
-                p(events.iter().map(to_json).collect::<Vec<_>>()),
-            ],
-        );
-        batch.items.extend(effects.items);
-        batch.push(
-            SQL_SET_NEXT_SEQ,
-            vec![wf(), p(first + events.len() as i64), p(!closed)],
-        );
-        let mut outcome = CommitOutcome {
-            marker_seq,
-            ..CommitOutcome::default()
+        let targets = match targets_at {
+            Some(i) => read_cancel_targets(&res[i])?,
+            None => HashMap::new(),
         };
-        if !closed {
-            if rerun {
-                batch.push(SQL_WFT_RERUN, vec![wf(), p(now)]);
-                outcome.rerun = true;
-            } else {
-                batch.push(SQL_WFT_DELETE, vec![wf()]);
-            }
-        }
-        if closed || rerun || new_activities || timers_changed {
-            self.notify(&mut batch);
-        }
-        match (!closed && new_activities, &c.eager) {
-            (true, Some(e)) => {
-                // The effects must be in place before the claim: run them first.
-                tx.run(batch, false, ctx).await?;
-                outcome.eager = claim_activities(
-                    &mut tx,
-                    &e.worker_id,
-                    &e.queues,
-                    &e.activity_types,
-                    e.max,
-                    Some(&c.workflow_id),
-                    now,
-                    true,
-                )
-                .await?;
-            }
-            _ => {
-                tx.run(batch, true, ctx).await?;
-            }
-        }
-        Ok(Some(outcome))
+        let rerun = (next_seq as u64).saturating_sub(1) > c.processed_through;
+        let mut batch = Batch::default();
+        let pending = self.push_commit(
+            &mut batch,
+            &c,
+            CommitBase {
+                run_id,
+                next_seq,
+                targets,
+            },
+            Vec::new(),
+            rerun,
+            now,
+        );
+        let res = tx.run(batch, true, ctx).await?;
+        pending.complete(&res).map(Some)
     }
 
     async fn hold_workflow_task(
@@ -1483,17 +1704,7 @@ impl StoreBackend for PostgresStore {
         }
         let mut tx = Tx::new(self.client().await?);
         // Nothing claimed, nothing written: the transaction is rolled back when dropped.
-        claim_activities(
-            &mut tx,
-            worker_id,
-            queues,
-            types,
-            max,
-            None,
-            now_ms(),
-            false,
-        )
-        .await
+        claim_activities(&mut tx, worker_id, queues, types, max, now_ms()).await
     }
 
     async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
@@ -1573,58 +1784,132 @@ impl StoreBackend for PostgresStore {
         if task.token != token {
             return Ok(false);
         }
-        let details = heartbeat_details.or(task.heartbeat_details.clone());
-        let resolution = match resolution {
-            ActivityResolution::Retry { .. } if task.cancel_requested => {
-                ActivityResolution::Cancelled {
-                    details: details.clone(),
-                }
-            }
-            other => other,
-        };
         let mut batch = Batch::default();
-        let event = match resolution {
-            ActivityResolution::Retry { retry_at_ms } => {
-                let deadline =
-                    pending_deadline(&task.options, task.scheduled_ms, retry_at_ms, false);
-                batch.push(
-                    SQL_ACTIVITY_RETRY,
-                    vec![
-                        p(task_id),
-                        p(retry_at_ms),
-                        p(details.as_ref().map(to_json)),
-                        p(deadline.map(|d| d.0)),
-                        p(deadline.map(|d| kind_str(d.1))),
-                    ],
-                );
+        if let Some(event) = self.push_finish(&mut batch, &task, resolution, heartbeat_details) {
+            if running {
+                push_append(&mut batch, &task.workflow_id, &event, now, true);
                 self.notify(&mut batch);
-                tx.run(batch, true, ctx).await?;
-                return Ok(true);
             }
-            ActivityResolution::Completed(result) => EventKind::ActivityCompleted {
-                activity_seq: task.activity_seq,
-                result,
-            },
-            ActivityResolution::Cancelled { details } => EventKind::ActivityCancelled {
-                activity_seq: task.activity_seq,
-                details,
-            },
-            ActivityResolution::Failed(error) => EventKind::ActivityFailed {
-                activity_seq: task.activity_seq,
-                error,
-            },
-            ActivityResolution::TimedOut(error) => EventKind::ActivityTimedOut {
-                activity_seq: task.activity_seq,
-                error,
-            },
-        };
-        batch.push(SQL_DELETE_ACTIVITY, vec![p(task_id)]);
-        if running {
-            push_append(&mut batch, &task.workflow_id, &event, now, true);
-            self.notify(&mut batch);
         }
         tx.run(batch, true, ctx).await?;
         Ok(true)
+    }
+
+    fn supports_continuation(&self) -> bool {
+        true
+    }
+
+    async fn finish_activity_and_continue(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+        cont: Continuation,
+    ) -> Result<FinishOutcome> {
+        let ctx = "finishing an activity and continuing its workflow";
+        let now = now_ms();
+        let workflow_id = cont.commit.workflow_id.clone();
+        let mut tx = Tx::new(self.client().await?);
+        // One round trip: the workflow row, then the task row (locked in this order), then what
+        // the continuation is checked against, read under the workflow row lock (every writer of
+        // the workflow's history and tasks takes it first), then the cancel targets.
+        let mut lock = Batch::default();
+        lock.push(SQL_FINISH_LOCK_WF, vec![p(task_id)]);
+        lock.push(sql_finish_lock_task(), vec![p(task_id)]);
+        lock.push(SQL_CONTINUE_QUEUED, vec![p(workflow_id.clone())]);
+        lock.push(
+            SQL_CONTINUE_UNSEEN,
+            vec![p(workflow_id.clone()), p(cont.delivered_through as i64)],
+        );
+        let targets_at = push_cancel_targets(
+            &mut lock,
+            &workflow_id,
+            &cont.commit.commands,
+            Some(task_id),
+        );
+        let res = tx.run(lock, false, ctx).await?;
+        let fenced = FinishOutcome {
+            recorded: false,
+            continued: None,
+        };
+        let Some(row) = res[1].first() else {
+            return Ok(fenced);
+        };
+        let (task, _) = read_activity(row)?;
+        if task.token != token {
+            return Ok(fenced);
+        }
+        let recorded = FinishOutcome {
+            recorded: true,
+            continued: None,
+        };
+        // A continuation is computed with the attempt's outcome event: a retry has none.
+        let retry = matches!(resolution, ActivityResolution::Retry { .. });
+        let mut batch = Batch::default();
+        let Some(event) = self.push_finish(&mut batch, &task, resolution, heartbeat_details) else {
+            tx.run(batch, true, ctx).await?;
+            return Ok(recorded);
+        };
+        let (running, next_seq, run_id) = match res[0].first() {
+            Some(r) => (
+                col::<String>(r, 0)? == "running",
+                col::<i64>(r, 1)?,
+                col::<String>(r, 2)?,
+            ),
+            None => (false, 0, String::new()),
+        };
+        if !running {
+            tx.run(batch, true, ctx).await?;
+            return Ok(recorded);
+        }
+        let queued: bool = match res[2].first() {
+            Some(r) => col(r, 0)?,
+            None => true,
+        };
+        let mut saw_all = !retry && task.workflow_id == workflow_id && !queued;
+        for r in &res[3] {
+            let seq = col::<i64>(r, 0)? as u64;
+            let event_type: String = col(r, 1)?;
+            if !(seq <= cont.own_marker_seq && super::is_command_or_marker_name(&event_type)) {
+                saw_all = false;
+            }
+        }
+        if !saw_all {
+            push_append(&mut batch, &task.workflow_id, &event, now, true);
+            self.notify(&mut batch);
+            tx.run(batch, true, ctx).await?;
+            return Ok(recorded);
+        }
+        // The worker's instance saw everything up to this event: its commands are the next
+        // workflow task. Fence out any claim that could still be in flight.
+        batch.push(SQL_BUMP_WFT_TOKEN, vec![p(workflow_id)]);
+        let mut targets = match targets_at {
+            Some(i) => read_cancel_targets(&res[i])?,
+            None => HashMap::new(),
+        };
+        // The finished attempt's task is deleted by this transaction.
+        targets.remove(&task.activity_seq);
+        let event_seq = next_seq as u64;
+        let mut commit = cont.commit;
+        commit.processed_through = event_seq;
+        let pending = self.push_commit(
+            &mut batch,
+            &commit,
+            CommitBase {
+                run_id,
+                next_seq,
+                targets,
+            },
+            vec![event],
+            false,
+            now,
+        );
+        let res = tx.run(batch, true, ctx).await?;
+        Ok(FinishOutcome {
+            recorded: true,
+            continued: Some((event_seq, pending.complete(&res)?)),
+        })
     }
 
     async fn record_local_activity(
