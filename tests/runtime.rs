@@ -258,7 +258,10 @@ async fn waits_for_wf(ctx: WorkflowContext, ms: u64) -> Result<u64, WorkflowErro
 
 /// Attempt 1 stops heartbeating and finishes late, after attempt 2 took over; attempt 2 heartbeats
 /// and finishes after that.
-#[activity(heartbeat_timeout = "300ms", retry(initial_interval = "10ms", maximum_attempts = 3))]
+#[activity(
+    heartbeat_timeout = "300ms",
+    retry(initial_interval = "10ms", maximum_attempts = 3)
+)]
 async fn overtaken(ctx: ActivityContext) -> Result<u32, ActivityError> {
     let attempt = ctx.info().attempt;
     ctx.heartbeat(&attempt)?;
@@ -802,7 +805,10 @@ async fn describe_list_and_history_json(db: &TestDb) {
 async fn execution_timeout_fails_the_workflow(db: &TestDb) {
     let w = worker(&db.store).register(overdue_wf).start();
     let client = Client::new(&db.store);
-    let h = client.start(overdue_wf, wid(db, "overdue"), ()).await.unwrap();
+    let h = client
+        .start(overdue_wf, wid(db, "overdue"), ())
+        .await
+        .unwrap();
     match within(LIMIT, "overdue", h.result()).await {
         Err(Error::WorkflowFailed(e)) => assert!(e.to_string().contains("ExecutionTimeout"), "{e}"),
         other => panic!("expected an execution timeout, got {other:?}"),
@@ -813,25 +819,49 @@ async fn execution_timeout_fails_the_workflow(db: &TestDb) {
 async fn graceful_shutdown_finishes_running_attempts(db: &TestDb) {
     let client = Client::new(&db.store);
     let id = wid(db, "graceful");
-    let w = worker(&db.store).register(takes_a_while).register(waits_for_wf).start();
+    let w = worker(&db.store)
+        .register(takes_a_while)
+        .register(waits_for_wf)
+        .start();
     client.start(waits_for_wf, id.clone(), 400).await.unwrap();
-    eventually(LIMIT, "activity started", || async { !noted(&id).is_empty() }).await;
+    eventually(LIMIT, "activity started", || async {
+        !noted(&id).is_empty()
+    })
+    .await;
     stop(w).await;
-    assert_eq!(noted(&id), vec!["started".to_string(), "finished".to_string()]);
+    assert_eq!(
+        noted(&id),
+        vec!["started".to_string(), "finished".to_string()]
+    );
     let hist = history(&client, &id).await;
     assert_eq!(
         count(&hist, |k| matches!(k, EventKind::ActivityCompleted { .. })),
         1,
         "the running attempt finished and was recorded before shutdown returned"
     );
-    let w2 = worker(&db.store).register(takes_a_while).register(waits_for_wf).start();
-    assert_eq!(within(LIMIT, "result", client.handle::<u64>(&id).result()).await.unwrap(), 400);
-    assert_eq!(noted(&id).len(), 2, "the completed activity did not run again");
+    let w2 = worker(&db.store)
+        .register(takes_a_while)
+        .register(waits_for_wf)
+        .start();
+    assert_eq!(
+        within(LIMIT, "result", client.handle::<u64>(&id).result())
+            .await
+            .unwrap(),
+        400
+    );
+    assert_eq!(
+        noted(&id).len(),
+        2,
+        "the completed activity did not run again"
+    );
     stop(w2).await;
 }
 
 async fn a_late_attempt_is_fenced(db: &TestDb) {
-    let w = worker(&db.store).register(overtaken).register(overtaken_wf).start();
+    let w = worker(&db.store)
+        .register(overtaken)
+        .register(overtaken_wf)
+        .start();
     let client = Client::new(&db.store);
     let id = wid(db, "overtaken");
     let h = client.start(overtaken_wf, id.clone(), ()).await.unwrap();
@@ -845,8 +875,15 @@ async fn a_late_attempt_is_fenced(db: &TestDb) {
             _ => None,
         })
         .collect();
-    assert_eq!(completed, vec![json!(2)], "only the current attempt's result is recorded");
-    assert_eq!(count(&hist, |k| matches!(k, EventKind::ActivityStarted { .. })), 2);
+    assert_eq!(
+        completed,
+        vec![json!(2)],
+        "only the current attempt's result is recorded"
+    );
+    assert_eq!(
+        count(&hist, |k| matches!(k, EventKind::ActivityStarted { .. })),
+        2
+    );
     stop(w).await;
 }
 

@@ -62,7 +62,12 @@ impl TestDb {
     pub async fn postgres(name: &str) -> Option<TestDb> {
         init_tracing();
         let url = pg_url().await?;
-        let schema = format!("t_{}_{}", name, std::process::id());
+        // Postgres names are at most 63 bytes: a prefix of the test's name, a hash of all of it, the pid.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        let prefix: String = name.chars().take(30).collect();
+        let schema = format!("t_{prefix}_{:08x}_{}", hash as u32, std::process::id());
         drop_schema(&url, &schema).await;
         let store = Store::postgres_in_schema(&url, &schema)
             .await
