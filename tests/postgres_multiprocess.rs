@@ -370,9 +370,20 @@ async fn run() {
     };
     let url = support::pg_url().await.expect("the Postgres URL");
     let schema = test_schema(&url).await;
+    let store = db.reopen().await;
+    // The schema is dropped also when the test fails (the children are killed as the test's
+    // task unwinds).
+    let outcome = tokio::spawn(kill_test(t0, store, url, schema)).await;
+    db.cleanup().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn kill_test(t0: Instant, store: Store, url: String, schema: String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("side.log");
-    let client = Client::new(&db.store);
+    let client = Client::new(&store);
 
     // The workflows are created up front, through the parent's own store handle.
     for index in 0..WORKFLOWS {
@@ -757,6 +768,4 @@ async fn run() {
     );
 
     drop(children);
-    drop(client);
-    db.cleanup().await;
 }
