@@ -391,6 +391,15 @@ const SQL_LOCAL_DONE: &str = "
 SELECT 1 FROM history WHERE workflow_id = $1::TEXT AND ref_seq = $2::BIGINT
    AND event_type IN ('local_activity_marker', 'activity_cancelled') LIMIT 1";
 
+/// Whether any timer is due: an idle poll costs one statement, no transaction.
+const SQL_ANY_DUE_TIMER: &str = "SELECT EXISTS (SELECT 1 FROM timers WHERE fire_at <= $1::BIGINT)";
+
+/// Whether any activity task of these queues and types is due (as above).
+const SQL_ANY_DUE_ACTIVITY: &str = "
+SELECT EXISTS (SELECT 1 FROM activity_tasks
+                WHERE state = 'pending' AND visible_at <= $1::BIGINT
+                  AND task_queue = ANY($2::TEXT[]) AND activity_type = ANY($3::TEXT[]))";
+
 const SQL_DUE_TIMERS: &str = "
 SELECT t.workflow_id, t.timer_seq, w.status
   FROM timers t JOIN workflows w ON w.workflow_id = t.workflow_id
@@ -1702,9 +1711,21 @@ impl StoreBackend for PostgresStore {
         if max == 0 || queues.is_empty() || types.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = Tx::new(self.client().await?);
+        let ctx = "claiming activity tasks";
+        let now = now_ms();
+        let client = self.client().await?;
+        let any = query(&client, SQL_ANY_DUE_ACTIVITY, &[&now, &queues, &types], ctx).await?;
+        if !any
+            .first()
+            .map(|r| col::<bool>(r, 0))
+            .transpose()?
+            .unwrap_or(false)
+        {
+            return Ok(Vec::new());
+        }
+        let mut tx = Tx::new(client);
         // Nothing claimed, nothing written: the transaction is rolled back when dropped.
-        claim_activities(&mut tx, worker_id, queues, types, max, now_ms()).await
+        claim_activities(&mut tx, worker_id, queues, types, max, now).await
     }
 
     async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
@@ -1955,7 +1976,17 @@ impl StoreBackend for PostgresStore {
     async fn fire_due_timers(&self, max: usize) -> Result<usize> {
         let ctx = "firing timers";
         let now = now_ms();
-        let mut tx = Tx::new(self.client().await?);
+        let client = self.client().await?;
+        let any = query(&client, SQL_ANY_DUE_TIMER, &[&now], ctx).await?;
+        if !any
+            .first()
+            .map(|r| col::<bool>(r, 0))
+            .transpose()?
+            .unwrap_or(false)
+        {
+            return Ok(0);
+        }
+        let mut tx = Tx::new(client);
         let due = tx
             .query(SQL_DUE_TIMERS, vec![p(now), p(max as i64)], ctx)
             .await?;
