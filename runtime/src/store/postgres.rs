@@ -199,8 +199,11 @@ INSERT INTO history(workflow_id, seq, time_ms, event_type, ref_seq, payload)
 SELECT $1::TEXT, e.s, $2::BIGINT, e.t, e.r, e.p
   FROM unnest($3::BIGINT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[]) AS e(s, t, r, p)";
 
+/// After a commit's appends; `$4` bumps the workflow task token (a continuation fences out any
+/// claim still in flight), in the same row update.
 const SQL_SET_NEXT_SEQ: &str = "UPDATE workflows SET next_event_seq = $2::BIGINT,
-     held_reason = CASE WHEN $3::BOOLEAN THEN NULL ELSE held_reason END
+     held_reason = CASE WHEN $3::BOOLEAN THEN NULL ELSE held_reason END,
+     wft_token = wft_token + CASE WHEN $4::BOOLEAN THEN 1 ELSE 0 END
  WHERE workflow_id = $1::TEXT";
 
 const SQL_INSERT_ACTIVITY: &str = "
@@ -255,9 +258,6 @@ SELECT workflow_id, task_queue, workflow_type, 'pending', $2::BIGINT FROM workfl
  WHERE workflow_id = $1::TEXT
 ON CONFLICT (workflow_id) DO UPDATE SET state = 'pending', visible_at = excluded.visible_at,
        lease_owner = NULL, lease_expires = NULL";
-
-const SQL_BUMP_WFT_TOKEN: &str =
-    "UPDATE workflows SET wft_token = wft_token + 1 WHERE workflow_id = $1::TEXT";
 
 const SQL_WFT_DELETE: &str = "DELETE FROM workflow_tasks WHERE workflow_id = $1::TEXT";
 
@@ -1132,6 +1132,10 @@ struct CommitBase {
     /// The activity tasks the commit's cancel requests concern, as they stand before it:
     /// activity seq -> (pending?, heartbeat details).
     targets: HashMap<u64, (bool, Option<Value>)>,
+    /// Events arrived since the task's: put it back as pending.
+    rerun: bool,
+    /// Bump the workflow task token (a continuation fences out any claim still in flight).
+    bump_token: bool,
 }
 
 /// A commit whose statements are in a batch; their rows complete its outcome.
@@ -1250,21 +1254,23 @@ impl PostgresStore {
     /// checked under the workflow row lock (the SQLite store's `apply_commands`): the `lead` events
     /// (a continuation's activity outcome), the commands and the marker, numbered from
     /// `base.next_seq`; the tasks and timers the commands imply; the workflow closed, or its task
-    /// ended or put back (`rerun`). New activity tasks that `c.eager` takes are inserted running,
-    /// their `ActivityStarted` appended after the marker: the eager claim costs no round trip.
+    /// ended or put back (`base.rerun`). New activity tasks that `c.eager` takes are inserted
+    /// running, their `ActivityStarted` appended after the marker: the eager claim costs no round
+    /// trip.
     fn push_commit(
         &self,
         batch: &mut Batch,
         c: &WorkflowTaskCommit,
         base: CommitBase,
         lead: Vec<EventKind>,
-        mut rerun: bool,
         now: i64,
     ) -> PendingCommit {
         let CommitBase {
             run_id,
             next_seq,
             mut targets,
+            mut rerun,
+            bump_token,
         } = base;
         let wf = || p(c.workflow_id.clone());
         // Not claimed eagerly: new tasks of a commit that closes the workflow (they are withdrawn)
@@ -1481,7 +1487,12 @@ impl PostgresStore {
         }
         batch.push(
             SQL_SET_NEXT_SEQ,
-            vec![wf(), p(next_seq + events.len() as i64), p(!closed)],
+            vec![
+                wf(),
+                p(next_seq + events.len() as i64),
+                p(!closed),
+                p(bump_token),
+            ],
         );
         let mut outcome = CommitOutcome {
             marker_seq,
@@ -1643,9 +1654,10 @@ impl StoreBackend for PostgresStore {
                 run_id,
                 next_seq,
                 targets,
+                rerun,
+                bump_token: false,
             },
             Vec::new(),
-            rerun,
             now,
         );
         let res = tx.run(batch, true, ctx).await?;
@@ -1903,8 +1915,7 @@ impl StoreBackend for PostgresStore {
             return Ok(recorded);
         }
         // The worker's instance saw everything up to this event: its commands are the next
-        // workflow task. Fence out any claim that could still be in flight.
-        batch.push(SQL_BUMP_WFT_TOKEN, vec![p(workflow_id)]);
+        // workflow task (committed with the token bumped, fencing out any claim in flight).
         let mut targets = match targets_at {
             Some(i) => read_cancel_targets(&res[i])?,
             None => HashMap::new(),
@@ -1921,9 +1932,10 @@ impl StoreBackend for PostgresStore {
                 run_id,
                 next_seq,
                 targets,
+                rerun: false,
+                bump_token: true,
             },
             vec![event],
-            false,
             now,
         );
         let res = tx.run(batch, true, ctx).await?;
