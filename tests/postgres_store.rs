@@ -256,6 +256,27 @@ async fn pg_chain_of_activities_history_and_describe() {
         })
         .collect();
     assert_eq!(completed.len(), 5);
+    // One commit per step: each activity's outcome is stored with the workflow's next task, whose
+    // marker processed exactly through it; no other workflow task ran.
+    let markers: Vec<(u64, u64)> = hist
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::WorkflowTaskCompleted {
+                processed_through, ..
+            } => Some((e.seq, processed_through)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(markers.len(), 6, "one workflow task per step: {markers:?}");
+    for e in &hist {
+        if let EventKind::ActivityCompleted { .. } = e.kind {
+            assert!(
+                markers.iter().any(|&(_, through)| through == e.seq),
+                "the outcome #{} is committed with the next task: {markers:?}",
+                e.seq
+            );
+        }
+    }
     assert!(matches!(
         hist.last().unwrap().kind,
         EventKind::WorkflowTaskCompleted { .. }
@@ -520,7 +541,9 @@ async fn pg_step_latency() {
         assert_eq!(within("chain10", h.result()).await.unwrap(), chain);
     }
     let per_step = started.elapsed() / (runs * chain) as u32;
-    println!("Postgres: {runs} workflows of {chain} steps one after another, {per_step:?} per step");
+    println!(
+        "Postgres: {runs} workflows of {chain} steps one after another, {per_step:?} per step"
+    );
     worker.shutdown().await;
 }
 
