@@ -5,7 +5,11 @@
 use duraflow::prelude::*;
 use duraflow::{Client, EventKind, Store, Worker};
 
-#[activity(retry(initial_interval = "200ms", backoff_coefficient = 2.0, maximum_attempts = 5))]
+#[activity(retry(
+    initial_interval = "200ms",
+    backoff_coefficient = 2.0,
+    maximum_attempts = 5
+))]
 async fn flaky_fetch(ctx: ActivityContext, url: String) -> Result<String, ActivityError> {
     let attempt = ctx.info().attempt;
     if attempt < 3 {
@@ -26,10 +30,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("duraflow-retry-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let store = Store::sqlite(dir.join("retry.db"))?;
-    let worker = Worker::new(&store).register(flaky_fetch).register(fetch).start();
+    let worker = Worker::new(&store)
+        .register(flaky_fetch)
+        .register(fetch)
+        .start();
     let client = Client::new(&store);
     let handle = client
-        .start(fetch, "retry-example", "https://example.com/data".to_string())
+        .start(
+            fetch,
+            "retry-example",
+            "https://example.com/data".to_string(),
+        )
         .await?;
     println!("result: {}", handle.result().await?);
     let attempts = handle

@@ -25,7 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     {
         let store = Store::sqlite(&path)?;
-        let worker = Worker::new(&store).register(remind_later).register(send_reminder).start();
+        let worker = Worker::new(&store)
+            .register(remind_later)
+            .register(send_reminder)
+            .start();
         Client::new(&store)
             .start(remind_later, "timer-example", "ada".to_string())
             .await?;
@@ -35,13 +38,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let store = Store::sqlite(&path)?;
-    let worker = Worker::new(&store).register(remind_later).register(send_reminder).start();
+    let worker = Worker::new(&store)
+        .register(remind_later)
+        .register(send_reminder)
+        .start();
     let started = std::time::Instant::now();
     let result = Client::new(&store)
         .handle::<String>("timer-example")
         .result()
         .await?;
-    println!("a new worker finished it {:?} later: {result}", started.elapsed());
+    println!(
+        "a new worker finished it {:?} later: {result}",
+        started.elapsed()
+    );
     worker.shutdown().await;
     std::fs::remove_dir_all(dir)?;
     Ok(())

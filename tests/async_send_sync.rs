@@ -19,7 +19,12 @@ async fn act(ctx: ActivityContext) -> Result<(), ActivityError> {
     Ok(())
 }
 
-#[allow(dead_code, unreachable_code, unused_variables, clippy::diverging_sub_expression)]
+#[allow(
+    dead_code,
+    unreachable_code,
+    unused_variables,
+    clippy::diverging_sub_expression
+)]
 fn public_futures_are_send(store: Store, client: Client, w: WorkflowContext, a: ActivityContext) {
     send_sync(&store);
     send_sync(&client);

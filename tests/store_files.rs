@@ -20,8 +20,11 @@ fn store_error(p: &std::path::Path) -> String {
 fn a_file_that_is_not_a_database_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("notes.db");
-    std::fs::write(&p, b"these are my notes, not a database; please do not touch them\n".repeat(100))
-        .unwrap();
+    std::fs::write(
+        &p,
+        b"these are my notes, not a database; please do not touch them\n".repeat(100),
+    )
+    .unwrap();
     let before = bytes(&p);
     let m = store_error(&p);
     assert!(m.contains("not a readable SQLite database"), "{m}");
@@ -42,7 +45,10 @@ fn another_programs_database_is_refused_untouched() {
     let m = store_error(&p);
     assert!(m.contains("another program") && m.contains("users"), "{m}");
     assert_eq!(bytes(&p), before);
-    assert!(!dir.path().join("app.db-wal").exists(), "no WAL file was created");
+    assert!(
+        !dir.path().join("app.db-wal").exists(),
+        "no WAL file was created"
+    );
 }
 
 #[tokio::test]
@@ -51,18 +57,27 @@ async fn a_newer_schema_is_refused_and_a_current_one_reopens() {
     let p = dir.path().join("duraflow.db");
     {
         let store = Store::sqlite(&p).unwrap();
-        let _ = Client::new(&store).list(duraflow::ListFilter::all()).await.unwrap();
+        let _ = Client::new(&store)
+            .list(duraflow::ListFilter::all())
+            .await
+            .unwrap();
     }
     // Reopening the current version works.
     drop(Store::sqlite(&p).unwrap());
     {
         let c = rusqlite::Connection::open(&p).unwrap();
-        c.execute("UPDATE duraflow_meta SET value = '999' WHERE key = 'schema_version'", [])
-            .unwrap();
+        c.execute(
+            "UPDATE duraflow_meta SET value = '999' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
     }
     let before = bytes(&p);
     let m = store_error(&p);
-    assert!(m.contains("schema version 999") && m.contains("upgrade duraflow"), "{m}");
+    assert!(
+        m.contains("schema version 999") && m.contains("upgrade duraflow"),
+        "{m}"
+    );
     assert_eq!(bytes(&p), before);
 }
 
@@ -100,14 +115,23 @@ async fn a_damaged_history_row_is_an_error_not_a_panic_and_other_workflows_go_on
         other => panic!("expected a store error, got {other:?}"),
     }
     // A worker meets the damaged workflow, logs it, and keeps serving the others.
-    let w = Worker::new(&store).register(double).register(doubling).start();
+    let w = Worker::new(&store)
+        .register(double)
+        .register(doubling)
+        .start();
     let h = client.start(doubling, "healthy", 21).await.unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(20), h.result()).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(20), h.result())
+        .await
+        .unwrap();
     assert_eq!(r.unwrap(), 42);
     let mut held = None;
     for _ in 0..500 {
         let d = client.describe("victim").await.unwrap();
-        assert_eq!(d.status, duraflow::WorkflowStatus::Running, "held, not failed");
+        assert_eq!(
+            d.status,
+            duraflow::WorkflowStatus::Running,
+            "held, not failed"
+        );
         if d.held_reason.is_some() {
             held = d.held_reason;
             break;
