@@ -144,7 +144,8 @@ impl ActivityContext {
 
     /// Records progress and keeps the attempt alive. It never blocks: the latest details are stored
     /// throttled (the first at once, then at most one every 0.8 × heartbeat timeout, the latest value
-    /// winning) and flushed when the attempt ends.
+    /// winning) and flushed when the attempt ends. An activity without a heartbeat timeout has its
+    /// details stored only when the attempt ends.
     ///
     /// Returns `Err(ActivityError::Cancelled { .. })` once a cancellation has reached the activity:
     /// write `ctx.heartbeat(&d)?` to end cancelled.

@@ -868,12 +868,15 @@ impl Shared {
             flag.clone(),
             Some(hb_tx),
         );
-        let flusher = tokio::spawn(heartbeat_flusher(
-            self.store.clone(),
-            task.clone(),
-            hb_rx,
-            flag.clone(),
-        ));
+        // Without a heartbeat timeout, details are stored when the attempt ends (no flusher task).
+        let flusher = task.options.heartbeat_timeout.map(|_| {
+            tokio::spawn(heartbeat_flusher(
+                self.store.clone(),
+                task.clone(),
+                hb_rx,
+                flag.clone(),
+            ))
+        });
         let fut = AssertUnwindSafe(def.execute_json(ctx, task.input.clone())).catch_unwind();
         // Here only the start-to-close and schedule-to-close deadlines are enforced; the heartbeat
         // deadline moves with every stored heartbeat and is the store's (the reaper's) to enforce.
@@ -885,7 +888,9 @@ impl Shared {
         );
         let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
         let outcome = tokio::time::timeout(budget, fut).await;
-        flusher.abort();
+        if let Some(f) = flusher {
+            f.abort();
+        }
         {
             // A later attempt of the same activity may have replaced this entry: leave it alone.
             let mut running = lock(&self.store.hub.running);
@@ -1146,7 +1151,7 @@ fn decide(
 }
 
 /// Stores an attempt's heartbeats, throttled: the first at once, then at most one every 0.8 ×
-/// heartbeat timeout (30 s without one), the latest details winning. A stored heartbeat extends the
+/// heartbeat timeout, the latest details winning. A stored heartbeat extends the
 /// attempt's deadline and brings back whether a cancel was requested.
 async fn heartbeat_flusher(
     store: Store,
