@@ -31,10 +31,10 @@ fn count(h: &[HistoryEvent], pred: impl Fn(&EventKind) -> bool) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Heartbeats: throttled, lease-extending, flushed at the end of an attempt.
 
-/// Attempt 1 heartbeats 1, 2, 3, .. every 20 ms for 2.5 s (longer than its 1 s heartbeat timeout),
+/// Attempt 1 heartbeats 1, 2, 3, .. every 40 ms for 5 s (longer than its 2 s heartbeat timeout),
 /// then fails; attempt 2 returns the details it inherited.
 #[activity(
-    heartbeat_timeout = "1s",
+    heartbeat_timeout = "2s",
     retry(initial_interval = "10ms", maximum_attempts = 2)
 )]
 async fn counting(ctx: ActivityContext) -> Result<(u32, Option<u64>), ActivityError> {
@@ -43,7 +43,7 @@ async fn counting(ctx: ActivityContext) -> Result<(u32, Option<u64>), ActivityEr
     }
     for i in 1..=125u64 {
         ctx.heartbeat(&i)?;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
     }
     Err(ActivityError::application("Done", "attempt 1 ends here"))
 }
@@ -78,7 +78,7 @@ async fn heartbeats_are_throttled_extend_the_lease_and_are_flushed(db: &TestDb) 
         Some(serde_json::json!(1)),
         "the first heartbeat is stored at once"
     );
-    // ... later ones at most every 0.8 s, so 0.3 s later the store still has an early value.
+    // ... later ones at most every 1.6 s, so 0.3 s later the store still has an early value.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let d = client.describe(&id).await.unwrap();
     if let Some(a) = d.pending_activities.first() {
@@ -92,7 +92,7 @@ async fn heartbeats_are_throttled_extend_the_lease_and_are_flushed(db: &TestDb) 
             "heartbeats are throttled, not stored one by one: {stored}"
         );
     }
-    // It ran 2.5 s with a 1 s heartbeat timeout: heartbeats extended its lease, so attempt 1 was not
+    // It ran 5 s with a 2 s heartbeat timeout: heartbeats extended its lease, so attempt 1 was not
     // timed out; attempt 2 sees the final details, flushed when attempt 1 ended.
     let (attempt, details) = within(
         LIMIT,

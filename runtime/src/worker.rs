@@ -301,15 +301,19 @@ async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 impl Shared {
-    /// One round of work; true if anything was taken or fired.
+    /// One round of work; true if a kind of work filled its batch, so more may be due at once.
     async fn poll_once(self: Arc<Self>) -> crate::Result<bool> {
+        const TIMERS: usize = 256;
+        const EXPIRED: usize = 64;
+        const BATCH: usize = 64;
         let store = &self.store.backend;
-        let mut did = store.fire_due_timers(256).await? > 0;
-        for expired in store.claim_expired_activities(64).await? {
-            did = true;
-            self.handle_expired(expired).await;
+        let mut more = store.fire_due_timers(TIMERS).await? == TIMERS;
+        let expired = store.claim_expired_activities(EXPIRED).await?;
+        more |= expired.len() == EXPIRED;
+        for e in expired {
+            self.handle_expired(e).await;
         }
-        let free = self.wf_slots.available_permits().min(64);
+        let free = self.wf_slots.available_permits().min(BATCH);
         if free > 0 && !self.wf_types.is_empty() {
             let tasks = store
                 .claim_workflow_tasks(
@@ -320,8 +324,8 @@ impl Shared {
                     self.opts.workflow_task_lease.as_millis() as i64,
                 )
                 .await?;
+            more |= tasks.len() == free;
             for task in tasks {
-                did = true;
                 let permit = self.wf_slots.clone().try_acquire_owned().ok();
                 let me = self.clone();
                 tokio::spawn(async move {
@@ -330,18 +334,18 @@ impl Shared {
                 });
             }
         }
-        let free = self.act_slots.available_permits().min(64);
+        let free = self.act_slots.available_permits().min(BATCH);
         if free > 0 && !self.act_types.is_empty() {
             let tasks = store
                 .claim_activity_tasks(&self.id, &self.queues, &self.act_types, free)
                 .await?;
+            more |= tasks.len() == free;
             for task in tasks {
-                did = true;
                 let permit = self.act_slots.clone().try_acquire_owned().ok();
                 self.spawn_attempt(task, permit);
             }
         }
-        Ok(did)
+        Ok(more)
     }
 
     async fn next_wait(&self) -> Duration {
@@ -468,6 +472,7 @@ impl Shared {
             Ok(c) => c,
             Err(f) => return self.task_failed(task, f, None).await,
         };
+        self.deliver_cancels_early(&task.workflow_id, &commands);
         let eager = self.eager_claim();
         let commit = WorkflowTaskCommit {
             workflow_id: task.workflow_id.clone(),
@@ -556,6 +561,17 @@ impl Shared {
         }
         if wake {
             self.store.hub.wake_workers();
+        }
+    }
+
+    /// Tells attempts running in this process of the cancels the workflow just asked for, before
+    /// the commit's fsync: the code asks for them on every replay too, so the request stands even if
+    /// this commit is lost. Local activities are stopped after the commit.
+    fn deliver_cancels_early(&self, workflow_id: &str, commands: &[EventKind]) {
+        for cmd in commands {
+            if let EventKind::ActivityCancelRequested { activity_seq } = cmd {
+                self.store.hub.cancel_running(workflow_id, *activity_seq);
+            }
         }
     }
 
@@ -979,6 +995,7 @@ impl Shared {
             // Let the ordinary workflow task replay it and hold it with the reason.
             return false;
         };
+        self.deliver_cancels_early(&task.workflow_id, &commands);
         let cont = Continuation {
             commit: WorkflowTaskCommit {
                 workflow_id: task.workflow_id.clone(),
