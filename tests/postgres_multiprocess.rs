@@ -327,31 +327,6 @@ async fn completed_count(client: &Client) -> usize {
         .len()
 }
 
-/// The schema `TestDb::postgres("multiproc")` made for this process: its name holds the test's
-/// name and the pid (checked below: the children, opening it, see the workflows).
-async fn test_schema(url: &str) -> String {
-    let (pg, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to Postgres");
-    let conn = tokio::spawn(conn);
-    let rows = pg
-        .query(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE '%multiproc%' AND nspname LIKE $1",
-            &[&format!("%\\_{}", std::process::id())],
-        )
-        .await
-        .expect("list the schemas");
-    drop(pg);
-    let _ = conn.await;
-    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(
-        names.len(),
-        1,
-        "cannot tell this test's schema among {names:?}"
-    );
-    names.into_iter().next().unwrap_or_default()
-}
-
 #[test]
 fn postgres_multiprocess_kill() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -368,8 +343,10 @@ async fn run() {
         eprintln!("skipping postgres_multiprocess_kill: no Postgres server");
         return;
     };
-    let url = support::pg_url().await.expect("the Postgres URL");
-    let schema = test_schema(&url).await;
+    let (url, schema) = db
+        .pg_url_schema()
+        .map(|(u, s)| (u.to_string(), s.to_string()))
+        .expect("a Postgres database");
     let store = db.reopen().await;
     // The schema is dropped also when the test fails (the children are killed as the test's
     // task unwinds).

@@ -1,8 +1,8 @@
 //! Real workflows end to end on the Postgres store, through the public API. Each test uses its own
 //! schema (created by the store, dropped at the end). The database comes from
-//! `DURAFLOW_TEST_PG_URL` (see `common::postgres_url`).
+//! `DURAFLOW_TEST_PG_URL` (see `support::pg_url`).
 
-mod common;
+mod support;
 
 use duraflow::prelude::*;
 use duraflow::{
@@ -126,88 +126,22 @@ struct Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
-        if let Err(e) = simple_query(&self.url, &sql) {
+        if let Err(e) = support::pg_exec_blocking(&self.url, &sql) {
             println!("could not drop test schema `{}`: {e}", self.schema);
         }
     }
 }
 
 async fn env(test: &str) -> Option<Env> {
-    let url = common::postgres_url(test)?;
-    let schema = common::unique_schema(test);
+    let url = support::pg_url().await?;
+    let schema = support::unique_schema(test);
     // A schema left over by an earlier run of a process with the same id.
-    let _ = simple_query(&url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+    let _ = support::pg_exec_blocking(&url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
     let store = Store::postgres_in_schema(&url, &schema)
         .await
         .unwrap_or_else(|e| panic!("connecting to {url} (schema {schema}): {e}"));
     assert_eq!(store.kind(), "postgres");
     Some(Env { url, schema, store })
-}
-
-/// Runs one statement over the Postgres wire protocol (trust authentication only): enough to drop a
-/// test schema without another dependency.
-fn simple_query(url: &str, sql: &str) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-        .ok_or("not a postgres:// URL")?;
-    let rest = rest.split('?').next().unwrap_or(rest);
-    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
-    let (user, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (u.split(':').next().unwrap_or("postgres"), h),
-        None => ("postgres", authority),
-    };
-    let user = if user.is_empty() { "postgres" } else { user };
-    let db = if db.is_empty() { user } else { db };
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let mut s = std::net::TcpStream::connect(&hostport).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608i32.to_be_bytes());
-    for (k, v) in [("user", user), ("database", db)] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    msg.extend_from_slice(&body);
-    s.write_all(&msg).map_err(|e| e.to_string())?;
-    let read_until_ready = |s: &mut std::net::TcpStream| -> Result<(), String> {
-        let mut error = None;
-        loop {
-            let mut head = [0u8; 5];
-            s.read_exact(&mut head).map_err(|e| e.to_string())?;
-            let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            let mut payload = vec![0u8; len.saturating_sub(4)];
-            s.read_exact(&mut payload).map_err(|e| e.to_string())?;
-            match head[0] {
-                b'R' if payload.get(..4) != Some(&[0, 0, 0, 0]) => {
-                    return Err(
-                        "the server asks for a password; only trust auth is supported here".into(),
-                    )
-                }
-                b'E' => error = Some(String::from_utf8_lossy(&payload).replace('\0', " ")),
-                b'Z' => return error.map_or(Ok(()), Err),
-                _ => {}
-            }
-        }
-    };
-    read_until_ready(&mut s)?;
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-    q.extend_from_slice(sql.as_bytes());
-    q.push(0);
-    s.write_all(&q).map_err(|e| e.to_string())?;
-    let r = read_until_ready(&mut s);
-    let _ = s.write_all(&[b'X', 0, 0, 0, 4]);
-    r
 }
 
 fn quick_options() -> WorkerOptions {
@@ -510,7 +444,7 @@ async fn pg_two_workers_share_the_work() {
 /// Sequential step latency (one activity per step, one worker, local Postgres). Run with
 /// `cargo test --release --test postgres_store -- --ignored --nocapture pg_step_latency`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a latency probe, not a test: timing goals live in the benchmark (run it with --ignored --nocapture)"]
 async fn pg_step_latency() {
     let Some(env) = env("latency").await else {
         return;
@@ -557,7 +491,7 @@ async fn pg_refuses_newer_or_foreign_schema() {
         .await
         .unwrap();
     // A newer schema version is refused, and left as it was.
-    simple_query(
+    support::pg_exec_blocking(
         &env.url,
         &format!(
             "UPDATE \"{}\".duraflow_meta SET value = '99' WHERE key = 'schema_version'",
@@ -571,13 +505,13 @@ async fn pg_refuses_newer_or_foreign_schema() {
     }
     // A schema holding another program's tables is refused.
     let foreign = format!("{}_foreign", env.schema);
-    simple_query(
+    support::pg_exec_blocking(
         &env.url,
         &format!("CREATE SCHEMA \"{foreign}\"; CREATE TABLE \"{foreign}\".orders (id INT)"),
     )
     .unwrap();
     let r = Store::postgres_in_schema(&env.url, &foreign).await;
-    simple_query(&env.url, &format!("DROP SCHEMA \"{foreign}\" CASCADE")).unwrap();
+    support::pg_exec_blocking(&env.url, &format!("DROP SCHEMA \"{foreign}\" CASCADE")).unwrap();
     match r {
         Err(Error::Store(msg)) => assert!(msg.contains("orders"), "{msg}"),
         other => panic!("expected a refusal, got {other:?}"),
@@ -618,7 +552,7 @@ async fn pg_listen_wakes_other_process_and_reconnects() {
         "FROM pg_stat_activity WHERE query = 'LISTEN \"duraflow_{}\"'",
         env.schema
     );
-    simple_query(
+    support::pg_exec_blocking(
         &env.url,
         &format!(
             "DO $$ BEGIN IF (SELECT count(*) {listening}) < 2 THEN

@@ -62,13 +62,8 @@ impl TestDb {
     pub async fn postgres(name: &str) -> Option<TestDb> {
         init_tracing();
         let url = pg_url().await?;
-        // Postgres names are at most 63 bytes: a prefix of the test's name, a hash of all of it, the pid.
-        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
-        let prefix: String = name.chars().take(30).collect();
-        let schema = format!("t_{prefix}_{:08x}_{}", hash as u32, std::process::id());
-        drop_schema(&url, &schema).await;
+        let schema = unique_schema(name);
+        drop_schema(&url, &schema);
         let store = Store::postgres_in_schema(&url, &schema)
             .await
             .unwrap_or_else(|e| panic!("cannot open the Postgres store at {url}: {e}"));
@@ -97,23 +92,66 @@ impl TestDb {
         }
     }
 
+    /// The Postgres URL and schema, if this is Postgres.
+    pub fn pg_url_schema(&self) -> Option<(&str, &str)> {
+        match &self.kind {
+            Kind::Postgres { url, schema } => Some((url, schema)),
+            _ => None,
+        }
+    }
+
+    /// Ends the test's use of the database (a Postgres schema is dropped).
     pub async fn cleanup(self) {
+        drop(self);
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
         if let Kind::Postgres { url, schema } = &self.kind {
-            drop(self.store);
-            drop_schema(url, schema).await;
+            drop_schema(url, schema);
         }
     }
 }
 
-async fn drop_schema(url: &str, schema: &str) {
-    if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-        let task = tokio::spawn(conn);
-        let _ = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .await;
-        drop(client);
-        let _ = task.await;
+/// A schema name unique to this test and process. Postgres names are at most 63 bytes: a prefix of
+/// the test's name, a hash of all of it, and the pid.
+pub fn unique_schema(name: &str) -> String {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    let prefix: String = name.chars().take(30).collect();
+    format!("t_{prefix}_{:08x}_{}", hash as u32, std::process::id())
+}
+
+fn drop_schema(url: &str, schema: &str) {
+    if let Err(e) = pg_exec_blocking(url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")) {
+        eprintln!("could not drop test schema `{schema}`: {e}");
     }
+}
+
+/// Runs SQL (one or more statements) on a connection of its own; callable from sync code and from
+/// inside a runtime alike (it runs on a thread of its own).
+pub fn pg_exec_blocking(url: &str, sql: &str) -> Result<(), String> {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let task = tokio::spawn(conn);
+            let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+            drop(client);
+            let _ = task.await;
+            r
+        })
+    })
+    .join()
+    .map_err(|_| "the SQL thread panicked".to_string())?
 }
 
 /// The Postgres URL for tests (see the module docs).
