@@ -223,17 +223,7 @@ impl Client {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = async {
-                    match external.as_mut() {
-                        Some(rx) => {
-                            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = rx.recv().await {
-                                // The store stopped sending: wait on the other wake-ups alone.
-                                std::future::pending::<()>().await;
-                            }
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {}
+                _ = crate::store::next_external(&mut external) => {}
             }
         }
     }

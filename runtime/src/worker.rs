@@ -282,17 +282,7 @@ async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
-                _ = async {
-                    match external.as_mut() {
-                        Some(rx) => {
-                            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = rx.recv().await {
-                                // The store stopped sending: wait on the other wake-ups alone.
-                                std::future::pending::<()>().await;
-                            }
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => {}
+                _ = crate::store::next_external(&mut external) => {}
             }
         }
     }

@@ -626,3 +626,68 @@ impl Store {
         self.backend.kind()
     }
 }
+
+/// Waits for the next wake-up from another process. Never returns when there is no such channel, or
+/// once it closed (the other wake-ups then do the work).
+pub(crate) async fn next_external(rx: &mut Option<tokio::sync::broadcast::Receiver<()>>) {
+    if let Some(r) = rx.as_mut() {
+        match r.recv().await {
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => *rx = None,
+            _ => return,
+        }
+    }
+    std::future::pending::<()>().await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers both SQL stores use.
+
+pub(crate) fn kind_str(k: TimeoutKind) -> &'static str {
+    match k {
+        TimeoutKind::StartToClose => "start_to_close",
+        TimeoutKind::ScheduleToClose => "schedule_to_close",
+        TimeoutKind::ScheduleToStart => "schedule_to_start",
+        TimeoutKind::Heartbeat => "heartbeat",
+    }
+}
+
+pub(crate) fn kind_parse(s: Option<&str>) -> TimeoutKind {
+    match s {
+        Some("schedule_to_close") => TimeoutKind::ScheduleToClose,
+        Some("schedule_to_start") => TimeoutKind::ScheduleToStart,
+        Some("heartbeat") => TimeoutKind::Heartbeat,
+        _ => TimeoutKind::StartToClose,
+    }
+}
+
+pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
+    match kind {
+        EventKind::ActivityScheduled { activity_seq, .. }
+        | EventKind::ActivityStarted { activity_seq, .. }
+        | EventKind::ActivityCompleted { activity_seq, .. }
+        | EventKind::ActivityFailed { activity_seq, .. }
+        | EventKind::ActivityTimedOut { activity_seq, .. }
+        | EventKind::ActivityCancelRequested { activity_seq }
+        | EventKind::ActivityCancelled { activity_seq, .. }
+        | EventKind::LocalActivityMarker { activity_seq, .. } => Some(*activity_seq as i64),
+        EventKind::TimerStarted { timer_seq, .. }
+        | EventKind::TimerFired { timer_seq }
+        | EventKind::TimerCancelled { timer_seq } => Some(*timer_seq as i64),
+        _ => None,
+    }
+}
+
+pub(crate) fn to_json(v: &impl serde::Serialize) -> String {
+    // Serializing our own types to a String cannot fail: no maps with non-string keys.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| corrupt(format!("{what}: {e}")))
+}
+
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Store(format!(
+        "the database holds data this build cannot read ({what}); it was left untouched"
+    ))
+}

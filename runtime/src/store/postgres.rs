@@ -33,6 +33,7 @@ use super::{
     NewWorkflow, PendingActivity, StoreBackend, WorkflowDescription, WorkflowStatus,
     WorkflowSummary, WorkflowTaskCommit,
 };
+use super::{corrupt, from_json, kind_parse, kind_str, ref_seq, to_json};
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -457,60 +458,10 @@ fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::Database(format!("Postgres store, {context}: {}", pg_message(&e)))
 }
 
-fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::Store(format!(
-        "the database holds data this build cannot read ({what}); it was left untouched"
-    ))
-}
-
-fn to_json(v: &impl serde::Serialize) -> String {
-    // Serializing our own types to a String cannot fail: no maps with non-string keys.
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("{what}: {e}")))
-}
-
 /// A column, with a type mismatch reported as an error (never a panic).
 fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i)
         .map_err(|e| corrupt(format!("column {i} of a row: {e}")))
-}
-
-fn ref_seq(kind: &EventKind) -> Option<i64> {
-    match kind {
-        EventKind::ActivityScheduled { activity_seq, .. }
-        | EventKind::ActivityStarted { activity_seq, .. }
-        | EventKind::ActivityCompleted { activity_seq, .. }
-        | EventKind::ActivityFailed { activity_seq, .. }
-        | EventKind::ActivityTimedOut { activity_seq, .. }
-        | EventKind::ActivityCancelRequested { activity_seq }
-        | EventKind::ActivityCancelled { activity_seq, .. }
-        | EventKind::LocalActivityMarker { activity_seq, .. } => Some(*activity_seq as i64),
-        EventKind::TimerStarted { timer_seq, .. }
-        | EventKind::TimerFired { timer_seq }
-        | EventKind::TimerCancelled { timer_seq } => Some(*timer_seq as i64),
-        _ => None,
-    }
-}
-
-fn kind_str(k: TimeoutKind) -> &'static str {
-    match k {
-        TimeoutKind::StartToClose => "start_to_close",
-        TimeoutKind::ScheduleToClose => "schedule_to_close",
-        TimeoutKind::ScheduleToStart => "schedule_to_start",
-        TimeoutKind::Heartbeat => "heartbeat",
-    }
-}
-
-fn kind_parse(s: Option<&str>) -> TimeoutKind {
-    match s {
-        Some("schedule_to_close") => TimeoutKind::ScheduleToClose,
-        Some("schedule_to_start") => TimeoutKind::ScheduleToStart,
-        Some("heartbeat") => TimeoutKind::Heartbeat,
-        _ => TimeoutKind::StartToClose,
-    }
 }
 
 /// Reads `ACTIVITY_COLS` (as the SQLite store does: an input or options that do not parse become

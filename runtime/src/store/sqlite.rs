@@ -11,6 +11,7 @@ use super::{
     NewWorkflow, PendingActivity, StoreBackend, WorkflowDescription, WorkflowStatus,
     WorkflowSummary, WorkflowTaskCommit,
 };
+use super::{from_json, kind_parse, kind_str, ref_seq, to_json};
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -122,21 +123,6 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         db_err(e)
     }
-}
-
-fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::Store(format!(
-        "the database holds data this build cannot read ({what}); it was left untouched"
-    ))
-}
-
-fn to_json(v: &impl serde::Serialize) -> String {
-    // Serializing our own types to a String cannot fail: no maps with non-string keys.
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("{what}: {e}")))
 }
 
 impl SqliteStore {
@@ -409,23 +395,6 @@ fn append(conn: &Connection, workflow_id: &str, kind: &EventKind, now: i64) -> R
     Ok(seq as u64)
 }
 
-fn ref_seq(kind: &EventKind) -> Option<i64> {
-    match kind {
-        EventKind::ActivityScheduled { activity_seq, .. }
-        | EventKind::ActivityStarted { activity_seq, .. }
-        | EventKind::ActivityCompleted { activity_seq, .. }
-        | EventKind::ActivityFailed { activity_seq, .. }
-        | EventKind::ActivityTimedOut { activity_seq, .. }
-        | EventKind::ActivityCancelRequested { activity_seq }
-        | EventKind::ActivityCancelled { activity_seq, .. }
-        | EventKind::LocalActivityMarker { activity_seq, .. } => Some(*activity_seq as i64),
-        EventKind::TimerStarted { timer_seq, .. }
-        | EventKind::TimerFired { timer_seq }
-        | EventKind::TimerCancelled { timer_seq } => Some(*timer_seq as i64),
-        _ => None,
-    }
-}
-
 fn enqueue_workflow_task(conn: &Connection, workflow_id: &str, now: i64) -> Result<()> {
     exec(
         conn,
@@ -486,24 +455,6 @@ fn close_workflow(
         params![workflow_id],
     )?;
     Ok(())
-}
-
-fn kind_str(k: TimeoutKind) -> &'static str {
-    match k {
-        TimeoutKind::StartToClose => "start_to_close",
-        TimeoutKind::ScheduleToClose => "schedule_to_close",
-        TimeoutKind::ScheduleToStart => "schedule_to_start",
-        TimeoutKind::Heartbeat => "heartbeat",
-    }
-}
-
-fn kind_parse(s: Option<&str>) -> TimeoutKind {
-    match s {
-        Some("schedule_to_close") => TimeoutKind::ScheduleToClose,
-        Some("schedule_to_start") => TimeoutKind::ScheduleToStart,
-        Some("heartbeat") => TimeoutKind::Heartbeat,
-        _ => TimeoutKind::StartToClose,
-    }
 }
 
 const ACTIVITY_COLS: &str =
