@@ -212,20 +212,26 @@ impl Client {
     /// Waits until the workflow ends; returns its description then.
     pub async fn wait(&self, workflow_id: &str) -> Result<WorkflowDescription> {
         let mut external = self.store.backend.external_wakeups();
-        loop {
-            let notified = self.store.hub.closed.notified();
+        let waiter = self.store.hub.closed_waiter(workflow_id);
+        let result = loop {
+            let notified = waiter.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let d = self.describe(workflow_id).await?;
+            let d = match self.describe(workflow_id).await {
+                Ok(d) => d,
+                Err(e) => break Err(e),
+            };
             if d.status != WorkflowStatus::Running {
-                return Ok(d);
+                break Ok(d);
             }
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = crate::store::next_external(&mut external) => {}
             }
-        }
+        };
+        self.store.hub.forget_closed_waiter(workflow_id, waiter);
+        result
     }
 }
 

@@ -545,7 +545,7 @@ impl Shared {
         if closed {
             drop(inst);
             self.end_of_workflow(workflow_id);
-            self.store.hub.closed.notify_waiters();
+            self.store.hub.notify_closed(workflow_id);
         } else {
             self.cache_put(workflow_id, run_id, inst);
         }
@@ -620,7 +620,7 @@ impl Shared {
             };
             self.store.backend.commit_workflow_task(commit).await?;
             self.end_of_workflow(&task.workflow_id);
-            self.store.hub.closed.notify_waiters();
+            self.store.hub.notify_closed(&task.workflow_id);
         } else {
             tracing::error!(%reason, "workflow held: its task cannot run; nothing is lost, it is retried");
             let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
