@@ -199,3 +199,8 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
     pub use std::time::Duration;
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
