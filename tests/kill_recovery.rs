@@ -15,14 +15,14 @@
 //! The child is this test binary itself, running the `child_worker_entry` test with
 //! `DURAFLOW_KILL_CHILD_DB` set; without that variable `child_worker_entry` passes at once.
 
+mod support;
+
 use duraflow::prelude::*;
-use duraflow::{Client, EventKind, ListFilter, Store, Worker, WorkerOptions, WorkflowStatus};
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use duraflow::{Client, ListFilter, Store, Worker, WorkflowStatus};
+use std::path::Path;
+use std::process::Child;
 use std::time::Instant;
+use support::crash::{self, Expected};
 
 const ENV_DB: &str = "DURAFLOW_KILL_CHILD_DB";
 const ENV_LOG: &str = "DURAFLOW_KILL_CHILD_LOG";
@@ -72,34 +72,13 @@ fn pause_ms(index: u32, step: u32) -> Option<u64> {
     ((index + step) % 3 == 0).then(|| u64::from(50 + (index * 7 + step * 13) % 150))
 }
 
-static SIDE_LOG: OnceLock<PathBuf> = OnceLock::new();
-
-/// Appends `line` to the side log and syncs it: once this returns, the execution is on disk.
-fn append_side_log(line: &str) -> std::io::Result<()> {
-    let path = SIDE_LOG
-        .get()
-        .ok_or_else(|| std::io::Error::other("the side log path is not set"))?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    // One write of one short line: O_APPEND keeps lines of concurrent processes whole.
-    f.write_all(line.as_bytes())?;
-    f.sync_data()
-}
-
 /// One step of the chain. Records the execution (`workflow_id activity_seq attempt`) in the side log
 /// before it returns its result.
 #[activity(start_to_close_timeout = "2s", retry(initial_interval = "100ms"))]
 pub async fn kill_step(ctx: ActivityContext, input: StepInput) -> Result<i64, ActivityError> {
     let (before, after) = activity_ms(input.index, input.step);
     tokio::time::sleep(Duration::from_millis(before)).await;
-    let info = ctx.info();
-    let line = format!(
-        "{} {} {}\n",
-        info.workflow_id, info.activity_id, info.attempt
-    );
-    append_side_log(&line).map_err(|e| ActivityError::application("SideLog", e))?;
+    crash::record_execution(&ctx, false)?;
     tokio::time::sleep(Duration::from_millis(after)).await;
     Ok(mix(input.acc, input.index, input.step))
 }
@@ -140,19 +119,13 @@ fn child_worker_entry() {
         return;
     };
     let log = std::env::var_os(ENV_LOG).expect("the child needs DURAFLOW_KILL_CHILD_LOG");
-    SIDE_LOG.set(PathBuf::from(log)).expect("side log set once");
+    crash::set_side_log(log);
     let run_to_end = std::env::var_os(ENV_RUN_TO_END).is_some();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = crash::two_thread_runtime();
     rt.block_on(async move {
         let store = Store::sqlite(&db).expect("the child opens the store");
-        let mut options = WorkerOptions::default();
-        options.workflow_task_lease = Duration::from_secs(1);
-        options.poll_interval = Duration::from_millis(100);
-        options.shutdown_grace = Duration::from_secs(2);
+        let options =
+            crash::child_worker_options(Duration::from_millis(100), Duration::from_secs(2));
         let worker = Worker::new(&store)
             .register(kill_step)
             .register(kill_chain)
@@ -171,10 +144,7 @@ fn child_worker_entry() {
         }
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if started.elapsed() > CHILD_MAX_LIFETIME {
-                eprintln!("child: lived too long, ending");
-                std::process::exit(3);
-            }
+            crash::end_if_lived_too_long(started, CHILD_MAX_LIFETIME);
             if run_to_end {
                 let running = client
                     .list(ListFilter::all().status(WorkflowStatus::Running))
@@ -208,22 +178,10 @@ enum KillAt {
 }
 
 fn spawn_child(dir: &Path, db: &Path, log: &Path, name: &str, run_to_end: bool) -> Child {
-    let exe = std::env::current_exe().expect("current_exe");
-    let stdout = std::fs::File::create(dir.join(format!("{name}.stdout"))).expect("stdout file");
-    let stderr = std::fs::File::create(dir.join(format!("{name}.stderr"))).expect("stderr file");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "--exact",
-        "child_worker_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(ENV_DB, db)
-    .env(ENV_LOG, log)
-    .env_remove(ENV_RUN_TO_END)
-    .stdin(Stdio::null())
-    .stdout(stdout)
-    .stderr(stderr);
+    let mut cmd = crash::child_command(dir, name, "child_worker_entry");
+    cmd.env(ENV_DB, db)
+        .env(ENV_LOG, log)
+        .env_remove(ENV_RUN_TO_END);
     if run_to_end {
         cmd.env(ENV_RUN_TO_END, "1");
     }
@@ -231,16 +189,10 @@ fn spawn_child(dir: &Path, db: &Path, log: &Path, name: &str, run_to_end: bool) 
 }
 
 fn child_output(dir: &Path, name: &str) -> String {
-    let out = std::fs::read_to_string(dir.join(format!("{name}.stdout"))).unwrap_or_default();
-    let err = std::fs::read_to_string(dir.join(format!("{name}.stderr"))).unwrap_or_default();
-    let tail = |s: &str| {
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    };
     format!(
         "--- {name} stdout ---\n{}\n--- {name} stderr ---\n{}",
-        tail(&out),
-        tail(&err)
+        crash::tail(&crash::child_file(dir, name, "stdout"), 30),
+        crash::tail(&crash::child_file(dir, name, "stderr"), 30)
     )
 }
 
@@ -296,21 +248,6 @@ struct RoundReport {
     alive_ms: u128,
     in_commit: Option<bool>,
     log_lines_after: usize,
-}
-
-fn read_side_log(path: &Path) -> Vec<(String, u64, u32)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            assert_eq!(f.len(), 3, "malformed side log line {l:?}");
-            (
-                f[0].to_string(),
-                f[1].parse().expect("activity seq"),
-                f[2].parse().expect("attempt"),
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -444,11 +381,9 @@ fn kill_recovery() {
         .unwrap_or_else(|| "?".into());
 
     // Check the histories through the public API.
-    let executions = read_side_log(&log);
-    let mut logged: BTreeMap<(String, u64), Vec<u32>> = BTreeMap::new();
-    for (wf, seq, attempt) in &executions {
-        logged.entry((wf.clone(), *seq)).or_default().push(*attempt);
-    }
+    let executions = crash::read_side_log(&log, false);
+    let logged = crash::by_activity(&executions);
+    let total_activities = (WORKFLOWS * STEPS) as usize;
     let mut retried_attempts = 0usize;
     rt.block_on(async {
         let store = Store::sqlite(&db).expect("reopen the store");
@@ -456,167 +391,18 @@ fn kill_recovery() {
         let all = client.list(ListFilter::all()).await.expect("list");
         assert_eq!(all.len(), WORKFLOWS as usize, "workflow count");
         for index in 0..WORKFLOWS {
-            let id = workflow_id(index);
-            let d = client.describe(&id).await.expect("describe");
-            assert_eq!(d.status, WorkflowStatus::Completed, "{id}: status ({d:?})");
-            assert_eq!(
-                d.result,
-                Some(serde_json::json!(expected_result(index))),
-                "{id}: result"
-            );
-            let h = client.history(&id).await.expect("history");
-            for (i, e) in h.iter().enumerate() {
-                assert_eq!(e.seq, i as u64 + 1, "{id}: event seqs are not contiguous");
-            }
-            assert!(
-                matches!(h[0].kind, EventKind::WorkflowStarted { .. }),
-                "{id}: first event is {:?}",
-                h[0].kind
-            );
-            let started_count = h
-                .iter()
-                .filter(|e| matches!(e.kind, EventKind::WorkflowStarted { .. }))
-                .count();
-            assert_eq!(started_count, 1, "{id}: WorkflowStarted count");
-            let completed: Vec<_> = h
-                .iter()
-                .filter_map(|e| match &e.kind {
-                    EventKind::WorkflowCompleted { result } => Some(result.clone()),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(
-                completed,
-                vec![serde_json::json!(expected_result(index))],
-                "{id}: exactly one WorkflowCompleted with the right result"
-            );
-            for e in &h {
-                assert!(
-                    !matches!(
-                        e.kind,
-                        EventKind::WorkflowFailed { .. }
-                            | EventKind::WorkflowCancelled { .. }
-                            | EventKind::ActivityFailed { .. }
-                            | EventKind::ActivityTimedOut { .. }
-                            | EventKind::ActivityCancelled { .. }
-                    ),
-                    "{id}: unexpected event #{} {:?}",
-                    e.seq,
-                    e.kind
-                );
-            }
-
-            // Per activity: scheduled once, attempts 1, 2, ... each started once, completed once, and
-            // nothing started after the completion.
-            let mut scheduled = BTreeSet::new();
-            let mut attempts: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-            let mut done: BTreeMap<u64, u32> = BTreeMap::new();
-            for e in &h {
-                match &e.kind {
-                    EventKind::ActivityScheduled { activity_seq, .. } => {
-                        assert!(
-                            scheduled.insert(*activity_seq),
-                            "{id}: activity #{activity_seq} scheduled twice"
-                        );
-                    }
-                    EventKind::ActivityStarted {
-                        activity_seq,
-                        attempt,
-                        ..
-                    } => {
-                        assert!(
-                            scheduled.contains(activity_seq),
-                            "{id}: activity #{activity_seq} started before it was scheduled"
-                        );
-                        assert!(
-                            !done.contains_key(activity_seq),
-                            "{id}: activity #{activity_seq} started again (attempt {attempt}, event #{}) after its completion: a completed activity was re-run",
-                            e.seq
-                        );
-                        attempts.entry(*activity_seq).or_default().push(*attempt);
-                    }
-                    EventKind::ActivityCompleted { activity_seq, .. } => {
-                        let last = attempts.get(activity_seq).and_then(|a| a.last().copied());
-                        let Some(last) = last else {
-                            panic!("{id}: activity #{activity_seq} completed without a start");
-                        };
-                        assert!(
-                            done.insert(*activity_seq, last).is_none(),
-                            "{id}: activity #{activity_seq} completed twice (event #{})",
-                            e.seq
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            assert_eq!(scheduled.len(), STEPS as usize, "{id}: activities scheduled");
-            assert_eq!(
-                done.keys().copied().collect::<BTreeSet<_>>(),
-                scheduled,
-                "{id}: every scheduled activity completed exactly once"
-            );
-            for (seq, a) in &attempts {
-                let want: Vec<u32> = (1..=a.len() as u32).collect();
-                assert_eq!(a, &want, "{id}: attempts of activity #{seq}");
-                retried_attempts += a.len() - 1;
-            }
-
-            // Timers: each fired exactly once.
-            let mut timers: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-            for e in &h {
-                match &e.kind {
-                    EventKind::TimerStarted { timer_seq, .. } => {
-                        timers.entry(*timer_seq).or_default().0 += 1
-                    }
-                    EventKind::TimerFired { timer_seq } => {
-                        timers.entry(*timer_seq).or_default().1 += 1
-                    }
-                    _ => {}
-                }
-            }
-            let want_timers = (0..STEPS).filter(|s| pause_ms(index, *s).is_some()).count();
-            assert_eq!(timers.len(), want_timers, "{id}: timers");
-            for (seq, (s, f)) in &timers {
-                assert_eq!((*s, *f), (1, 1), "{id}: timer #{seq} started/fired counts");
-            }
-
-            // The side log: the completing attempt really ran, and no execution is later than it.
-            for (seq, completing) in &done {
-                let runs = logged
-                    .get(&(id.clone(), *seq))
-                    .unwrap_or_else(|| panic!("{id}: activity #{seq} completed but never ran"));
-                assert!(
-                    runs.contains(completing),
-                    "{id}: activity #{seq} completed by attempt {completing}, which the side log does not show (it shows {runs:?})"
-                );
-                for a in runs {
-                    assert!(
-                        a <= completing,
-                        "{id}: activity #{seq} ran attempt {a} after attempt {completing} completed it"
-                    );
-                    assert!(
-                        attempts[seq].contains(a),
-                        "{id}: activity #{seq} ran attempt {a}, which has no ActivityStarted"
-                    );
-                }
-            }
+            let want = Expected {
+                result: expected_result(index),
+                activities: STEPS as usize,
+                timers: (0..STEPS).filter(|s| pause_ms(index, *s).is_some()).count(),
+            };
+            let checked = crash::check_workflow(&client, &workflow_id(index), &want, &logged).await;
+            retried_attempts += checked.retried;
         }
-        // No execution of an activity the histories do not know.
-        for (wf, seq) in logged.keys() {
-            assert!(
-                wf.starts_with("kill-wf-") && (1..=64).contains(seq),
-                "side log names an unknown activity {wf} #{seq}"
-            );
-        }
+        crash::check_logged_activities(&logged, "kill-wf-", total_activities);
     });
 
-    let total_activities = (WORKFLOWS * STEPS) as usize;
     let re_executions = executions.len() - logged.len();
-    assert_eq!(
-        logged.len(),
-        total_activities,
-        "every activity ran at least once"
-    );
     eprintln!("kill_recovery: {} kill rounds", reports.len());
     for (i, r) in reports.iter().enumerate() {
         eprintln!(

@@ -25,13 +25,12 @@
 mod support;
 
 use duraflow::prelude::*;
-use duraflow::{Client, EventKind, ListFilter, Store, Worker, WorkerOptions, WorkflowStatus};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
+use duraflow::{Client, EventKind, ListFilter, Store, Worker, WorkflowStatus};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Child;
 use std::time::Instant;
+use support::crash::{self, Expected};
 
 const ENV_URL: &str = "DURAFLOW_MP_CHILD_URL";
 const ENV_SCHEMA: &str = "DURAFLOW_MP_CHILD_SCHEMA";
@@ -76,22 +75,6 @@ fn workflow_id(index: u32) -> String {
     format!("mp-wf-{index:03}")
 }
 
-static SIDE_LOG: OnceLock<PathBuf> = OnceLock::new();
-
-/// Appends `line` to the side log and syncs it: once this returns, the execution is on disk.
-fn append_side_log(line: &str) -> std::io::Result<()> {
-    let path = SIDE_LOG
-        .get()
-        .ok_or_else(|| std::io::Error::other("the side log path is not set"))?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    // One write of one short line: O_APPEND keeps lines of concurrent processes whole.
-    f.write_all(line.as_bytes())?;
-    f.sync_data()
-}
-
 /// `x + y`, after a few ms of "work". Records the execution (`workflow_id activity_seq attempt
 /// pid`) in the side log before it returns its result.
 #[activity(start_to_close_timeout = "2s", retry(initial_interval = "100ms"))]
@@ -99,14 +82,7 @@ pub async fn mp_add(ctx: ActivityContext, input: AddInput) -> Result<i64, Activi
     let info = ctx.info();
     let ms = 2 + (input.x.unsigned_abs() * 7 + info.activity_id.len() as u64) % 8;
     tokio::time::sleep(Duration::from_millis(ms)).await;
-    let line = format!(
-        "{} {} {} {}\n",
-        info.workflow_id,
-        info.activity_id,
-        info.attempt,
-        std::process::id()
-    );
-    append_side_log(&line).map_err(|e| ActivityError::application("SideLog", e))?;
+    crash::record_execution(&ctx, true)?;
     Ok(input.x + input.y)
 }
 
@@ -134,20 +110,14 @@ fn mp_child_worker_entry() {
     };
     let schema = std::env::var(ENV_SCHEMA).expect("the child needs DURAFLOW_MP_CHILD_SCHEMA");
     let log = std::env::var_os(ENV_LOG).expect("the child needs DURAFLOW_MP_CHILD_LOG");
-    SIDE_LOG.set(PathBuf::from(log)).expect("side log set once");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    crash::set_side_log(log);
+    let rt = crash::two_thread_runtime();
     rt.block_on(async move {
         let store = Store::postgres_in_schema(&url, &schema)
             .await
             .expect("the child opens the store");
-        let mut options = WorkerOptions::default();
-        options.workflow_task_lease = Duration::from_secs(1);
-        options.poll_interval = Duration::from_millis(200);
-        options.shutdown_grace = Duration::from_secs(5);
+        let options =
+            crash::child_worker_options(Duration::from_millis(200), Duration::from_secs(5));
         let worker = Worker::new(&store)
             .register(mp_add)
             .register(mp_chain)
@@ -160,10 +130,7 @@ fn mp_child_worker_entry() {
         // Ends once no workflow is running any more (a shutdown waits for the attempts in flight).
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            if started.elapsed() > CHILD_MAX_LIFETIME {
-                eprintln!("child: lived too long, ending");
-                std::process::exit(3);
-            }
+            crash::end_if_lived_too_long(started, CHILD_MAX_LIFETIME);
             match client
                 .list(ListFilter::all().status(WorkflowStatus::Running))
                 .await
@@ -192,27 +159,12 @@ impl Children {
     }
 
     fn spawn(dir: &Path, url: &str, schema: &str, log: &Path) -> Children {
-        let exe = std::env::current_exe().expect("current_exe");
         let procs = (0..CHILDREN)
             .map(|i| {
-                let name = Children::name(i);
-                let stdout =
-                    std::fs::File::create(dir.join(format!("{name}.stdout"))).expect("stdout file");
-                let stderr =
-                    std::fs::File::create(dir.join(format!("{name}.stderr"))).expect("stderr file");
-                Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "mp_child_worker_entry",
-                        "--nocapture",
-                        "--test-threads=1",
-                    ])
+                crash::child_command(dir, &Children::name(i), "mp_child_worker_entry")
                     .env(ENV_URL, url)
                     .env(ENV_SCHEMA, schema)
                     .env(ENV_LOG, log)
-                    .stdin(Stdio::null())
-                    .stdout(stdout)
-                    .stderr(stderr)
                     .spawn()
                     .expect("spawn a child worker")
             })
@@ -228,26 +180,19 @@ impl Children {
     }
 
     fn stdout(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{}.stdout", Children::name(i))))
-            .unwrap_or_default()
+        crash::child_file(&self.dir, &Children::name(i), "stdout")
     }
 
     /// The tails of every child's stdout and stderr.
     fn output(&self) -> String {
-        let tail = |s: &str| {
-            let lines: Vec<&str> = s.lines().collect();
-            lines[lines.len().saturating_sub(20)..].join("\n")
-        };
         (0..self.procs.len())
             .map(|i| {
                 let name = Children::name(i);
-                let err = std::fs::read_to_string(self.dir.join(format!("{name}.stderr")))
-                    .unwrap_or_default();
                 format!(
                     "--- {name} (pid {}) stdout ---\n{}\n--- {name} stderr ---\n{}",
                     self.pid(i),
-                    tail(&self.stdout(i)),
-                    tail(&err)
+                    crash::tail(&self.stdout(i), 20),
+                    crash::tail(&crash::child_file(&self.dir, &name, "stderr"), 20)
                 )
             })
             .collect::<Vec<_>>()
@@ -283,30 +228,6 @@ impl Drop for Children {
     }
 }
 
-/// One line of the side log.
-struct Execution {
-    workflow_id: String,
-    seq: u64,
-    attempt: u32,
-    pid: u32,
-}
-
-fn read_side_log(path: &Path) -> Vec<Execution> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            assert_eq!(f.len(), 4, "malformed side log line {l:?}");
-            Execution {
-                workflow_id: f[0].to_string(),
-                seq: f[1].parse().expect("activity seq"),
-                attempt: f[2].parse().expect("attempt"),
-                pid: f[3].parse().expect("pid"),
-            }
-        })
-        .collect()
-}
-
 /// How many side log lines each pid wrote.
 fn executions_by_pid(path: &Path) -> HashMap<u32, usize> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -329,12 +250,7 @@ async fn completed_count(client: &Client) -> usize {
 
 #[test]
 fn postgres_multiprocess_kill() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(run());
+    crash::two_thread_runtime().block_on(run());
 }
 
 async fn run() {
@@ -488,59 +404,22 @@ async fn kill_test(t0: Instant, store: Store, url: String, schema: String) {
     }
 
     // ---- Checks through the public API.
-    let executions = read_side_log(&log);
-    let mut logged: BTreeMap<(String, u64), Vec<(u32, u32)>> = BTreeMap::new();
-    for e in &executions {
-        logged
-            .entry((e.workflow_id.clone(), e.seq))
-            .or_default()
-            .push((e.attempt, e.pid));
-    }
+    let executions = crash::read_side_log(&log, true);
+    let logged = crash::by_activity(&executions);
     let all = client.list(ListFilter::all()).await.expect("list");
     assert_eq!(all.len(), WORKFLOWS as usize, "workflow count");
     let mut retried_attempts = 0usize;
     let mut completed_by_pid: HashMap<u32, usize> = HashMap::new();
     for index in 0..WORKFLOWS {
         let id = workflow_id(index);
-        let d = client.describe(&id).await.expect("describe");
-        assert_eq!(d.status, WorkflowStatus::Completed, "{id}: status ({d:?})");
-        assert_eq!(
-            d.result,
-            Some(serde_json::json!(expected_result(index))),
-            "{id}: result"
-        );
-        let h = client.history(&id).await.expect("history");
-        for (i, e) in h.iter().enumerate() {
-            assert_eq!(
-                e.seq,
-                i as u64 + 1,
-                "{id}: event seqs are not contiguous from 1"
-            );
-        }
-        assert!(
-            matches!(
-                h.first().map(|e| &e.kind),
-                Some(EventKind::WorkflowStarted { .. })
-            ),
-            "{id}: the first event is not WorkflowStarted"
-        );
-        let started_count = h
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::WorkflowStarted { .. }))
-            .count();
-        assert_eq!(started_count, 1, "{id}: WorkflowStarted count");
-        let completed: Vec<_> = h
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::WorkflowCompleted { result } => Some(result.clone()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            completed,
-            vec![serde_json::json!(expected_result(index))],
-            "{id}: exactly one WorkflowCompleted with the right result"
-        );
+        let want = Expected {
+            result: expected_result(index),
+            activities: STEPS as usize,
+            timers: (0..STEPS).filter(|s| pause_ms(index, *s).is_some()).count(),
+        };
+        let checked = crash::check_workflow(&client, &id, &want, &logged).await;
+        retried_attempts += checked.retried;
+        let h = &checked.history;
         // After the completion, only the completing task's marker.
         let end = h
             .iter()
@@ -554,112 +433,15 @@ async fn kill_test(t0: Instant, store: Store, url: String, schema: String) {
                 e.kind
             );
         }
-        for e in &h {
-            assert!(
-                !matches!(
-                    e.kind,
-                    EventKind::WorkflowFailed { .. }
-                        | EventKind::WorkflowCancelled { .. }
-                        | EventKind::ActivityFailed { .. }
-                        | EventKind::ActivityTimedOut { .. }
-                        | EventKind::ActivityCancelled { .. }
-                ),
-                "{id}: unexpected event #{} {:?}",
-                e.seq,
-                e.kind
-            );
-        }
 
-        // Per activity: scheduled once, attempts 1, 2, ... each started once, completed once, and
-        // nothing started after the completion.
-        let mut scheduled = BTreeSet::new();
-        let mut attempts: BTreeMap<u64, Vec<(u32, String)>> = BTreeMap::new();
-        let mut done: BTreeMap<u64, (u32, String)> = BTreeMap::new();
-        for e in &h {
-            match &e.kind {
-                EventKind::ActivityScheduled { activity_seq, .. } => {
-                    assert!(
-                        scheduled.insert(*activity_seq),
-                        "{id}: activity #{activity_seq} scheduled twice"
-                    );
-                }
-                EventKind::ActivityStarted {
-                    activity_seq,
-                    attempt,
-                    worker,
-                } => {
-                    assert!(
-                        scheduled.contains(activity_seq),
-                        "{id}: activity #{activity_seq} started before it was scheduled"
-                    );
-                    assert!(
-                        !done.contains_key(activity_seq),
-                        "{id}: activity #{activity_seq} started again (attempt {attempt}, event #{}) after its completion: a completed activity was re-run",
-                        e.seq
-                    );
-                    attempts
-                        .entry(*activity_seq)
-                        .or_default()
-                        .push((*attempt, worker.clone()));
-                }
-                EventKind::ActivityCompleted { activity_seq, .. } => {
-                    let Some(last) = attempts.get(activity_seq).and_then(|a| a.last().cloned())
-                    else {
-                        panic!("{id}: activity #{activity_seq} completed without a start");
-                    };
-                    assert!(
-                        done.insert(*activity_seq, last).is_none(),
-                        "{id}: activity #{activity_seq} completed twice (event #{})",
-                        e.seq
-                    );
-                }
-                _ => {}
-            }
-        }
-        assert_eq!(
-            scheduled.len(),
-            STEPS as usize,
-            "{id}: activities scheduled"
-        );
-        assert_eq!(
-            done.keys().copied().collect::<BTreeSet<_>>(),
-            scheduled,
-            "{id}: every scheduled activity completed exactly once"
-        );
-        for (seq, a) in &attempts {
-            let got: Vec<u32> = a.iter().map(|(n, _)| *n).collect();
-            let want: Vec<u32> = (1..=a.len() as u32).collect();
-            assert_eq!(got, want, "{id}: attempts of activity #{seq}");
-            retried_attempts += a.len() - 1;
-        }
-
-        // Timers: each fired exactly once.
-        let mut timers: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-        for e in &h {
-            match &e.kind {
-                EventKind::TimerStarted { timer_seq, .. } => {
-                    timers.entry(*timer_seq).or_default().0 += 1
-                }
-                EventKind::TimerFired { timer_seq } => timers.entry(*timer_seq).or_default().1 += 1,
-                _ => {}
-            }
-        }
-        let want_timers = (0..STEPS).filter(|s| pause_ms(index, *s).is_some()).count();
-        assert_eq!(timers.len(), want_timers, "{id}: timers");
-        for (seq, (s, f)) in &timers {
-            assert_eq!((*s, *f), (1, 1), "{id}: timer #{seq} started/fired counts");
-        }
-
-        // The side log: the completing attempt really ran, in the process that took it, once; no
-        // execution is later than it; every execution has its ActivityStarted.
-        for (seq, (completing, worker)) in &done {
-            let runs = logged
-                .get(&(id.clone(), *seq))
-                .unwrap_or_else(|| panic!("{id}: activity #{seq} completed but never ran"));
+        // The side log, beyond the shared checks: the completing attempt ran once, in the process
+        // that took it; no attempt ran twice.
+        for (seq, (completing, worker)) in &checked.done {
+            let runs = &logged[&(id.clone(), *seq)];
             let completing_runs: Vec<u32> = runs
                 .iter()
-                .filter(|(a, _)| a == completing)
-                .map(|(_, pid)| *pid)
+                .filter(|r| r.attempt == *completing)
+                .filter_map(|r| r.pid)
                 .collect();
             assert_eq!(
                 completing_runs.len(),
@@ -676,35 +458,17 @@ async fn kill_test(t0: Instant, store: Store, url: String, schema: String) {
             );
             *completed_by_pid.entry(completing_runs[0]).or_default() += 1;
             let mut seen = BTreeSet::new();
-            for (a, pid) in runs {
+            for r in runs {
                 assert!(
-                    a <= completing,
-                    "{id}: activity #{seq} ran attempt {a} (pid {pid}) after attempt {completing} completed it"
-                );
-                assert!(
-                    seen.insert(*a),
-                    "{id}: activity #{seq} ran attempt {a} twice ({runs:?})"
-                );
-                assert!(
-                    attempts[seq].iter().any(|(n, _)| n == a),
-                    "{id}: activity #{seq} ran attempt {a}, which has no ActivityStarted"
+                    seen.insert(r.attempt),
+                    "{id}: activity #{seq} ran attempt {} twice ({runs:?})",
+                    r.attempt
                 );
             }
         }
     }
-    // No execution of an activity the histories do not know.
-    for (wf, seq) in logged.keys() {
-        assert!(
-            wf.starts_with("mp-wf-") && (1..=64).contains(seq),
-            "side log names an unknown activity {wf} #{seq}"
-        );
-    }
     let total_activities = (WORKFLOWS * STEPS) as usize;
-    assert_eq!(
-        logged.len(),
-        total_activities,
-        "every activity ran at least once"
-    );
+    crash::check_logged_activities(&logged, "mp-wf-", total_activities);
     let by_pid = executions_by_pid(&log);
     for i in 0..CHILDREN {
         let pid = children.pid(i);
@@ -719,7 +483,12 @@ async fn kill_test(t0: Instant, store: Store, url: String, schema: String) {
     let re_executions = executions.len() - logged.len();
     let after_victim = logged
         .values()
-        .filter(|runs| runs.len() > 1 && runs[..runs.len() - 1].iter().any(|r| r.1 == victim_pid))
+        .filter(|runs| {
+            runs.len() > 1
+                && runs[..runs.len() - 1]
+                    .iter()
+                    .any(|r| r.pid == Some(victim_pid))
+        })
         .count();
     let per_child: Vec<String> = (0..CHILDREN)
         .map(|i| {

@@ -8,6 +8,8 @@
 //!   answers, and the Postgres tests are skipped with a message if it does not.
 #![allow(dead_code)]
 
+pub mod crash;
+
 use duraflow::{ActivityContext, Store};
 use std::path::PathBuf;
 use std::sync::Mutex;
