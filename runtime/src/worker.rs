@@ -175,6 +175,7 @@ impl Worker {
             opts,
             cache: Mutex::new(HashMap::new()),
             cache_clock: AtomicU64::new(0),
+            busy: Mutex::new(HashMap::new()),
             local_tasks: Mutex::new(HashMap::new()),
             attempts: Mutex::new(tokio::task::JoinSet::new()),
         });
@@ -223,6 +224,20 @@ impl WorkerHandle {
     }
 }
 
+/// Marks a workflow's instance as taken by a one-commit step; dropping it wakes waiting tasks.
+struct BusyGuard {
+    shared: Arc<Shared>,
+    workflow_id: String,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Some(n) = lock(&self.shared.busy).remove(&self.workflow_id) {
+            n.notify_waiters();
+        }
+    }
+}
+
 struct CachedWorkflow {
     instance: WorkflowInstance,
     run_id: String,
@@ -241,6 +256,9 @@ struct Shared {
     act_slots: Arc<Semaphore>,
     cache: Mutex<HashMap<String, CachedWorkflow>>,
     cache_clock: AtomicU64,
+    /// Workflows whose cached instance an activity's one-commit step has taken out: a workflow task
+    /// for one of them waits for the instance instead of replaying the history.
+    busy: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     local_tasks: Mutex<HashMap<(String, u64), AbortHandle>>,
     attempts: Mutex<tokio::task::JoinSet<()>>,
 }
@@ -414,6 +432,7 @@ impl Shared {
             return Ok(());
         };
         let store = &self.store.backend;
+        self.wait_not_busy(&task.workflow_id).await;
         let cached = lock(&self.cache)
             .remove(&task.workflow_id)
             .filter(|c| c.run_id == task.run_id);
@@ -578,12 +597,47 @@ impl Shared {
         })
     }
 
-    /// Takes a workflow's cached instance out of the cache, if it is there for this run.
-    fn cache_take(&self, workflow_id: &str, run_id: &str) -> Option<WorkflowInstance> {
+    /// Takes a workflow's cached instance out of the cache for a one-commit step, if it is there for
+    /// this run, and marks the workflow busy until the returned guard drops.
+    fn cache_take_busy(
+        self: &Arc<Self>,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Option<(WorkflowInstance, BusyGuard)> {
         let mut cache = lock(&self.cache);
-        match cache.get(workflow_id) {
+        let inst = match cache.get(workflow_id) {
             Some(c) if c.run_id == run_id => cache.remove(workflow_id).map(|c| c.instance),
             _ => None,
+        }?;
+        lock(&self.busy).insert(
+            workflow_id.to_string(),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        Some((
+            inst,
+            BusyGuard {
+                shared: self.clone(),
+                workflow_id: workflow_id.to_string(),
+            },
+        ))
+    }
+
+    /// Waits while a one-commit step holds the workflow's instance.
+    async fn wait_not_busy(&self, workflow_id: &str) {
+        loop {
+            let Some(n) = lock(&self.busy).get(workflow_id).cloned() else {
+                return;
+            };
+            let released = n.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            let still = lock(&self.busy)
+                .get(workflow_id)
+                .is_some_and(|m| Arc::ptr_eq(m, &n));
+            if !still {
+                continue;
+            }
+            released.await;
         }
     }
 
@@ -976,7 +1030,7 @@ impl Shared {
         let Some(event) = resolution.clone().event(task.activity_seq) else {
             return false;
         };
-        let Some(mut inst) = self.cache_take(&task.workflow_id, &task.run_id) else {
+        let Some((mut inst, _busy)) = self.cache_take_busy(&task.workflow_id, &task.run_id) else {
             return false;
         };
         inst.deliver_kind(&event);
