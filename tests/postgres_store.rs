@@ -117,43 +117,17 @@ async fn pg_shared(ctx: WorkflowContext, n: i64) -> Result<i64, WorkflowError> {
 // ---------------------------------------------------------------------------------------------
 // Set-up: a fresh schema per test, dropped at the end (also when the test panics).
 
-struct Env {
-    url: String,
-    schema: String,
-    store: Store,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
-        if let Err(e) = support::pg_exec_blocking(&self.url, &sql) {
-            println!("could not drop test schema `{}`: {e}", self.schema);
-        }
-    }
-}
-
-async fn env(test: &str) -> Option<Env> {
-    let url = support::pg_url().await?;
-    let schema = support::unique_schema(test);
-    // A schema left over by an earlier run of a process with the same id.
-    let _ = support::pg_exec_blocking(&url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
-    let store = Store::postgres_in_schema(&url, &schema)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url} (schema {schema}): {e}"));
-    assert_eq!(store.kind(), "postgres");
-    Some(Env { url, schema, store })
+/// A fresh schema for `test` (see `support::TestDb`), or `None` to skip outside CI.
+async fn env(test: &str) -> Option<support::TestDb> {
+    let db = support::TestDb::postgres(test).await?;
+    assert_eq!(db.store.kind(), "postgres");
+    Some(db)
 }
 
 fn quick_options() -> WorkerOptions {
     let mut o = WorkerOptions::default();
     o.shutdown_grace = Duration::from_secs(2);
     o
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no result within {WAIT:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,7 +146,7 @@ async fn pg_chain_of_activities_history_and_describe() {
     let client = Client::new(&env.store);
     let h = client.start(pg_chain, "chain-1", 5).await.unwrap();
     let started = std::time::Instant::now();
-    let r = within("chain", h.result()).await.unwrap();
+    let r = support::within(WAIT, "chain", h.result()).await.unwrap();
     println!("5-step chain on Postgres: {:?}", started.elapsed());
     assert_eq!(r, 5);
 
@@ -232,7 +206,10 @@ async fn pg_chain_of_activities_history_and_describe() {
     assert!(d.closed_ms.is_some());
     assert!(d.pending_activities.is_empty());
     let h2 = client.start(pg_chain, "chain-2", 2).await.unwrap();
-    assert_eq!(within("chain-2", h2.result()).await.unwrap(), 2);
+    assert_eq!(
+        support::within(WAIT, "chain-2", h2.result()).await.unwrap(),
+        2
+    );
     let all = client.list(ListFilter::all()).await.unwrap();
     let ids: HashSet<&str> = all.iter().map(|s| s.workflow_id.as_str()).collect();
     assert_eq!(ids, HashSet::from(["chain-1", "chain-2"]));
@@ -265,7 +242,7 @@ async fn pg_durable_timer() {
     let client = Client::new(&env.store);
     let started = std::time::Instant::now();
     let h = client.start(pg_sleeper, "sleep-1", 300).await.unwrap();
-    let slept = within("timer", h.result()).await.unwrap();
+    let slept = support::within(WAIT, "timer", h.result()).await.unwrap();
     let elapsed = started.elapsed();
     assert!(slept >= 300, "the workflow clock moved {slept} ms");
     assert!(
@@ -295,7 +272,10 @@ async fn pg_retry_then_success() {
         .start();
     let client = Client::new(&env.store);
     let h = client.start(pg_retrying, "retry-1", 4).await.unwrap();
-    assert_eq!(within("retry", h.result()).await.unwrap(), 40);
+    assert_eq!(
+        support::within(WAIT, "retry", h.result()).await.unwrap(),
+        40
+    );
     assert_eq!(FLAKY_CALLS.load(Ordering::SeqCst), 3);
     let hist = client.history("retry-1").await.unwrap();
     let attempts: Vec<u32> = hist
@@ -327,7 +307,10 @@ async fn pg_cancel_heartbeating_activity() {
         .start();
     let client = Client::new(&env.store);
     let h = client.start(pg_canceller, "cancel-1", 1).await.unwrap();
-    assert_eq!(within("cancel", h.result()).await.unwrap(), "cancelled");
+    assert_eq!(
+        support::within(WAIT, "cancel", h.result()).await.unwrap(),
+        "cancelled"
+    );
     let hist = client.history("cancel-1").await.unwrap();
     let names: Vec<&str> = hist.iter().map(|e| e.kind.name()).collect();
     assert!(
@@ -352,7 +335,7 @@ async fn pg_duplicate_workflow_id() {
         ),
     }
     // Also through another pool, as another process would.
-    let other = Store::postgres_in_schema(&env.url, &env.schema)
+    let other = Store::postgres_in_schema(env.pg_url(), env.pg_schema())
         .await
         .unwrap();
     assert!(matches!(
@@ -371,7 +354,7 @@ async fn pg_two_workers_share_the_work() {
         return;
     };
     // A second handle: its own pool and listener, as another process would have.
-    let other = Store::postgres_in_schema(&env.url, &env.schema)
+    let other = Store::postgres_in_schema(env.pg_url(), env.pg_schema())
         .await
         .unwrap();
     let mut opts = quick_options();
@@ -400,7 +383,10 @@ async fn pg_two_workers_share_the_work() {
         );
     }
     for h in handles {
-        assert_eq!(within("shared", h.result()).await.unwrap(), steps);
+        assert_eq!(
+            support::within(WAIT, "shared", h.result()).await.unwrap(),
+            steps
+        );
     }
     // Every step ran once: no activity result recorded twice, no step run twice.
     let mut workers = HashSet::new();
@@ -456,11 +442,14 @@ async fn pg_long_and_sequential_chains() {
     let client = Client::new(&env.store);
     // Warm the pool's prepared statements.
     let h = client.start(pg_chain, "warm", 5).await.unwrap();
-    within("warm-up", h.result()).await.unwrap();
+    support::within(WAIT, "warm-up", h.result()).await.unwrap();
     let steps = 200;
     let started = std::time::Instant::now();
     let h = client.start(pg_chain, "latency", steps).await.unwrap();
-    assert_eq!(within("latency", h.result()).await.unwrap(), steps);
+    assert_eq!(
+        support::within(WAIT, "latency", h.result()).await.unwrap(),
+        steps
+    );
     let per_step = started.elapsed() / steps as u32;
     println!("Postgres: {steps} sequential steps, {per_step:?} per step");
     // Chains of 10 activities, one workflow after another (start and result included).
@@ -471,7 +460,10 @@ async fn pg_long_and_sequential_chains() {
             .start(pg_chain, format!("chain10-{i}"), chain)
             .await
             .unwrap();
-        assert_eq!(within("chain10", h.result()).await.unwrap(), chain);
+        assert_eq!(
+            support::within(WAIT, "chain10", h.result()).await.unwrap(),
+            chain
+        );
     }
     let per_step = started.elapsed() / (runs * chain) as u32;
     println!(
@@ -486,38 +478,38 @@ async fn pg_refuses_newer_or_foreign_schema() {
         return;
     };
     // Reopening our own schema is fine.
-    Store::postgres_in_schema(&env.url, &env.schema)
+    Store::postgres_in_schema(env.pg_url(), env.pg_schema())
         .await
         .unwrap();
     // A newer schema version is refused, and left as it was.
     support::pg_exec_blocking(
-        &env.url,
+        env.pg_url(),
         &format!(
             "UPDATE \"{}\".duraflow_meta SET value = '99' WHERE key = 'schema_version'",
-            env.schema
+            env.pg_schema()
         ),
     )
     .unwrap();
-    match Store::postgres_in_schema(&env.url, &env.schema).await {
+    match Store::postgres_in_schema(env.pg_url(), env.pg_schema()).await {
         Err(Error::Store(msg)) => assert!(msg.contains("newer"), "{msg}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     // A schema holding another program's tables is refused.
-    let foreign = format!("{}_foreign", env.schema);
+    let foreign = format!("{}_foreign", env.pg_schema());
     support::pg_exec_blocking(
-        &env.url,
+        env.pg_url(),
         &format!("CREATE SCHEMA \"{foreign}\"; CREATE TABLE \"{foreign}\".orders (id INT)"),
     )
     .unwrap();
-    let r = Store::postgres_in_schema(&env.url, &foreign).await;
-    support::pg_exec_blocking(&env.url, &format!("DROP SCHEMA \"{foreign}\" CASCADE")).unwrap();
+    let r = Store::postgres_in_schema(env.pg_url(), &foreign).await;
+    support::pg_exec_blocking(env.pg_url(), &format!("DROP SCHEMA \"{foreign}\" CASCADE")).unwrap();
     match r {
         Err(Error::Store(msg)) => assert!(msg.contains("orders"), "{msg}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     // A bad schema name is an invalid option, not SQL.
     assert!(matches!(
-        Store::postgres_in_schema(&env.url, "x\"; DROP TABLE y; --").await,
+        Store::postgres_in_schema(env.pg_url(), "x\"; DROP TABLE y; --").await,
         Err(Error::InvalidOption(_))
     ));
 }
@@ -528,7 +520,7 @@ async fn pg_listen_wakes_other_process_and_reconnects() {
     let Some(env) = env("listen").await else {
         return;
     };
-    let other = Store::postgres_in_schema(&env.url, &env.schema)
+    let other = Store::postgres_in_schema(env.pg_url(), env.pg_schema())
         .await
         .unwrap();
     let mut opts = quick_options();
@@ -549,10 +541,10 @@ async fn pg_listen_wakes_other_process_and_reconnects() {
     // Cut every LISTEN connection of this schema (there are two); the listeners reconnect.
     let listening = format!(
         "FROM pg_stat_activity WHERE query = 'LISTEN \"duraflow_{}\"'",
-        env.schema
+        env.pg_schema()
     );
     support::pg_exec_blocking(
-        &env.url,
+        env.pg_url(),
         &format!(
             "DO $$ BEGIN IF (SELECT count(*) {listening}) < 2 THEN
                  RAISE EXCEPTION 'the LISTEN connections were not found'; END IF; END $$;

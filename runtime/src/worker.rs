@@ -1024,9 +1024,6 @@ impl Shared {
         resolution: &ActivityResolution,
         details: &Option<Value>,
     ) -> bool {
-        if !self.store.backend.supports_continuation() {
-            return false;
-        }
         let Some(event) = resolution.clone().event(task.activity_seq) else {
             return false;
         };

@@ -94,6 +94,16 @@ impl TestDb {
         }
     }
 
+    /// The Postgres URL (panics on another store).
+    pub fn pg_url(&self) -> &str {
+        self.pg_url_schema().expect("a Postgres TestDb").0
+    }
+
+    /// The Postgres schema (panics on another store).
+    pub fn pg_schema(&self) -> &str {
+        self.pg_url_schema().expect("a Postgres TestDb").1
+    }
+
     /// The Postgres URL and schema, if this is Postgres.
     pub fn pg_url_schema(&self) -> Option<(&str, &str)> {
         match &self.kind {

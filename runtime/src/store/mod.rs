@@ -461,12 +461,6 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         heartbeat_details: Option<Value>,
     ) -> Result<bool>;
 
-    /// Whether [`StoreBackend::finish_activity_and_continue`] can commit a continuation (else it only
-    /// finishes the attempt, and workers keep their instances for the ordinary workflow task).
-    fn supports_continuation(&self) -> bool {
-        false
-    }
-
     /// Ends an attempt like [`StoreBackend::finish_activity`] and, in the same transaction, commits
     /// `cont` as the workflow's next task when the worker's instance saw every other event; else
     /// enqueues a workflow task as `finish_activity` does. One commit per workflow step.
@@ -477,16 +471,7 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         resolution: ActivityResolution,
         heartbeat_details: Option<Value>,
         cont: Continuation,
-    ) -> Result<FinishOutcome> {
-        let _ = cont;
-        let recorded = self
-            .finish_activity(task_id, token, resolution, heartbeat_details)
-            .await?;
-        Ok(FinishOutcome {
-            recorded,
-            continued: None,
-        })
-    }
+    ) -> Result<FinishOutcome>;
 
     /// Records a local activity's outcome (a marker, or a cancellation); false if already recorded or
     /// the workflow ended.

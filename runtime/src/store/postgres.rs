@@ -1779,10 +1779,6 @@ impl StoreBackend for PostgresStore {
         Ok(true)
     }
 
-    fn supports_continuation(&self) -> bool {
-        true
-    }
-
     async fn finish_activity_and_continue(
         &self,
         task_id: i64,

@@ -12,6 +12,7 @@ use super::{
     WorkflowSummary, WorkflowTaskCommit,
 };
 use super::{from_json, kind_parse, kind_str, ref_seq, to_json};
+use crate::definition::ActivityOptions;
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -761,30 +762,52 @@ fn finish_inner(
     enqueue: bool,
 ) -> Result<Finished> {
     let now = now_ms();
-    let row = qrow(
+    // Only what ending the attempt needs: the input and the options (parsed only for a retry) stay
+    // unread on this hot path.
+    type Row = (String, i64, i64, i64, bool, Option<String>, String);
+    let row: Option<Row> = qrow(
         conn,
-        &format!("SELECT {ACTIVITY_COLS} FROM activity_tasks WHERE id = ?1"),
+        "SELECT workflow_id, activity_seq, token, scheduled_ms, cancel_requested != 0,
+             heartbeat_details, options FROM activity_tasks WHERE id = ?1",
         params![task_id],
-        read_activity,
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        },
     )
     .optional()?;
-    let Some((task, _)) = row else {
+    let Some((
+        workflow_id,
+        activity_seq,
+        task_token,
+        scheduled_ms,
+        cancel_requested,
+        stored,
+        options,
+    )) = row
+    else {
         return Ok(Finished::Fenced);
     };
-    if task.token != token {
+    if task_token != token {
         return Ok(Finished::Fenced);
     }
-    let details = heartbeat_details.or(task.heartbeat_details.clone());
+    let details = heartbeat_details.or_else(|| stored.and_then(|d| serde_json::from_str(&d).ok()));
     let resolution = match resolution {
-        ActivityResolution::Retry { .. } if task.cancel_requested => {
-            ActivityResolution::Cancelled {
-                details: details.clone(),
-            }
-        }
+        ActivityResolution::Retry { .. } if cancel_requested => ActivityResolution::Cancelled {
+            details: details.clone(),
+        },
         other => other,
     };
     if let ActivityResolution::Retry { retry_at_ms } = resolution {
-        let deadline = pending_deadline(&task.options, task.scheduled_ms, retry_at_ms, false);
+        let options: ActivityOptions = from_json(&options, "an activity task's options")?;
+        let deadline = pending_deadline(&options, scheduled_ms, retry_at_ms, false);
         exec(
             conn,
             "UPDATE activity_tasks SET state = 'pending', visible_at = ?2, lease_owner = NULL,
@@ -799,13 +822,13 @@ fn finish_inner(
             ],
         )?;
         return Ok(Finished::Recorded {
-            workflow_id: task.workflow_id,
+            workflow_id,
             event_seq: None,
         });
     }
-    let Some(event) = resolution.event(task.activity_seq) else {
+    let Some(event) = resolution.event(activity_seq as u64) else {
         return Ok(Finished::Recorded {
-            workflow_id: task.workflow_id,
+            workflow_id,
             event_seq: None,
         });
     };
@@ -815,14 +838,14 @@ fn finish_inner(
         params![task_id],
     )?;
     let mut event_seq = None;
-    if workflow_running(conn, &task.workflow_id)? {
-        event_seq = Some(append(conn, &task.workflow_id, &event, now)?);
+    if workflow_running(conn, &workflow_id)? {
+        event_seq = Some(append(conn, &workflow_id, &event, now)?);
         if enqueue {
-            enqueue_workflow_task(conn, &task.workflow_id, now)?;
+            enqueue_workflow_task(conn, &workflow_id, now)?;
         }
     }
     Ok(Finished::Recorded {
-        workflow_id: task.workflow_id,
+        workflow_id,
         event_seq,
     })
 }
@@ -871,10 +894,6 @@ fn json_list(items: &[String]) -> String {
 impl StoreBackend for SqliteStore {
     fn kind(&self) -> &'static str {
         self.kind
-    }
-
-    fn supports_continuation(&self) -> bool {
-        true
     }
 
     async fn create_workflow(&self, wf: NewWorkflow) -> Result<()> {
