@@ -249,7 +249,7 @@ pub enum Error {
     #[error("a workflow with id `{0}` already exists; choose another id, or describe/await the existing one")]
     DuplicateWorkflowId(String),
     /// No workflow with this id.
-    #[error("no workflow with id `{0}`")]
+    #[error("no workflow with id `{0}` in this store; check the id (`Client::list` shows the workflows there are)")]
     WorkflowNotFound(String),
     /// The name is not registered.
     #[error("no workflow named `{name}` is registered here (registered: {known}); register it with `.register({name})` or link the crate that defines it")]
@@ -282,8 +282,8 @@ pub enum Error {
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
     InvalidOption(String),
-    /// The runtime is shutting down.
-    #[error("the runtime is shut down")]
+    /// The store can no longer take calls (its writer stopped).
+    #[error("the store is closed (its writer stopped); open the store again")]
     Shutdown,
 }
 

@@ -30,6 +30,15 @@ impl std::fmt::Display for TaskFailure {
     }
 }
 
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// A workflow run in memory: its state, its root future, and how far into its history it is.
 pub(crate) struct WorkflowInstance {
     state: Arc<Mutex<WfState>>,
@@ -135,14 +144,7 @@ impl WorkflowInstance {
                 fut.as_mut().poll(&mut cx)
             }));
             match polled {
-                Err(payload) => {
-                    let msg = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    return Err(TaskFailure::Panic(msg));
-                }
+                Err(payload) => return Err(TaskFailure::Panic(panic_message(&*payload))),
                 Ok(Poll::Ready(result)) => {
                     self.future = None;
                     self.finished = true;

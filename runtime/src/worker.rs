@@ -2,7 +2,7 @@
 
 use crate::activity_ctx::{ActivityContext, ActivityInfo, CancelFlag};
 use crate::error::{ActivityError, TimeoutKind, WorkflowError};
-use crate::executor::{TaskFailure, WorkflowInstance};
+use crate::executor::{panic_message, TaskFailure, WorkflowInstance};
 use crate::history::{EventKind, HistoryEvent};
 use crate::registry::{Register, Registry};
 use crate::store::{
@@ -450,7 +450,9 @@ impl Shared {
             if stale {
                 tracing::debug!("cached instance is stale (history moved on elsewhere); replaying");
             } else {
-                deliver_new(&mut inst, &events);
+                for e in &events {
+                    inst.deliver(e);
+                }
                 instance = Some(inst);
             }
         }
@@ -1140,19 +1142,11 @@ impl Shared {
     }
 }
 
-fn deliver_new(inst: &mut WorkflowInstance, events: &[HistoryEvent]) {
-    for e in events {
-        inst.deliver(e);
-    }
-}
-
 fn panic_error(p: Box<dyn std::any::Any + Send>) -> ActivityError {
-    let msg = p
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    ActivityError::application("Panic", format!("the activity panicked: {msg}"))
+    ActivityError::application(
+        "Panic",
+        format!("the activity panicked: {}", panic_message(&*p)),
+    )
 }
 
 enum Decision {
