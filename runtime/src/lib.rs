@@ -10,6 +10,7 @@ mod activity_ctx;
 mod client;
 mod definition;
 mod duration;
+mod engine;
 mod error;
 mod executor;
 mod history;
@@ -27,13 +28,12 @@ pub use definition::{
     DEFAULT_START_TO_CLOSE_TIMEOUT, DEFAULT_TASK_QUEUE,
 };
 pub use duration::parse_duration;
+pub use engine::facts::WorkflowStatus;
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
 pub use registry::{AnyDefinition, DynActivity, DynWorkflow, Register, Registry};
 pub use retry::RetryPolicy;
-pub use store::{
-    ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary,
-};
+pub use store::{ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowSummary};
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
 pub use workflow_ctx::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,

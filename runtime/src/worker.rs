@@ -1,14 +1,15 @@
 //! Workers: take workflow and activity tasks from the store and run the registered definitions.
 
 use crate::activity_ctx::{ActivityContext, ActivityInfo, CancelFlag};
-use crate::error::{ActivityError, TimeoutKind, WorkflowError};
+use crate::engine::activity::{attempt_deadline, resolve_failure, resolve_result, resolve_timeout};
+use crate::engine::EagerClaim;
+use crate::error::{ActivityError, WorkflowError};
 use crate::executor::{panic_message, TaskFailure, WorkflowInstance};
 use crate::history::{EventKind, HistoryEvent};
 use crate::registry::{Register, Registry};
 use crate::store::{
-    attempt_deadline, now_ms, ActivityResolution, ClaimedActivity, ClaimedWorkflowTask,
-    CommitOutcome, Continuation, EagerClaim, ExpiredActivity, FinishOutcome, Store,
-    WorkflowTaskCommit,
+    now_ms, ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
+    ExpiredActivity, FinishOutcome, Store, WorkflowTaskCommit,
 };
 use crate::workflow_ctx::WorkflowInfo;
 use futures::FutureExt;
@@ -833,15 +834,22 @@ impl Shared {
                     details: None,
                 },
             };
-            match decide(&options, activity_type, attempt, scheduled, error, None) {
-                Decision::Retry(at) => {
-                    let wait = (at - now_ms()).max(0) as u64;
+            match resolve_failure(
+                &options,
+                activity_type,
+                attempt,
+                scheduled,
+                error,
+                None,
+                now_ms(),
+            ) {
+                ActivityResolution::Retry { retry_at_ms } => {
+                    let wait = (retry_at_ms - now_ms()).max(0) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                     attempt += 1;
                 }
-                Decision::Final(ActivityResolution::Failed(e))
-                | Decision::Final(ActivityResolution::TimedOut(e)) => return Err(e),
-                Decision::Final(_) => return Err(ActivityError::cancelled()),
+                ActivityResolution::Failed(e) | ActivityResolution::TimedOut(e) => return Err(e),
+                _ => return Err(ActivityError::cancelled()),
             }
         }
     }
@@ -969,34 +977,7 @@ impl Shared {
             Ok(Err(p)) => Err(panic_error(p)),
             Ok(Ok(r)) => r,
         };
-        let resolution = match result {
-            Ok(v) => ActivityResolution::Completed(v),
-            Err(ActivityError::Cancelled { details: d }) => ActivityResolution::Cancelled {
-                details: d.or_else(|| details.clone()),
-            },
-            Err(ActivityError::Timeout {
-                kind: TimeoutKind::ScheduleToClose,
-                details: d,
-            }) => ActivityResolution::TimedOut(ActivityError::Failed {
-                activity_type: task.activity_type.clone(),
-                attempts: task.attempt,
-                cause: Box::new(ActivityError::Timeout {
-                    kind: TimeoutKind::ScheduleToClose,
-                    details: d,
-                }),
-            }),
-            Err(e) => match decide(
-                &task.options,
-                &task.activity_type,
-                task.attempt,
-                task.scheduled_ms,
-                e,
-                details.clone(),
-            ) {
-                Decision::Retry(at) => ActivityResolution::Retry { retry_at_ms: at },
-                Decision::Final(r) => r,
-            },
-        };
+        let resolution = resolve_result(&task, result, details.clone(), now_ms());
         if self.try_continue(&task, &resolution, &details).await {
             return;
         }
@@ -1095,41 +1076,18 @@ impl Shared {
     }
 
     async fn handle_expired(self: &Arc<Self>, e: ExpiredActivity) {
-        let task = e.task;
         self.store
             .hub
-            .cancel_running(&task.workflow_id, task.activity_seq);
-        let error = ActivityError::Timeout {
-            kind: e.kind,
-            details: task.heartbeat_details.clone(),
-        };
-        let resolution = match e.kind {
-            TimeoutKind::ScheduleToStart | TimeoutKind::ScheduleToClose => {
-                ActivityResolution::TimedOut(ActivityError::Failed {
-                    activity_type: task.activity_type.clone(),
-                    attempts: task.attempt,
-                    cause: Box::new(error),
-                })
-            }
-            TimeoutKind::StartToClose | TimeoutKind::Heartbeat => match decide(
-                &task.options,
-                &task.activity_type,
-                task.attempt,
-                task.scheduled_ms,
-                error,
-                task.heartbeat_details.clone(),
-            ) {
-                Decision::Retry(at) => ActivityResolution::Retry { retry_at_ms: at },
-                Decision::Final(r) => r,
-            },
-        };
+            .cancel_running(&e.task.workflow_id, e.task.activity_seq);
+        let resolution = resolve_timeout(&e, now_ms());
         tracing::info!(
-            workflow_id = %task.workflow_id,
-            activity_type = %task.activity_type,
-            attempt = task.attempt,
+            workflow_id = %e.task.workflow_id,
+            activity_type = %e.task.activity_type,
+            attempt = e.task.attempt,
             kind = %e.kind,
             "activity attempt timed out"
         );
+        let task = e.task;
         if let Err(err) = self
             .store
             .backend
@@ -1147,59 +1105,6 @@ fn panic_error(p: Box<dyn std::any::Any + Send>) -> ActivityError {
         "Panic",
         format!("the activity panicked: {}", panic_message(&*p)),
     )
-}
-
-enum Decision {
-    Retry(i64),
-    Final(ActivityResolution),
-}
-
-/// Retry or give up, by the policy and the schedule-to-close budget.
-fn decide(
-    options: &crate::definition::ActivityOptions,
-    activity_type: &str,
-    attempt: u32,
-    scheduled_ms: i64,
-    error: ActivityError,
-    details: Option<Value>,
-) -> Decision {
-    let (etype, non_retryable) = match error.cause() {
-        ActivityError::Application {
-            error_type,
-            non_retryable,
-            ..
-        } => (error_type.clone(), *non_retryable),
-        other => (other.error_type().to_string(), false),
-    };
-    let policy = &options.retry_policy;
-    if policy.should_retry(attempt, &etype, non_retryable) {
-        let at = now_ms() + policy.backoff(attempt).as_millis() as i64;
-        let within = options
-            .schedule_to_close_timeout
-            .map(|d| at < scheduled_ms + d.as_millis() as i64)
-            .unwrap_or(true);
-        if within {
-            return Decision::Retry(at);
-        }
-    }
-    let is_timeout = matches!(error, ActivityError::Timeout { .. });
-    let error = match error {
-        ActivityError::Timeout { kind, details: d } => ActivityError::Timeout {
-            kind,
-            details: d.or(details),
-        },
-        e => e,
-    };
-    let failed = ActivityError::Failed {
-        activity_type: activity_type.to_string(),
-        attempts: attempt,
-        cause: Box::new(error),
-    };
-    Decision::Final(if is_timeout {
-        ActivityResolution::TimedOut(failed)
-    } else {
-        ActivityResolution::Failed(failed)
-    })
 }
 
 /// Stores an attempt's heartbeats, throttled: the first at once, then at most one every 0.8 ×

@@ -3,9 +3,13 @@
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
 use crate::activity_ctx::CancelFlag;
-use crate::definition::ActivityOptions;
+pub(crate) use crate::engine::start::NewWorkflow;
+pub(crate) use crate::engine::{
+    ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
+    ExpiredActivity, FinishOutcome, WorkflowStatus, WorkflowTaskCommit,
+};
 use crate::error::{ActivityError, Result, TimeoutKind, WorkflowError};
-use crate::history::{EventKind, HistoryEvent};
+use crate::history::HistoryEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -22,267 +26,6 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// The state of a workflow run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkflowStatus {
-    /// Not ended yet.
-    Running,
-    /// Returned a result.
-    Completed,
-    /// Returned an error, or could not run.
-    Failed,
-    /// Ended cancelled.
-    Cancelled,
-}
-
-impl WorkflowStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            WorkflowStatus::Running => "running",
-            WorkflowStatus::Completed => "completed",
-            WorkflowStatus::Failed => "failed",
-            WorkflowStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "running" => WorkflowStatus::Running,
-            "completed" => WorkflowStatus::Completed,
-            "failed" => WorkflowStatus::Failed,
-            "cancelled" => WorkflowStatus::Cancelled,
-            other => {
-                return Err(crate::Error::Store(format!(
-                    "unknown workflow status `{other}` in the database; was it written by another program?"
-                )))
-            }
-        })
-    }
-}
-
-/// A new workflow run to record.
-#[derive(Clone, Debug)]
-pub(crate) struct NewWorkflow {
-    pub workflow_id: String,
-    pub run_id: String,
-    pub workflow_type: String,
-    pub task_queue: String,
-    pub input: Value,
-    pub execution_deadline_ms: Option<i64>,
-}
-
-/// A workflow task a worker has taken.
-#[derive(Clone, Debug)]
-pub(crate) struct ClaimedWorkflowTask {
-    pub workflow_id: String,
-    pub run_id: String,
-    pub workflow_type: String,
-    pub task_queue: String,
-    pub token: i64,
-}
-
-/// What a workflow task produced, stored in one transaction.
-#[derive(Clone, Debug)]
-pub(crate) struct WorkflowTaskCommit {
-    pub workflow_id: String,
-    pub token: i64,
-    /// The last history event the task had seen.
-    pub processed_through: u64,
-    /// The task's clock, recorded in the `WorkflowTaskCompleted` marker.
-    pub task_time_ms: i64,
-    /// Command events, in order.
-    pub commands: Vec<EventKind>,
-    /// Take up to this many of the new activity tasks for this worker in the same transaction.
-    pub eager: Option<EagerClaim>,
-}
-
-/// Claim new activity tasks in the commit that creates them (this worker runs those types).
-#[derive(Clone, Debug)]
-pub(crate) struct EagerClaim {
-    pub worker_id: String,
-    pub activity_types: Vec<String>,
-    pub queues: Vec<String>,
-    pub max: usize,
-}
-
-/// The result of a workflow task commit.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CommitOutcome {
-    /// New events arrived meanwhile: the workflow task was put back as pending.
-    pub rerun: bool,
-    /// Activity tasks claimed for this worker in the same transaction.
-    pub eager: Vec<ClaimedActivity>,
-    /// The sequence number of the `WorkflowTaskCompleted` marker this commit appended: every command
-    /// event up to it is this task's own.
-    pub marker_seq: u64,
-}
-
-/// An activity attempt a worker has taken.
-#[derive(Clone, Debug)]
-pub(crate) struct ClaimedActivity {
-    pub task_id: i64,
-    pub workflow_id: String,
-    pub run_id: String,
-    pub activity_seq: u64,
-    pub activity_type: String,
-    pub task_queue: String,
-    pub input: Value,
-    pub options: ActivityOptions,
-    pub attempt: u32,
-    pub token: i64,
-    pub scheduled_ms: i64,
-    pub started_ms: i64,
-    pub deadline_ms: Option<i64>,
-    pub heartbeat_details: Option<Value>,
-    pub cancel_requested: bool,
-}
-
-/// An activity task whose deadline passed: the runtime decides retry or failure.
-#[derive(Clone, Debug)]
-pub(crate) struct ExpiredActivity {
-    pub task: ClaimedActivity,
-    pub kind: TimeoutKind,
-}
-
-/// How an activity attempt ended, as the runtime tells the store.
-#[derive(Clone, Debug)]
-pub(crate) enum ActivityResolution {
-    Completed(Value),
-    Cancelled { details: Option<Value> },
-    Failed(ActivityError),
-    TimedOut(ActivityError),
-    Retry { retry_at_ms: i64 },
-}
-
-impl ActivityResolution {
-    /// The history event this resolution appends for activity `activity_seq` (none for a retry).
-    pub(crate) fn event(self, activity_seq: u64) -> Option<EventKind> {
-        Some(match self {
-            ActivityResolution::Retry { .. } => return None,
-            ActivityResolution::Completed(result) => EventKind::ActivityCompleted {
-                activity_seq,
-                result,
-            },
-            ActivityResolution::Cancelled { details } => EventKind::ActivityCancelled {
-                activity_seq,
-                details,
-            },
-            ActivityResolution::Failed(error) => EventKind::ActivityFailed {
-                activity_seq,
-                error,
-            },
-            ActivityResolution::TimedOut(error) => EventKind::ActivityTimedOut {
-                activity_seq,
-                error,
-            },
-        })
-    }
-}
-
-/// The names of command events and of the workflow-task marker, as stored.
-pub(crate) fn is_command_or_marker_name(event_type: &str) -> bool {
-    matches!(
-        event_type,
-        "activity_scheduled"
-            | "activity_cancel_requested"
-            | "timer_started"
-            | "timer_cancelled"
-            | "workflow_completed"
-            | "workflow_failed"
-            | "workflow_cancelled"
-            | "workflow_task_completed"
-    )
-}
-
-/// The next workflow task, computed in memory by the worker that ran an activity, to commit with the
-/// activity's result when its instance saw everything else (see
-/// `StoreBackend::finish_activity_and_continue`).
-#[derive(Clone, Debug)]
-pub(crate) struct Continuation {
-    /// The commit; its `token` is unused and its `processed_through` is set to the new event's seq.
-    pub commit: WorkflowTaskCommit,
-    /// The last event the instance had seen.
-    pub delivered_through: u64,
-    /// The instance's own last marker.
-    pub own_marker_seq: u64,
-}
-
-/// What `finish_activity_and_continue` did.
-#[derive(Clone, Debug)]
-pub(crate) struct FinishOutcome {
-    /// False when the attempt's token no longer matched: nothing was written.
-    pub recorded: bool,
-    /// The continuation was committed: the activity event's seq (the task's `processed_through`)
-    /// and the commit's outcome. `None`: a workflow task was enqueued instead.
-    pub continued: Option<(u64, CommitOutcome)>,
-}
-
-/// Where an attempt's timeout lies, and which timeout it is.
-pub(crate) fn attempt_deadline(
-    options: &ActivityOptions,
-    scheduled_ms: i64,
-    started_ms: i64,
-    last_heartbeat_ms: i64,
-) -> (i64, TimeoutKind) {
-    let stc = options
-        .start_to_close_timeout
-        .or(if options.schedule_to_close_timeout.is_some() {
-            None
-        } else {
-            Some(crate::definition::DEFAULT_START_TO_CLOSE_TIMEOUT)
-        });
-    let mut best = (i64::MAX, TimeoutKind::StartToClose);
-    if let Some(d) = stc {
-        best = (
-            started_ms.saturating_add(d.as_millis() as i64),
-            TimeoutKind::StartToClose,
-        );
-    }
-    if let Some(d) = options.heartbeat_timeout {
-        let t = last_heartbeat_ms.saturating_add(d.as_millis() as i64);
-        if t < best.0 {
-            best = (t, TimeoutKind::Heartbeat);
-        }
-    }
-    if let Some(d) = options.schedule_to_close_timeout {
-        let t = scheduled_ms.saturating_add(d.as_millis() as i64);
-        if t < best.0 {
-            best = (t, TimeoutKind::ScheduleToClose);
-        }
-    }
-    best
-}
-
-/// Where a not-yet-started activity task times out, if it does.
-pub(crate) fn pending_deadline(
-    options: &ActivityOptions,
-    scheduled_ms: i64,
-    visible_ms: i64,
-    first_attempt: bool,
-) -> Option<(i64, TimeoutKind)> {
-    let s2s = if first_attempt {
-        options.schedule_to_start_timeout.map(|d| {
-            (
-                visible_ms.saturating_add(d.as_millis() as i64),
-                TimeoutKind::ScheduleToStart,
-            )
-        })
-    } else {
-        None
-    };
-    let s2c = options.schedule_to_close_timeout.map(|d| {
-        (
-            scheduled_ms.saturating_add(d.as_millis() as i64),
-            TimeoutKind::ScheduleToClose,
-        )
-    });
-    match (s2s, s2c) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
 }
 
 /// A workflow run as `describe` shows it.
@@ -666,29 +409,17 @@ pub(crate) fn kind_str(k: TimeoutKind) -> &'static str {
     }
 }
 
-pub(crate) fn kind_parse(s: Option<&str>) -> TimeoutKind {
+/// A stored timeout kind; an unknown or missing one is an error, never a default.
+pub(crate) fn kind_parse(s: Option<&str>) -> Result<TimeoutKind> {
     match s {
-        Some("schedule_to_close") => TimeoutKind::ScheduleToClose,
-        Some("schedule_to_start") => TimeoutKind::ScheduleToStart,
-        Some("heartbeat") => TimeoutKind::Heartbeat,
-        _ => TimeoutKind::StartToClose,
-    }
-}
-
-pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
-    match kind {
-        EventKind::ActivityScheduled { activity_seq, .. }
-        | EventKind::ActivityStarted { activity_seq, .. }
-        | EventKind::ActivityCompleted { activity_seq, .. }
-        | EventKind::ActivityFailed { activity_seq, .. }
-        | EventKind::ActivityTimedOut { activity_seq, .. }
-        | EventKind::ActivityCancelRequested { activity_seq }
-        | EventKind::ActivityCancelled { activity_seq, .. }
-        | EventKind::LocalActivityMarker { activity_seq, .. } => Some(*activity_seq as i64),
-        EventKind::TimerStarted { timer_seq, .. }
-        | EventKind::TimerFired { timer_seq }
-        | EventKind::TimerCancelled { timer_seq } => Some(*timer_seq as i64),
-        _ => None,
+        Some("start_to_close") => Ok(TimeoutKind::StartToClose),
+        Some("schedule_to_close") => Ok(TimeoutKind::ScheduleToClose),
+        Some("schedule_to_start") => Ok(TimeoutKind::ScheduleToStart),
+        Some("heartbeat") => Ok(TimeoutKind::Heartbeat),
+        other => Err(corrupt(format!(
+            "an activity task's deadline kind is {}",
+            other.map_or("missing".to_string(), |k| format!("`{k}`"))
+        ))),
     }
 }
 

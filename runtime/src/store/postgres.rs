@@ -27,14 +27,15 @@
 //! Durability is the server's: `synchronous_commit` is left at its default (`on`). Timestamps are
 //! milliseconds since the epoch computed in Rust, as in SQLite.
 
+use super::{corrupt, from_json, kind_parse, kind_str, to_json};
 use super::{
-    attempt_deadline, now_ms, pending_deadline, ActivityResolution, ClaimedActivity,
-    ClaimedWorkflowTask, CommitOutcome, Continuation, ExpiredActivity, FinishOutcome, ListFilter,
-    NewWorkflow, PendingActivity, StoreBackend, WorkflowDescription, WorkflowStatus,
-    WorkflowSummary, WorkflowTaskCommit,
+    now_ms, ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
+    ExpiredActivity, FinishOutcome, ListFilter, NewWorkflow, PendingActivity, StoreBackend,
+    WorkflowDescription, WorkflowStatus, WorkflowSummary, WorkflowTaskCommit,
 };
-use super::{corrupt, from_json, kind_parse, kind_str, ref_seq, to_json};
+use crate::engine::activity::{attempt_deadline, pending_deadline};
 use crate::error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
+use crate::history::format::ref_seq;
 use crate::history::{EventKind, HistoryEvent};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
@@ -1708,7 +1709,7 @@ impl StoreBackend for PostgresStore {
             task.deadline_ms = col(r, 16)?;
             out.push(ExpiredActivity {
                 task,
-                kind: kind_parse(kind.as_deref()),
+                kind: kind_parse(kind.as_deref())?,
             });
         }
         out.sort_by_key(|e| (e.task.deadline_ms, e.task.task_id));
@@ -1851,7 +1852,9 @@ impl StoreBackend for PostgresStore {
         for r in &res[3] {
             let seq = col::<i64>(r, 0)? as u64;
             let event_type: String = col(r, 1)?;
-            if !(seq <= cont.own_marker_seq && super::is_command_or_marker_name(&event_type)) {
+            if !(seq <= cont.own_marker_seq
+                && crate::history::format::is_command_or_marker_name(&event_type))
+            {
                 saw_all = false;
             }
         }

@@ -1,5 +1,7 @@
 //! The event history of a workflow run: append-only, the source of truth that replay reads.
 
+pub(crate) mod format;
+
 use crate::definition::ActivityOptions;
 use crate::error::{ActivityError, WorkflowError};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,778 @@
+//! Activities: the `ActivityScheduled` and `ActivityCancelRequested` commands, attempts, their
+//! outcomes, retries, timeouts and deadlines.
+
+use super::facts::{AttemptFacts, TaskState};
+use super::plan::{Effect, Guard, NewActivityTask, Plan};
+use super::workflow_task::{CommitState, EagerClaim};
+use crate::definition::{ActivityOptions, DEFAULT_START_TO_CLOSE_TIMEOUT};
+use crate::error::{ActivityError, Result, TimeoutKind};
+use crate::history::EventKind;
+use serde_json::Value;
+
+/// An activity attempt a worker has taken.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ClaimedActivity {
+    pub task_id: i64,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub activity_seq: u64,
+    pub activity_type: String,
+    pub task_queue: String,
+    pub input: Value,
+    pub options: ActivityOptions,
+    pub attempt: u32,
+    pub token: i64,
+    pub scheduled_ms: i64,
+    pub started_ms: i64,
+    pub deadline_ms: Option<i64>,
+    pub heartbeat_details: Option<Value>,
+    pub cancel_requested: bool,
+}
+
+/// An activity task whose deadline passed: [`resolve_timeout`] decides retry or failure.
+#[derive(Clone, Debug)]
+pub(crate) struct ExpiredActivity {
+    pub task: ClaimedActivity,
+    pub kind: TimeoutKind,
+}
+
+/// How an activity attempt ended, as the worker reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ActivityResolution {
+    Completed(Value),
+    Cancelled { details: Option<Value> },
+    Failed(ActivityError),
+    TimedOut(ActivityError),
+    Retry { retry_at_ms: i64 },
+}
+
+impl ActivityResolution {
+    /// The history event this resolution appends for activity `activity_seq` (none for a retry).
+    pub(crate) fn event(self, activity_seq: u64) -> Option<EventKind> {
+        Some(match self {
+            ActivityResolution::Retry { .. } => return None,
+            ActivityResolution::Completed(result) => EventKind::ActivityCompleted {
+                activity_seq,
+                result,
+            },
+            ActivityResolution::Cancelled { details } => EventKind::ActivityCancelled {
+                activity_seq,
+                details,
+            },
+            ActivityResolution::Failed(error) => EventKind::ActivityFailed {
+                activity_seq,
+                error,
+            },
+            ActivityResolution::TimedOut(error) => EventKind::ActivityTimedOut {
+                activity_seq,
+                error,
+            },
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deadlines
+
+/// Where an attempt started at `started_ms` times out, and which timeout it is.
+pub(crate) fn attempt_deadline(
+    options: &ActivityOptions,
+    scheduled_ms: i64,
+    started_ms: i64,
+    last_heartbeat_ms: i64,
+) -> (i64, TimeoutKind) {
+    let stc = options
+        .start_to_close_timeout
+        .or(if options.schedule_to_close_timeout.is_some() {
+            None
+        } else {
+            Some(DEFAULT_START_TO_CLOSE_TIMEOUT)
+        });
+    let mut best = (i64::MAX, TimeoutKind::StartToClose);
+    if let Some(d) = stc {
+        best = (
+            started_ms.saturating_add(d.as_millis() as i64),
+            TimeoutKind::StartToClose,
+        );
+    }
+    if let Some(d) = options.heartbeat_timeout {
+        let t = last_heartbeat_ms.saturating_add(d.as_millis() as i64);
+        if t < best.0 {
+            best = (t, TimeoutKind::Heartbeat);
+        }
+    }
+    if let Some(d) = options.schedule_to_close_timeout {
+        let t = scheduled_ms.saturating_add(d.as_millis() as i64);
+        if t < best.0 {
+            best = (t, TimeoutKind::ScheduleToClose);
+        }
+    }
+    best
+}
+
+/// Where a not-yet-started activity task (visible from `visible_ms`) times out, if it does.
+pub(crate) fn pending_deadline(
+    options: &ActivityOptions,
+    scheduled_ms: i64,
+    visible_ms: i64,
+    first_attempt: bool,
+) -> Option<(i64, TimeoutKind)> {
+    let s2s = if first_attempt {
+        options.schedule_to_start_timeout.map(|d| {
+            (
+                visible_ms.saturating_add(d.as_millis() as i64),
+                TimeoutKind::ScheduleToStart,
+            )
+        })
+    } else {
+        None
+    };
+    let s2c = options.schedule_to_close_timeout.map(|d| {
+        (
+            scheduled_ms.saturating_add(d.as_millis() as i64),
+            TimeoutKind::ScheduleToClose,
+        )
+    });
+    match (s2s, s2c) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// How long the timeout reaper owns an expired task before another reaper may take it.
+pub(crate) const REAPER_LEASE_MS: i64 = 30_000;
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+/// `ActivityScheduled`: a task for a worker (none for a local activity: the workflow's own worker
+/// runs it), claimed at once by the committing worker when it runs that type on that queue.
+pub(crate) fn schedule(
+    st: &mut CommitState<'_>,
+    cmd: &EventKind,
+    eager: Option<&EagerClaim>,
+    cancelled_in_same_commit: bool,
+) {
+    let EventKind::ActivityScheduled {
+        activity_seq,
+        activity_type,
+        input,
+        options,
+        task_queue,
+        local: false,
+        ..
+    } = cmd
+    else {
+        return;
+    };
+    let now = st.plan.time_ms;
+    let claim = eager.filter(|e| {
+        st.plan.claimed.len() < e.max
+            && !cancelled_in_same_commit
+            && e.activity_types.contains(activity_type)
+            && e.queues.contains(task_queue)
+    });
+    let mut task = NewActivityTask {
+        activity_seq: *activity_seq,
+        activity_type: activity_type.clone(),
+        task_queue: task_queue.clone(),
+        input: input.clone(),
+        options: options.clone(),
+        scheduled_ms: now,
+        pending_deadline: None,
+        claimed_by: None,
+    };
+    match claim {
+        Some(e) => {
+            let deadline = attempt_deadline(options, now, now, now);
+            task.claimed_by = Some((e.worker_id.clone(), deadline));
+            st.plan.claimed.push(ClaimedActivity {
+                task_id: 0,
+                workflow_id: st.facts.workflow_id.clone(),
+                run_id: st.facts.run_id.clone(),
+                activity_seq: *activity_seq,
+                activity_type: activity_type.clone(),
+                task_queue: task_queue.clone(),
+                input: input.clone(),
+                options: options.clone(),
+                attempt: 1,
+                token: 1,
+                scheduled_ms: now,
+                started_ms: now,
+                deadline_ms: Some(deadline.0),
+                heartbeat_details: None,
+                cancel_requested: false,
+            });
+        }
+        None => {
+            task.pending_deadline = pending_deadline(options, now, now, true);
+            // A task scheduled in this very commit is pending (and withdrawn if the commit also
+            // cancels it).
+            st.activities
+                .insert(*activity_seq, (TaskState::Pending, None));
+            if !cancelled_in_same_commit {
+                st.plan.wake = true;
+            }
+        }
+    }
+    st.plan.effects.push(Effect::InsertActivityTask(task));
+}
+
+/// `ActivityCancelRequested`: a task not started yet is withdrawn and the activity ends cancelled
+/// now (the workflow runs again to see it); a running attempt is flagged and hears the cancel at
+/// its next heartbeat (in this process at once: the worker tells it).
+pub(crate) fn request_cancel(st: &mut CommitState<'_>, activity_seq: u64) {
+    match st.activities.remove(&activity_seq) {
+        Some((TaskState::Pending, details)) => {
+            st.plan
+                .effects
+                .push(Effect::DeleteActivityTask { activity_seq });
+            st.plan.append(EventKind::ActivityCancelled {
+                activity_seq,
+                details,
+            });
+            st.rerun = true;
+        }
+        Some((TaskState::Running, details)) => {
+            st.plan
+                .effects
+                .push(Effect::FlagActivityCancel { activity_seq });
+            st.activities
+                .insert(activity_seq, (TaskState::Running, details));
+        }
+        // Already ended (its outcome is in the history, or on its way to the workflow).
+        None => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attempts
+
+/// A worker takes a due task: the next attempt, a new token, its deadline, and `ActivityStarted`.
+pub(crate) fn start_attempt(
+    task: &ClaimedActivity,
+    worker_id: &str,
+    now: i64,
+) -> (ClaimedActivity, Plan) {
+    let mut next = task.clone();
+    next.attempt += 1;
+    next.token += 1;
+    next.started_ms = now;
+    let deadline = attempt_deadline(&task.options, task.scheduled_ms, now, now);
+    next.deadline_ms = Some(deadline.0);
+    let mut plan = Plan::new(
+        &task.workflow_id,
+        Guard {
+            next_event_seq: None,
+            wft_token: None,
+            running: false,
+        },
+        now,
+    );
+    plan.append(EventKind::ActivityStarted {
+        activity_seq: task.activity_seq,
+        attempt: next.attempt,
+        worker: worker_id.to_string(),
+    });
+    plan.effects.push(Effect::StartAttempt {
+        task_id: task.task_id,
+        attempt: next.attempt,
+        token: next.token,
+        started_ms: now,
+        deadline,
+        worker: worker_id.to_string(),
+    });
+    (next, plan)
+}
+
+/// What ending an attempt decided.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Finish {
+    /// The attempt's token no longer matches: nothing is written.
+    Fenced,
+    /// The plan to apply; `event` is the outcome event it appends (none for a retry, or when the
+    /// workflow already ended).
+    Recorded {
+        plan: Plan,
+        event: Option<EventKind>,
+    },
+}
+
+/// Ends an attempt of `task` with `resolution`. A retry of an activity whose cancel was requested
+/// becomes its cancellation: a cancelled activity is never started again. With `enqueue`, the
+/// workflow gets a task to see the outcome.
+pub(crate) fn finish(
+    task: &AttemptFacts,
+    token: i64,
+    resolution: ActivityResolution,
+    heartbeat_details: Option<Value>,
+    workflow_running: bool,
+    enqueue: bool,
+    now: i64,
+) -> Result<Finish> {
+    if task.token != token {
+        return Ok(Finish::Fenced);
+    }
+    let details = heartbeat_details.or_else(|| task.heartbeat_details.clone());
+    let resolution = match resolution {
+        ActivityResolution::Retry { .. } if task.cancel_requested => {
+            ActivityResolution::Cancelled {
+                details: details.clone(),
+            }
+        }
+        other => other,
+    };
+    let mut plan = Plan::new(
+        &task.workflow_id,
+        Guard {
+            next_event_seq: None,
+            wft_token: None,
+            running: false,
+        },
+        now,
+    );
+    if let ActivityResolution::Retry { retry_at_ms } = resolution {
+        let options = task.options.get()?;
+        plan.effects.push(Effect::RetryActivityTask {
+            task_id: task.task_id,
+            visible_at_ms: retry_at_ms,
+            heartbeat_details: details,
+            pending_deadline: pending_deadline(&options, task.scheduled_ms, retry_at_ms, false),
+        });
+        plan.wake = true;
+        return Ok(Finish::Recorded { plan, event: None });
+    }
+    let event = resolution.event(task.activity_seq);
+    plan.effects.push(Effect::EndActivityTask {
+        task_id: task.task_id,
+    });
+    if !workflow_running {
+        return Ok(Finish::Recorded { plan, event: None });
+    }
+    if let Some(e) = &event {
+        plan.append(e.clone());
+        if enqueue {
+            plan.effects.push(Effect::WorkflowTask(
+                super::plan::WorkflowTaskEffect::Enqueue { at_ms: now },
+            ));
+            plan.wake = true;
+        }
+    }
+    Ok(Finish::Recorded { plan, event })
+}
+
+/// Retry or give up after a failed attempt, by the retry policy and the schedule-to-close budget.
+pub(crate) fn resolve_failure(
+    options: &ActivityOptions,
+    activity_type: &str,
+    attempt: u32,
+    scheduled_ms: i64,
+    error: ActivityError,
+    details: Option<Value>,
+    now: i64,
+) -> ActivityResolution {
+    let (etype, non_retryable) = match error.cause() {
+        ActivityError::Application {
+            error_type,
+            non_retryable,
+            ..
+        } => (error_type.clone(), *non_retryable),
+        other => (other.error_type().to_string(), false),
+    };
+    let policy = &options.retry_policy;
+    if policy.should_retry(attempt, &etype, non_retryable) {
+        let at = now.saturating_add(policy.backoff(attempt).as_millis() as i64);
+        let within = options
+            .schedule_to_close_timeout
+            .map(|d| at < scheduled_ms.saturating_add(d.as_millis() as i64))
+            .unwrap_or(true);
+        if within {
+            return ActivityResolution::Retry { retry_at_ms: at };
+        }
+    }
+    let is_timeout = matches!(error, ActivityError::Timeout { .. });
+    let error = match error {
+        ActivityError::Timeout { kind, details: d } => ActivityError::Timeout {
+            kind,
+            details: d.or(details),
+        },
+        e => e,
+    };
+    let failed = ActivityError::Failed {
+        activity_type: activity_type.to_string(),
+        attempts: attempt,
+        cause: Box::new(error),
+    };
+    if is_timeout {
+        ActivityResolution::TimedOut(failed)
+    } else {
+        ActivityResolution::Failed(failed)
+    }
+}
+
+/// What an attempt's own result means: completed, cancelled (only if the code returned the
+/// cancellation), timed out for good (schedule-to-close), or a failure for the retry policy.
+pub(crate) fn resolve_result(
+    task: &ClaimedActivity,
+    result: std::result::Result<Value, ActivityError>,
+    last_details: Option<Value>,
+    now: i64,
+) -> ActivityResolution {
+    match result {
+        Ok(v) => ActivityResolution::Completed(v),
+        Err(ActivityError::Cancelled { details }) => ActivityResolution::Cancelled {
+            details: details.or(last_details),
+        },
+        Err(ActivityError::Timeout {
+            kind: TimeoutKind::ScheduleToClose,
+            details,
+        }) => ActivityResolution::TimedOut(ActivityError::Failed {
+            activity_type: task.activity_type.clone(),
+            attempts: task.attempt,
+            cause: Box::new(ActivityError::Timeout {
+                kind: TimeoutKind::ScheduleToClose,
+                details,
+            }),
+        }),
+        Err(e) => resolve_failure(
+            &task.options,
+            &task.activity_type,
+            task.attempt,
+            task.scheduled_ms,
+            e,
+            last_details,
+            now,
+        ),
+    }
+}
+
+/// What a passed deadline means: waiting too long to start or running past schedule-to-close ends
+/// the activity; an attempt's own start-to-close or heartbeat timeout is retried by the policy.
+pub(crate) fn resolve_timeout(expired: &ExpiredActivity, now: i64) -> ActivityResolution {
+    let task = &expired.task;
+    let error = ActivityError::Timeout {
+        kind: expired.kind,
+        details: task.heartbeat_details.clone(),
+    };
+    match expired.kind {
+        TimeoutKind::ScheduleToStart | TimeoutKind::ScheduleToClose => {
+            ActivityResolution::TimedOut(ActivityError::Failed {
+                activity_type: task.activity_type.clone(),
+                attempts: task.attempt,
+                cause: Box::new(error),
+            })
+        }
+        TimeoutKind::StartToClose | TimeoutKind::Heartbeat => resolve_failure(
+            &task.options,
+            &task.activity_type,
+            task.attempt,
+            task.scheduled_ms,
+            error,
+            task.heartbeat_details.clone(),
+            now,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::facts::LazyOptions;
+    use crate::engine::testkit::*;
+    use crate::retry::RetryPolicy;
+    use std::time::Duration;
+
+    fn attempt(cancel_requested: bool) -> AttemptFacts {
+        AttemptFacts {
+            task_id: 7,
+            workflow_id: "wf".into(),
+            activity_seq: 3,
+            token: 2,
+            scheduled_ms: 1_000,
+            cancel_requested,
+            heartbeat_details: Some(serde_json::json!({"at": 5})),
+            options: LazyOptions::Parsed(ActivityOptions::default()),
+        }
+    }
+
+    #[test]
+    fn a_stale_token_writes_nothing() {
+        let f = finish(
+            &attempt(false),
+            1,
+            ActivityResolution::Completed(1.into()),
+            None,
+            true,
+            true,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(f, Finish::Fenced);
+    }
+
+    #[test]
+    fn a_completed_attempt_appends_its_result_and_wakes_the_workflow() {
+        let Finish::Recorded { plan, event } = finish(
+            &attempt(false),
+            2,
+            ActivityResolution::Completed(41.into()),
+            None,
+            true,
+            true,
+            NOW,
+        )
+        .unwrap() else {
+            panic!("fenced")
+        };
+        let expected = EventKind::ActivityCompleted {
+            activity_seq: 3,
+            result: 41.into(),
+        };
+        assert_eq!(event, Some(expected.clone()));
+        assert_eq!(plan.events, vec![expected]);
+        assert_eq!(
+            plan.effects,
+            vec![
+                Effect::EndActivityTask { task_id: 7 },
+                Effect::WorkflowTask(crate::engine::WorkflowTaskEffect::Enqueue { at_ms: NOW }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retry_after_a_cancel_request_becomes_the_cancellation() {
+        let Finish::Recorded { plan, event } = finish(
+            &attempt(true),
+            2,
+            ActivityResolution::Retry {
+                retry_at_ms: NOW + 1_000,
+            },
+            None,
+            true,
+            true,
+            NOW,
+        )
+        .unwrap() else {
+            panic!("fenced")
+        };
+        assert_eq!(
+            event,
+            Some(EventKind::ActivityCancelled {
+                activity_seq: 3,
+                details: Some(serde_json::json!({"at": 5})),
+            })
+        );
+        assert!(plan
+            .effects
+            .contains(&Effect::EndActivityTask { task_id: 7 }));
+    }
+
+    #[test]
+    fn a_retry_puts_the_task_back_with_the_latest_details_and_no_event() {
+        let Finish::Recorded { plan, event } = finish(
+            &attempt(false),
+            2,
+            ActivityResolution::Retry {
+                retry_at_ms: NOW + 1_000,
+            },
+            Some(serde_json::json!("newer")),
+            true,
+            true,
+            NOW,
+        )
+        .unwrap() else {
+            panic!("fenced")
+        };
+        assert_eq!(event, None);
+        assert!(plan.events.is_empty());
+        assert_eq!(
+            plan.effects,
+            vec![Effect::RetryActivityTask {
+                task_id: 7,
+                visible_at_ms: NOW + 1_000,
+                heartbeat_details: Some(serde_json::json!("newer")),
+                pending_deadline: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_outcome_after_the_workflow_ended_only_removes_the_task() {
+        let Finish::Recorded { plan, event } = finish(
+            &attempt(false),
+            2,
+            ActivityResolution::Completed(1.into()),
+            None,
+            false,
+            true,
+            NOW,
+        )
+        .unwrap() else {
+            panic!("fenced")
+        };
+        assert_eq!(event, None);
+        assert!(plan.events.is_empty());
+        assert_eq!(plan.effects, vec![Effect::EndActivityTask { task_id: 7 }]);
+    }
+
+    #[test]
+    fn damaged_options_are_an_error_only_when_a_retry_needs_them() {
+        let mut a = attempt(false);
+        a.options = LazyOptions::Stored("{not json".into());
+        assert!(finish(
+            &a,
+            2,
+            ActivityResolution::Completed(1.into()),
+            None,
+            true,
+            true,
+            NOW
+        )
+        .is_ok());
+        let err = finish(
+            &a,
+            2,
+            ActivityResolution::Retry { retry_at_ms: NOW },
+            None,
+            true,
+            true,
+            NOW,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("options"), "{err}");
+    }
+
+    #[test]
+    fn the_retry_policy_decides_retry_or_failure() {
+        let mut options = ActivityOptions {
+            retry_policy: RetryPolicy {
+                maximum_attempts: 2,
+                ..RetryPolicy::default()
+            },
+            ..ActivityOptions::default()
+        };
+        let err = ActivityError::application("Boom", "x");
+        assert_eq!(
+            resolve_failure(&options, "a", 1, 0, err.clone(), None, NOW),
+            ActivityResolution::Retry {
+                retry_at_ms: NOW + 1_000
+            }
+        );
+        assert!(matches!(
+            resolve_failure(&options, "a", 2, 0, err.clone(), None, NOW),
+            ActivityResolution::Failed(ActivityError::Failed { attempts: 2, .. })
+        ));
+        // Non-retryable errors fail at once.
+        assert!(matches!(
+            resolve_failure(
+                &options,
+                "a",
+                1,
+                0,
+                ActivityError::non_retryable("Bad", "x"),
+                None,
+                NOW
+            ),
+            ActivityResolution::Failed(_)
+        ));
+        // A retry that would start past schedule-to-close is not made.
+        options.retry_policy.maximum_attempts = 0;
+        options.schedule_to_close_timeout = Some(Duration::from_millis(500));
+        assert!(matches!(
+            resolve_failure(&options, "a", 1, NOW, err, None, NOW),
+            ActivityResolution::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn timeouts_before_start_or_past_schedule_to_close_are_final() {
+        let mut task = claimed(3);
+        task.attempt = 1;
+        for (kind, final_) in [
+            (TimeoutKind::ScheduleToStart, true),
+            (TimeoutKind::ScheduleToClose, true),
+            (TimeoutKind::StartToClose, false),
+            (TimeoutKind::Heartbeat, false),
+        ] {
+            let r = resolve_timeout(
+                &ExpiredActivity {
+                    task: task.clone(),
+                    kind,
+                },
+                NOW,
+            );
+            assert_eq!(
+                matches!(r, ActivityResolution::TimedOut(_)),
+                final_,
+                "{kind:?}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_returned_cancellation_keeps_the_last_heartbeat_details() {
+        let r = resolve_result(
+            &claimed(1),
+            Err(ActivityError::cancelled()),
+            Some(serde_json::json!(9)),
+            NOW,
+        );
+        assert_eq!(
+            r,
+            ActivityResolution::Cancelled {
+                details: Some(serde_json::json!(9))
+            }
+        );
+    }
+
+    #[test]
+    fn starting_an_attempt_bumps_attempt_and_token_and_appends_started() {
+        let mut task = claimed(4);
+        task.attempt = 1;
+        task.token = 1;
+        task.options.start_to_close_timeout = Some(Duration::from_secs(10));
+        let (next, plan) = start_attempt(&task, "w1", NOW);
+        assert_eq!((next.attempt, next.token), (2, 2));
+        assert_eq!(next.deadline_ms, Some(NOW + 10_000));
+        assert_eq!(
+            plan.events,
+            vec![EventKind::ActivityStarted {
+                activity_seq: 4,
+                attempt: 2,
+                worker: "w1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn deadlines_take_the_earliest_timeout() {
+        let options = ActivityOptions {
+            start_to_close_timeout: Some(Duration::from_secs(10)),
+            heartbeat_timeout: Some(Duration::from_secs(2)),
+            schedule_to_close_timeout: Some(Duration::from_secs(60)),
+            ..ActivityOptions::default()
+        };
+        assert_eq!(
+            attempt_deadline(&options, 0, 1_000, 1_000),
+            (3_000, TimeoutKind::Heartbeat)
+        );
+        assert_eq!(
+            attempt_deadline(&options, 0, 55_000, 55_000 + 100_000),
+            (60_000, TimeoutKind::ScheduleToClose)
+        );
+        // Without any timeout, the default start-to-close applies.
+        assert_eq!(
+            attempt_deadline(&ActivityOptions::default(), 0, 0, 0),
+            (300_000, TimeoutKind::StartToClose)
+        );
+        let waiting = ActivityOptions {
+            schedule_to_start_timeout: Some(Duration::from_secs(1)),
+            ..ActivityOptions::default()
+        };
+        assert_eq!(
+            pending_deadline(&waiting, 0, 0, true),
+            Some((1_000, TimeoutKind::ScheduleToStart))
+        );
+        assert_eq!(pending_deadline(&waiting, 0, 0, false), None);
+    }
+}

@@ -1,0 +1,159 @@
+//! What a store reads, inside its transaction, before the engine decides.
+
+use crate::definition::ActivityOptions;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The state of a workflow run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStatus {
+    /// Not ended yet.
+    Running,
+    /// Returned a result.
+    Completed,
+    /// Returned an error, or could not run.
+    Failed,
+    /// Ended cancelled.
+    Cancelled,
+}
+
+impl WorkflowStatus {
+    /// The status as stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Running => "running",
+            WorkflowStatus::Completed => "completed",
+            WorkflowStatus::Failed => "failed",
+            WorkflowStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// A stored status; an unknown one is an error, never a default.
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "running" => WorkflowStatus::Running,
+            "completed" => WorkflowStatus::Completed,
+            "failed" => WorkflowStatus::Failed,
+            "cancelled" => WorkflowStatus::Cancelled,
+            other => {
+                return Err(Error::Store(format!(
+                    "unknown workflow status `{other}` in the database; was it written by another program?"
+                )))
+            }
+        })
+    }
+}
+
+/// The state of a task row (a workflow task or an activity task).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskState {
+    /// Waiting for a worker (or for its retry time).
+    Pending,
+    /// Taken by a worker.
+    Running,
+}
+
+impl TaskState {
+    /// The state as stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+        }
+    }
+
+    /// A stored state; an unknown one is an error.
+    pub(crate) fn parse(s: &str) -> Result<Self> {
+        match s {
+            "pending" => Ok(TaskState::Pending),
+            "running" => Ok(TaskState::Running),
+            other => Err(Error::Store(format!(
+                "unknown task state `{other}` in the database; was it written by another program?"
+            ))),
+        }
+    }
+}
+
+/// One workflow's row, read (and on Postgres locked) in the transaction that applies the plan.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkflowFacts {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: String,
+    /// Its status.
+    pub status: WorkflowStatus,
+    /// The number the next appended event gets.
+    pub next_event_seq: u64,
+    /// The workflow task's fencing token.
+    pub wft_token: i64,
+    /// Its workflow task, if it has one.
+    pub task: Option<TaskState>,
+    /// Whether a client asked to cancel it.
+    pub cancel_requested: bool,
+    /// Activity tasks the decision concerns, by activity seq (see
+    /// [`super::workflow_task::cancel_targets`]): their state and last heartbeat details.
+    pub activities: HashMap<u64, (TaskState, Option<Value>)>,
+    /// For a continuation: the events after the instance's `delivered_through`, by seq and stored
+    /// name.
+    pub unseen: Vec<(u64, String)>,
+}
+
+impl WorkflowFacts {
+    /// The last event in the history.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.next_event_seq.saturating_sub(1)
+    }
+
+    /// Whether the workflow has not ended.
+    pub(crate) fn running(&self) -> bool {
+        self.status == WorkflowStatus::Running
+    }
+}
+
+/// An activity task's options: parsed only when a decision needs them (a retry), so that ending an
+/// attempt does not parse them on the hot path.
+#[derive(Clone, Debug)]
+pub(crate) enum LazyOptions {
+    /// Already parsed.
+    Parsed(ActivityOptions),
+    /// As stored.
+    Stored(String),
+}
+
+impl LazyOptions {
+    pub(crate) fn get(&self) -> Result<ActivityOptions> {
+        match self {
+            LazyOptions::Parsed(o) => Ok(o.clone()),
+            LazyOptions::Stored(s) => serde_json::from_str::<ActivityOptions>(s).map_err(|e| {
+                Error::Store(format!(
+                    "the database holds data this build cannot read (an activity task's options: {e}); it was left untouched"
+                ))
+            }),
+        }
+    }
+}
+
+/// An activity task row as ending an attempt needs it.
+#[derive(Clone, Debug)]
+pub(crate) struct AttemptFacts {
+    /// The task row's id.
+    pub task_id: i64,
+    /// Its workflow.
+    pub workflow_id: String,
+    /// The activity's number within the run.
+    pub activity_seq: u64,
+    /// The current attempt's fencing token.
+    pub token: i64,
+    /// When the activity was scheduled.
+    pub scheduled_ms: i64,
+    /// Whether a cancel was requested.
+    pub cancel_requested: bool,
+    /// The last stored heartbeat details.
+    pub heartbeat_details: Option<Value>,
+    /// Its options.
+    pub options: LazyOptions,
+}

@@ -1,0 +1,40 @@
+//! The engine: every decision about a workflow's durable state, as pure functions.
+//!
+//! No tokio, no SQL, no clock: each decision takes what a store read inside its transaction (the
+//! [`facts`]) and an input (a workflow task's commands, an activity attempt's outcome, a client's
+//! request, a due timer) and returns a [`Plan`]: the events to append, the effects on tasks and
+//! timers, and the guards the transaction must check before anything it writes counts. A store
+//! reads the facts, calls the engine, checks the guards and turns each effect into its own SQL;
+//! it decides nothing. A new command kind is one new file here, next to the others:
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`start`] | a new run: its first event, its first workflow task, its execution timeout |
+//! | [`workflow_task`] | claiming a workflow task, committing its commands (dispatching each to its kind's file), holding it, the one-commit continuation |
+//! | [`activity`] | scheduling, cancel requests, attempts, outcomes, retries, timeouts, deadlines |
+//! | [`local`] | a local activity's recorded outcome |
+//! | [`timer`] | starting, cancelling and firing durable timers |
+//! | [`cancel`] | a client's request to cancel a workflow |
+//! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
+//!
+//! The conformance suite in `store/conformance.rs` checks that every store applies plans alike.
+
+pub(crate) mod activity;
+pub(crate) mod cancel;
+pub(crate) mod close;
+pub(crate) mod facts;
+pub(crate) mod local;
+pub(crate) mod plan;
+pub(crate) mod start;
+pub(crate) mod timer;
+pub(crate) mod workflow_task;
+
+#[cfg(test)]
+mod testkit;
+
+pub(crate) use activity::{ActivityResolution, ClaimedActivity, ExpiredActivity};
+pub(crate) use facts::{AttemptFacts, TaskState, WorkflowFacts, WorkflowStatus};
+pub(crate) use plan::{ClosedAs, Effect, Plan, WorkflowTaskEffect};
+pub(crate) use workflow_task::{
+    ClaimedWorkflowTask, CommitOutcome, Continuation, EagerClaim, FinishOutcome, WorkflowTaskCommit,
+};

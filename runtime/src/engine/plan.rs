@@ -1,0 +1,186 @@
+//! A plan: what one decision writes, for a store to apply in one transaction.
+
+use super::activity::ClaimedActivity;
+use crate::definition::ActivityOptions;
+use crate::error::{TimeoutKind, WorkflowError};
+use crate::history::EventKind;
+use serde_json::Value;
+
+/// What a store checks before it applies a plan, in the same transaction: if a guard fails, the
+/// plan is dropped whole and nothing is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Guard {
+    /// The workflow's next event number must still be this (no event was appended since the facts
+    /// were read): the plan's events are numbered from it. `None`: the events are appended at the
+    /// end, whatever it is (an activity attempt's start, a timer's firing).
+    pub next_event_seq: Option<u64>,
+    /// The workflow task's fencing token must still be this.
+    pub wft_token: Option<i64>,
+    /// The workflow must still be running.
+    pub running: bool,
+}
+
+/// How a workflow ended.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ClosedAs {
+    /// Returned a result.
+    Completed(Value),
+    /// Returned an error (or ran out of time).
+    Failed(WorkflowError),
+    /// Ended cancelled.
+    Cancelled,
+}
+
+impl ClosedAs {
+    pub(crate) fn status(&self) -> super::WorkflowStatus {
+        match self {
+            ClosedAs::Completed(_) => super::WorkflowStatus::Completed,
+            ClosedAs::Failed(_) => super::WorkflowStatus::Failed,
+            ClosedAs::Cancelled => super::WorkflowStatus::Cancelled,
+        }
+    }
+}
+
+/// What happens to the workflow's task row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WorkflowTaskEffect {
+    /// Create a pending task due at this time, unless the workflow already has one.
+    Enqueue { at_ms: i64 },
+    /// Put the task back as pending (creating it if there is none), due at this time.
+    Requeue { at_ms: i64 },
+    /// The task is done: delete it.
+    Complete,
+    /// Hold it: pending again at `retry_at_ms`, with the reason shown by `describe`.
+    Hold { reason: String, retry_at_ms: i64 },
+}
+
+/// A new activity task row.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NewActivityTask {
+    pub activity_seq: u64,
+    pub activity_type: String,
+    pub task_queue: String,
+    pub input: Value,
+    pub options: ActivityOptions,
+    pub scheduled_ms: i64,
+    /// Until it starts: when it times out waiting, if it does.
+    pub pending_deadline: Option<(i64, TimeoutKind)>,
+    /// Claimed by this worker in the same transaction (eager claim): inserted running, its first
+    /// attempt started, with this deadline. The plan's `claimed` has its attempt, in order.
+    pub claimed_by: Option<(String, (i64, TimeoutKind))>,
+}
+
+/// One effect on the rows other than the history and the workflow row.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Effect {
+    /// Insert an activity task.
+    InsertActivityTask(NewActivityTask),
+    /// Delete the activity task of this seq (withdrawn before it started).
+    DeleteActivityTask { activity_seq: u64 },
+    /// Flag the activity task of this seq: its running attempt hears the cancel at its next
+    /// heartbeat.
+    FlagActivityCancel { activity_seq: u64 },
+    /// Start an attempt of a pending task: running, owned by `worker`, with its attempt number,
+    /// token and deadline.
+    StartAttempt {
+        task_id: i64,
+        attempt: u32,
+        token: i64,
+        started_ms: i64,
+        deadline: (i64, TimeoutKind),
+        worker: String,
+    },
+    /// An attempt ended and the activity will be retried: the task is pending again at
+    /// `visible_at_ms`, with the details and the deadline it has while it waits.
+    RetryActivityTask {
+        task_id: i64,
+        visible_at_ms: i64,
+        heartbeat_details: Option<Value>,
+        pending_deadline: Option<(i64, TimeoutKind)>,
+    },
+    /// An attempt ended for good: delete its task.
+    EndActivityTask { task_id: i64 },
+    /// Create (or move) a timer.
+    UpsertTimer { timer_seq: u64, fire_at_ms: i64 },
+    /// Delete a timer.
+    DeleteTimer { timer_seq: u64 },
+    /// The workflow ended: set its status and result, delete its workflow task, its timers and its
+    /// pending activity tasks, and flag its running attempts to cancel.
+    Close(ClosedAs),
+    /// Record that a client asked to cancel the workflow.
+    SetCancelRequested,
+    /// Clear the workflow's held reason (a task committed: it runs again).
+    ClearHeld,
+    /// Bump the workflow task token: a claim still in flight is fenced out.
+    BumpWorkflowTaskToken,
+    /// The workflow task row.
+    WorkflowTask(WorkflowTaskEffect),
+}
+
+/// Everything one decision writes about one workflow, to be applied atomically.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plan {
+    /// The workflow it concerns.
+    pub workflow_id: String,
+    /// Checked first, in the transaction.
+    pub guard: Guard,
+    /// The time the events are recorded at.
+    pub time_ms: i64,
+    /// The events to append, in order (numbered from `guard.next_event_seq` when it is set).
+    pub events: Vec<EventKind>,
+    /// The effects, applied in order after the events.
+    pub effects: Vec<Effect>,
+    /// Attempts this plan starts for the committing worker (eager claims), in the order of their
+    /// claimed [`Effect::InsertActivityTask`]s: the store fills in each `task_id`.
+    pub claimed: Vec<ClaimedActivity>,
+    /// Other workers (in other processes too) have something new to do, or a client waits for an
+    /// end: a store with cross-process wake-ups sends one.
+    pub wake: bool,
+}
+
+impl Plan {
+    /// An empty plan for `workflow_id`, guarded by `guard`.
+    pub(crate) fn new(workflow_id: &str, guard: Guard, time_ms: i64) -> Plan {
+        Plan {
+            workflow_id: workflow_id.to_string(),
+            guard,
+            time_ms,
+            events: Vec::new(),
+            effects: Vec::new(),
+            claimed: Vec::new(),
+            wake: false,
+        }
+    }
+
+    /// Appends an event; returns its number when the plan's numbering is known.
+    pub(crate) fn append(&mut self, event: EventKind) -> Option<u64> {
+        self.events.push(event);
+        self.guard
+            .next_event_seq
+            .map(|first| first + self.events.len() as u64 - 1)
+    }
+
+    /// The workflow's next event number once the plan is applied (when its numbering is known).
+    pub(crate) fn next_event_seq_after(&self) -> Option<u64> {
+        self.guard
+            .next_event_seq
+            .map(|first| first + self.events.len() as u64)
+    }
+
+    /// Whether the plan ends the workflow.
+    pub(crate) fn closes(&self) -> Option<&ClosedAs> {
+        self.effects.iter().find_map(|e| match e {
+            Effect::Close(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The number of each event, for a store that inserts them with explicit numbers.
+    pub(crate) fn numbered_events(&self) -> impl Iterator<Item = (Option<u64>, &EventKind)> {
+        let first = self.guard.next_event_seq;
+        self.events
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| (first.map(|f| f + i as u64), e))
+    }
+}

@@ -1,0 +1,472 @@
+//! The SQLite store's transitions: each reads the facts, asks the engine, applies its plan, in one
+//! job of the writer thread (one savepoint of a group commit).
+
+use super::apply::{apply, attempt_facts, workflow_facts};
+use super::read::{self, read_activity, ACTIVITY_COLS};
+use super::{exec, qrow, SqliteStore};
+use crate::engine::activity::{self as activity_engine, Finish, REAPER_LEASE_MS};
+use crate::engine::cancel::{self as cancel_engine, CancelDecision};
+use crate::engine::workflow_task::{self as wft, ContinueDecision};
+use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
+use crate::engine::{
+    ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
+    ExpiredActivity, FinishOutcome, WorkflowTaskCommit,
+};
+use crate::error::{ActivityError, Error, Result, TimeoutKind};
+use crate::history::HistoryEvent;
+use crate::store::{
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StoreBackend,
+    WorkflowDescription, WorkflowSummary,
+};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+fn json_list(items: &[String]) -> String {
+    to_json(&items)
+}
+
+/// Claims due activity tasks (of one workflow for an eager claim, else of the queues), each
+/// started by the engine's plan.
+fn claim_activities(
+    conn: &Connection,
+    worker_id: &str,
+    queues: &str,
+    types: &str,
+    max: usize,
+    now: i64,
+) -> Result<Vec<ClaimedActivity>> {
+    let ids: Vec<i64> = {
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM activity_tasks
+             WHERE state = 'pending' AND visible_at <= ?1
+               AND task_queue IN (SELECT value FROM json_each(?2))
+               AND activity_type IN (SELECT value FROM json_each(?3))
+             ORDER BY visible_at, id LIMIT ?4",
+        )?;
+        let rows = st.query_map(params![now, queues, types, max as i64], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (task, _) = qrow(
+            conn,
+            &format!("SELECT {ACTIVITY_COLS} FROM activity_tasks WHERE id = ?1"),
+            params![id],
+            read_activity,
+        )?;
+        let (task, mut plan) = activity_engine::start_attempt(&task, worker_id, now);
+        apply(conn, &mut plan)?;
+        out.push(task);
+    }
+    Ok(out)
+}
+
+fn missing(workflow_id: &str) -> Error {
+    Error::WorkflowNotFound(workflow_id.to_string())
+}
+
+#[async_trait::async_trait]
+impl StoreBackend for SqliteStore {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    async fn create_workflow(&self, wf: NewWorkflow) -> Result<()> {
+        self.call(move |conn| {
+            let now = now_ms();
+            let inserted = exec(
+                conn,
+                "INSERT INTO workflows(workflow_id, run_id, workflow_type, task_queue, status, input,
+                     next_event_seq, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, 1, ?6)
+                 ON CONFLICT(workflow_id) DO NOTHING",
+                params![
+                    wf.workflow_id,
+                    wf.run_id,
+                    wf.workflow_type,
+                    wf.task_queue,
+                    to_json(&wf.input),
+                    now
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(Error::DuplicateWorkflowId(wf.workflow_id));
+            }
+            apply(conn, &mut start_engine::start(&wf, now))
+        })
+        .await
+    }
+
+    async fn claim_workflow_tasks(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        types: &[String],
+        max: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedWorkflowTask>> {
+        let worker_id = worker_id.to_string();
+        let queues = json_list(queues);
+        let types = json_list(types);
+        self.call(move |conn| {
+            let now = now_ms();
+            let ids: Vec<String> = {
+                let mut st = conn.prepare_cached(
+                    "SELECT workflow_id FROM workflow_tasks
+                     WHERE ((state = 'pending' AND visible_at <= ?1)
+                            OR (state = 'running' AND lease_expires <= ?1))
+                       AND task_queue IN (SELECT value FROM json_each(?2))
+                       AND workflow_type IN (SELECT value FROM json_each(?3))
+                     ORDER BY visible_at LIMIT ?4",
+                )?;
+                let rows = st.query_map(params![now, queues, types, max as i64], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                exec(
+                    conn,
+                    "UPDATE workflow_tasks SET state = 'running', lease_owner = ?2, lease_expires = ?3
+                     WHERE workflow_id = ?1",
+                    params![id, worker_id, now.saturating_add(lease_ms)],
+                )?;
+                let task = qrow(
+                    conn,
+                    "UPDATE workflows SET wft_token = wft_token + 1 WHERE workflow_id = ?1
+                     RETURNING run_id, workflow_type, task_queue, wft_token",
+                    params![id],
+                    |r| {
+                        Ok(ClaimedWorkflowTask {
+                            workflow_id: id.clone(),
+                            run_id: r.get(0)?,
+                            workflow_type: r.get(1)?,
+                            task_queue: r.get(2)?,
+                            token: r.get(3)?,
+                        })
+                    },
+                )?;
+                out.push(task);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_history(&self, workflow_id: &str, from_seq: u64) -> Result<Vec<HistoryEvent>> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| read::history(conn, &workflow_id, from_seq))
+            .await
+    }
+
+    async fn commit_workflow_task(&self, c: WorkflowTaskCommit) -> Result<Option<CommitOutcome>> {
+        self.call(move |conn| {
+            let targets = wft::cancel_targets(&c.commands);
+            let Some(facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
+                return Ok(None);
+            };
+            let Some((mut plan, mut outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms())
+            else {
+                return Ok(None);
+            };
+            apply(conn, &mut plan)?;
+            outcome.eager = plan.claimed;
+            Ok(Some(outcome))
+        })
+        .await
+    }
+
+    async fn hold_workflow_task(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        reason: &str,
+        retry_at_ms: i64,
+    ) -> Result<()> {
+        let workflow_id = workflow_id.to_string();
+        let reason = reason.to_string();
+        self.call(move |conn| {
+            let Some(facts) = workflow_facts(conn, &workflow_id, &[], None)? else {
+                return Ok(());
+            };
+            if let Some(mut plan) = wft::hold(&facts, token, &reason, retry_at_ms, now_ms()) {
+                apply(conn, &mut plan)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_held(&self) -> Result<u64> {
+        self.call(|conn| {
+            let n = exec(
+                conn,
+                "UPDATE workflow_tasks SET visible_at = ?1 WHERE state = 'pending' AND workflow_id IN
+                     (SELECT workflow_id FROM workflows WHERE held_reason IS NOT NULL)",
+                params![now_ms()],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn claim_activity_tasks(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        types: &[String],
+        max: usize,
+    ) -> Result<Vec<ClaimedActivity>> {
+        let worker_id = worker_id.to_string();
+        let queues = json_list(queues);
+        let types = json_list(types);
+        self.call(move |conn| claim_activities(conn, &worker_id, &queues, &types, max, now_ms()))
+            .await
+    }
+
+    async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
+        self.call(move |conn| {
+            let now = now_ms();
+            let rows: Vec<(ClaimedActivity, Option<String>)> = {
+                let mut st = conn.prepare_cached(&format!(
+                    "SELECT {ACTIVITY_COLS} FROM activity_tasks WHERE deadline_ms <= ?1
+                     ORDER BY deadline_ms LIMIT ?2"
+                ))?;
+                let rows = st.query_map(params![now, max as i64], read_activity)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for (mut task, kind) in rows {
+                let kind = kind_parse(kind.as_deref())?;
+                task.token += 1;
+                // Should this reaper die before it resolves the task, another one takes it later.
+                exec(
+                    conn,
+                    "UPDATE activity_tasks SET token = ?2, deadline_ms = ?3 WHERE id = ?1",
+                    params![task.task_id, task.token, now + REAPER_LEASE_MS],
+                )?;
+                out.push(ExpiredActivity { task, kind });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        task_id: i64,
+        token: i64,
+        details: Option<Value>,
+        new_deadline: (i64, TimeoutKind),
+    ) -> Result<Option<bool>> {
+        self.call(move |conn| {
+            let r: Option<i64> = qrow(
+                conn,
+                "UPDATE activity_tasks SET heartbeat_details = COALESCE(?3, heartbeat_details),
+                         deadline_ms = ?4, deadline_kind = ?5
+                     WHERE id = ?1 AND token = ?2 AND state = 'running'
+                     RETURNING cancel_requested",
+                params![
+                    task_id,
+                    token,
+                    details.as_ref().map(to_json),
+                    new_deadline.0,
+                    kind_str(new_deadline.1)
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+            Ok(r.map(|c| c != 0))
+        })
+        .await
+    }
+
+    async fn finish_activity(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+    ) -> Result<bool> {
+        self.call(move |conn| {
+            let Some(task) = attempt_facts(conn, task_id)? else {
+                return Ok(false);
+            };
+            let running =
+                workflow_facts(conn, &task.workflow_id, &[], None)?.is_some_and(|w| w.running());
+            let decision = activity_engine::finish(
+                &task,
+                token,
+                resolution,
+                heartbeat_details,
+                running,
+                true,
+                now_ms(),
+            )?;
+            match decision {
+                Finish::Fenced => Ok(false),
+                Finish::Recorded { mut plan, .. } => {
+                    apply(conn, &mut plan)?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn finish_activity_and_continue(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+        cont: Continuation,
+    ) -> Result<FinishOutcome> {
+        self.call(move |conn| {
+            let Some(task) = attempt_facts(conn, task_id)? else {
+                return Ok(FinishOutcome {
+                    recorded: false,
+                    continued: None,
+                });
+            };
+            let targets = wft::cancel_targets(&cont.commit.commands);
+            let facts = workflow_facts(
+                conn,
+                &task.workflow_id,
+                &targets,
+                Some(cont.delivered_through),
+            )?;
+            let decision = wft::finish_and_continue(
+                &task,
+                facts.as_ref(),
+                token,
+                resolution,
+                heartbeat_details,
+                &cont,
+                now_ms(),
+            )?;
+            Ok(match decision {
+                ContinueDecision::Fenced => FinishOutcome {
+                    recorded: false,
+                    continued: None,
+                },
+                ContinueDecision::Recorded(mut plan) => {
+                    apply(conn, &mut plan)?;
+                    FinishOutcome {
+                        recorded: true,
+                        continued: None,
+                    }
+                }
+                ContinueDecision::Continued {
+                    mut plan,
+                    event_seq,
+                    mut outcome,
+                } => {
+                    apply(conn, &mut plan)?;
+                    outcome.eager = plan.claimed;
+                    FinishOutcome {
+                        recorded: true,
+                        continued: Some((event_seq, outcome)),
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    async fn record_local_activity(
+        &self,
+        workflow_id: &str,
+        activity_seq: u64,
+        result: Result<Value, ActivityError>,
+    ) -> Result<bool> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| {
+            let Some(facts) = workflow_facts(conn, &workflow_id, &[], None)? else {
+                return Ok(false);
+            };
+            let recorded: bool = qrow(
+                conn,
+                "SELECT 1 FROM history WHERE workflow_id = ?1 AND ref_seq = ?2
+                       AND event_type IN ('local_activity_marker', 'activity_cancelled')",
+                params![workflow_id, activity_seq as i64],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+            match local_engine::record(&facts, recorded, activity_seq, result, now_ms()) {
+                Some(mut plan) => {
+                    apply(conn, &mut plan)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
+    async fn fire_due_timers(&self, max: usize) -> Result<usize> {
+        self.call(move |conn| {
+            let now = now_ms();
+            let due: Vec<(String, i64)> = {
+                let mut st = conn.prepare_cached(
+                    "SELECT workflow_id, timer_seq FROM timers WHERE fire_at <= ?1
+                     ORDER BY fire_at LIMIT ?2",
+                )?;
+                let rows =
+                    st.query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (wf, seq) in &due {
+                let facts = workflow_facts(conn, wf, &[], None)?;
+                let mut plan = timer_engine::fire(wf, facts.as_ref(), *seq as u64, now);
+                apply(conn, &mut plan)?;
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+
+    async fn next_due_ms(
+        &self,
+        queues: &[String],
+        workflow_types: &[String],
+        activity_types: &[String],
+    ) -> Result<Option<i64>> {
+        let queues = json_list(queues);
+        let wtypes = json_list(workflow_types);
+        let atypes = json_list(activity_types);
+        self.call(move |conn| read::next_due(conn, &queues, &wtypes, &atypes))
+            .await
+    }
+
+    async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?
+                .ok_or_else(|| missing(&workflow_id))?;
+            match cancel_engine::request(&facts, now_ms()) {
+                CancelDecision::Ended => Ok(false),
+                CancelDecision::AlreadyRequested => Ok(true),
+                CancelDecision::Request(mut plan) => {
+                    apply(conn, &mut plan)?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| read::describe(conn, workflow_id))
+            .await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {
+        let status = filter.status.map(|s| s.as_str());
+        let wtype = filter.workflow_type.clone();
+        let limit = filter.limit.unwrap_or(1000) as i64;
+        self.call(move |conn| read::list(conn, status, wtype, limit))
+            .await
+    }
+}

@@ -1,0 +1,228 @@
+//! Reads: histories, descriptions, lists, due times, and activity task rows.
+
+use super::qrow;
+use crate::engine::{ClaimedActivity, WorkflowStatus};
+use crate::error::Result;
+use crate::history::{EventKind, HistoryEvent};
+use crate::store::{from_json, PendingActivity, WorkflowDescription, WorkflowSummary};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+pub(super) fn history(
+    conn: &Connection,
+    workflow_id: &str,
+    from_seq: u64,
+) -> Result<Vec<HistoryEvent>> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, time_ms, payload FROM history WHERE workflow_id = ?1 AND seq >= ?2
+         ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![workflow_id, from_seq as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, time_ms, payload) = row?;
+        let kind: EventKind = from_json(
+            &payload,
+            &format!("history event #{seq} of workflow `{workflow_id}`"),
+        )?;
+        out.push(HistoryEvent {
+            seq: seq as u64,
+            time_ms,
+            kind,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn describe(
+    conn: &Connection,
+    workflow_id: String,
+) -> Result<Option<WorkflowDescription>> {
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<i64>,
+        i64,
+        Option<String>,
+        i64,
+    );
+    let row: Option<Row> = qrow(
+        conn,
+        "SELECT run_id, workflow_type, task_queue, status, result, created_ms, closed_ms,
+                 next_event_seq, held_reason, cancel_requested
+             FROM workflows WHERE workflow_id = ?1",
+        params![workflow_id],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+            ))
+        },
+    )
+    .optional()?;
+    let Some((run_id, wtype, queue, status, result, created, closed, next_seq, held, cancel)) = row
+    else {
+        return Ok(None);
+    };
+    let status = WorkflowStatus::parse(&status)?;
+    let (result, error) = match (status, result) {
+        (WorkflowStatus::Completed, Some(r)) => (Some(from_json(&r, "workflow result")?), None),
+        (WorkflowStatus::Failed, Some(e)) => (None, Some(from_json(&e, "workflow error")?)),
+        _ => (None, None),
+    };
+    let pending = {
+        let mut st = conn.prepare_cached(
+            "SELECT activity_seq, activity_type, state, attempt, cancel_requested,
+                 heartbeat_details FROM activity_tasks WHERE workflow_id = ?1 ORDER BY activity_seq",
+        )?;
+        let rows = st.query_map(params![workflow_id], |r| {
+            let d: Option<String> = r.get(5)?;
+            Ok(PendingActivity {
+                activity_seq: r.get::<_, i64>(0)? as u64,
+                activity_type: r.get(1)?,
+                state: r.get(2)?,
+                attempt: r.get::<_, i64>(3)? as u32,
+                cancel_requested: r.get::<_, i64>(4)? != 0,
+                heartbeat_details: d.and_then(|d| serde_json::from_str(&d).ok()),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    Ok(Some(WorkflowDescription {
+        workflow_id,
+        run_id,
+        workflow_type: wtype,
+        task_queue: queue,
+        status,
+        result,
+        error,
+        started_ms: created,
+        closed_ms: closed,
+        history_length: (next_seq - 1).max(0) as u64,
+        held_reason: held,
+        cancel_requested: cancel != 0,
+        pending_activities: pending,
+    }))
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    status: Option<&str>,
+    wtype: Option<String>,
+    limit: i64,
+) -> Result<Vec<WorkflowSummary>> {
+    let mut st = conn.prepare_cached(
+        "SELECT workflow_id, run_id, workflow_type, status, created_ms, closed_ms
+         FROM workflows WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow_type = ?2)
+         ORDER BY created_ms DESC, workflow_id LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![status, wtype, limit], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (workflow_id, run_id, workflow_type, status, started_ms, closed_ms) = row?;
+        out.push(WorkflowSummary {
+            workflow_id,
+            run_id,
+            workflow_type,
+            status: WorkflowStatus::parse(&status)?,
+            started_ms,
+            closed_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// When the next task of these queues and types (JSON lists), timer, retry, lease or deadline
+/// falls due.
+pub(super) fn next_due(
+    conn: &Connection,
+    queues: &str,
+    wtypes: &str,
+    atypes: &str,
+) -> Result<Option<i64>> {
+    let v: Option<i64> = qrow(
+        conn,
+        "SELECT MIN(x) FROM (
+           SELECT MIN(CASE WHEN state = 'pending' THEN visible_at ELSE lease_expires END) AS x
+             FROM workflow_tasks
+            WHERE task_queue IN (SELECT value FROM json_each(?1))
+              AND workflow_type IN (SELECT value FROM json_each(?2))
+           UNION ALL
+           SELECT MIN(visible_at) FROM activity_tasks WHERE state = 'pending'
+              AND task_queue IN (SELECT value FROM json_each(?1))
+              AND activity_type IN (SELECT value FROM json_each(?3))
+           UNION ALL SELECT MIN(deadline_ms) FROM activity_tasks
+           UNION ALL SELECT MIN(fire_at) FROM timers)",
+        params![queues, wtypes, atypes],
+        |r| r.get(0),
+    )?;
+    Ok(v)
+}
+
+pub(super) const ACTIVITY_COLS: &str =
+    "id, workflow_id, run_id, activity_seq, activity_type, task_queue, input,
+    options, attempt, token, scheduled_ms, started_ms, deadline_ms, heartbeat_details,
+    cancel_requested, deadline_kind";
+
+pub(super) fn read_activity(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(ClaimedActivity, Option<String>)> {
+    let input: String = r.get(6)?;
+    let options: String = r.get(7)?;
+    let details: Option<String> = r.get(13)?;
+    Ok((
+        ClaimedActivity {
+            task_id: r.get(0)?,
+            workflow_id: r.get(1)?,
+            run_id: r.get(2)?,
+            activity_seq: r.get::<_, i64>(3)? as u64,
+            activity_type: r.get(4)?,
+            task_queue: r.get(5)?,
+            // A damaged payload must not block the claims behind it: the attempt then fails with a
+            // payload error naming the type, and damaged options fall back to the defaults.
+            input: serde_json::from_str(&input).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "an activity task's stored input is not valid JSON");
+                Value::Null
+            }),
+            options: serde_json::from_str(&options).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "an activity task's stored options are not valid JSON; using the defaults");
+                Default::default()
+            }),
+            attempt: r.get::<_, i64>(8)? as u32,
+            token: r.get(9)?,
+            scheduled_ms: r.get(10)?,
+            started_ms: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
+            deadline_ms: r.get(12)?,
+            heartbeat_details: details.and_then(|d| serde_json::from_str(&d).ok()),
+            cancel_requested: r.get::<_, i64>(14)? != 0,
+        },
+        r.get(15)?,
+    ))
+}

@@ -1,0 +1,76 @@
+//! The SQLite schema and its migrations.
+
+/// The schema this build writes. Older files are migrated; newer ones are refused.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(super) const FORMAT_MARKER: &str = "duraflow";
+
+/// Migrations, index `i` takes a file from version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE duraflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE workflows (
+    workflow_id    TEXT PRIMARY KEY,
+    run_id         TEXT NOT NULL,
+    workflow_type  TEXT NOT NULL,
+    task_queue     TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    input          TEXT NOT NULL,
+    result         TEXT,
+    next_event_seq INTEGER NOT NULL,
+    wft_token      INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    held_reason    TEXT,
+    created_ms     INTEGER NOT NULL,
+    closed_ms      INTEGER
+);
+CREATE INDEX workflows_by_status ON workflows(status, workflow_type, created_ms);
+CREATE TABLE history (
+    workflow_id TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    event_type  TEXT NOT NULL,
+    ref_seq     INTEGER,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE workflow_tasks (
+    workflow_id   TEXT PRIMARY KEY,
+    task_queue    TEXT NOT NULL,
+    workflow_type TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    lease_owner   TEXT,
+    lease_expires INTEGER
+);
+CREATE INDEX workflow_tasks_due ON workflow_tasks(state, visible_at);
+CREATE TABLE activity_tasks (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id   TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    activity_seq  INTEGER NOT NULL,
+    activity_type TEXT NOT NULL,
+    task_queue    TEXT NOT NULL,
+    input         TEXT NOT NULL,
+    options       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempt       INTEGER NOT NULL DEFAULT 0,
+    token         INTEGER NOT NULL DEFAULT 0,
+    visible_at    INTEGER NOT NULL,
+    scheduled_ms  INTEGER NOT NULL,
+    started_ms    INTEGER,
+    deadline_ms   INTEGER,
+    deadline_kind TEXT,
+    lease_owner   TEXT,
+    heartbeat_details TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (workflow_id, activity_seq)
+);
+CREATE INDEX activity_tasks_due ON activity_tasks(state, visible_at);
+CREATE INDEX activity_tasks_deadline ON activity_tasks(deadline_ms);
+CREATE TABLE timers (
+    workflow_id TEXT NOT NULL,
+    timer_seq   INTEGER NOT NULL,
+    fire_at     INTEGER NOT NULL,
+    PRIMARY KEY (workflow_id, timer_seq)
+) WITHOUT ROWID;
+CREATE INDEX timers_due ON timers(fire_at);
+"#];
