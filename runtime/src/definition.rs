@@ -5,11 +5,7 @@
 //! `worker.register(greeting_workflow)`); the traits carry the name, the typed input and output, the
 //! options, and the body behind a boxed future.
 
-use crate::activity_ctx::ActivityContext;
-use crate::error::{ActivityError, WorkflowError};
 use crate::retry::RetryPolicy;
-use crate::workflow_ctx::WorkflowContext;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
@@ -119,64 +115,3 @@ impl CancelCapability for NotCancellable {
 )]
 pub trait CanCancel: CancelCapability {}
 impl CanCancel for Cancellable {}
-
-/// An activity definition. `#[activity]` implements it on a unit struct named after the fn.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not an activity definition",
-    label = "expected a fn annotated with `#[activity]`",
-    note = "annotate the async fn with `#[activity]` and pass its name: `ctx.activity(my_activity, input)`"
-)]
-pub trait ActivityDefinition: Copy + Send + Sync + 'static {
-    /// The input: one type, `()` for none, a tuple for several.
-    type Input: Serialize + DeserializeOwned + Send + 'static;
-    /// The output.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
-    /// [`Cancellable`] when the activity declares `heartbeat_timeout`, else [`NotCancellable`].
-    type Cancel: CancelCapability;
-    /// The registered name.
-    fn name(&self) -> &'static str;
-    /// The declared options.
-    fn options(&self) -> ActivityOptions;
-    /// Metadata for the registry's JSON.
-    fn meta(&self) -> DefinitionMeta;
-    /// Runs the body.
-    fn execute(
-        &self,
-        ctx: ActivityContext,
-        input: Self::Input,
-    ) -> BoxFuture<'static, Result<Self::Output, ActivityError>>;
-}
-
-/// A workflow definition. `#[workflow]` implements it on a unit struct named after the fn.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a workflow definition",
-    label = "expected a fn annotated with `#[workflow]`",
-    note = "annotate the async fn with `#[workflow]` and pass its name: `worker.register(my_workflow)`"
-)]
-pub trait WorkflowDefinition: Copy + Send + Sync + 'static {
-    /// The input: one type, `()` for none, a tuple for several.
-    type Input: Serialize + DeserializeOwned + Send + 'static;
-    /// The output.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
-    /// The registered name.
-    fn name(&self) -> &'static str;
-    /// The declared options.
-    fn options(&self) -> WorkflowOptions;
-    /// Metadata for the registry's JSON.
-    fn meta(&self) -> DefinitionMeta;
-    /// Runs the body.
-    fn execute(
-        &self,
-        ctx: WorkflowContext,
-        input: Self::Input,
-    ) -> BoxFuture<'static, Result<Self::Output, WorkflowError>>;
-}
-
-/// What `inventory` collects for `Registry::all()`: one entry per annotated fn linked into the binary.
-#[doc(hidden)]
-pub enum Registration {
-    Activity(fn() -> crate::registry::DynActivity),
-    Workflow(fn() -> crate::registry::DynWorkflow),
-}
-
-inventory::collect!(Registration);

@@ -6,38 +6,38 @@
 //! `ARCHITECTURE.md` for which module owns which concept.
 #![warn(missing_docs)]
 
-mod activity_ctx;
-mod client;
+mod activity;
+mod api;
 mod definition;
 mod duration;
 mod engine;
 mod error;
-mod executor;
 mod history;
-mod registry;
 mod retry;
 mod store;
 mod worker;
-mod workflow_ctx;
+mod workflow;
 
-pub use activity_ctx::{ActivityContext, ActivityInfo, TestActivityProbe};
-pub use client::{Client, StartOptions, WorkflowHandle};
+pub use activity::context::{ActivityContext, ActivityInfo, TestActivityProbe};
+pub use activity::definition::{ActivityDefinition, DynActivity};
+pub use api::client::{Client, StartOptions, WorkflowHandle};
+pub use api::registry::{AnyDefinition, Register, Registry};
 pub use definition::{
-    ActivityDefinition, ActivityOptions, BoxFuture, CanCancel, CancelCapability, Cancellable,
-    DefinitionKind, DefinitionMeta, NotCancellable, WorkflowDefinition, WorkflowOptions,
-    DEFAULT_START_TO_CLOSE_TIMEOUT, DEFAULT_TASK_QUEUE,
+    ActivityOptions, BoxFuture, CanCancel, CancelCapability, Cancellable, DefinitionKind,
+    DefinitionMeta, NotCancellable, WorkflowOptions, DEFAULT_START_TO_CLOSE_TIMEOUT,
+    DEFAULT_TASK_QUEUE,
 };
 pub use duration::parse_duration;
 pub use engine::facts::WorkflowStatus;
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
-pub use registry::{AnyDefinition, DynActivity, DynWorkflow, Register, Registry};
 pub use retry::RetryPolicy;
 pub use store::{ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowSummary};
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
-pub use workflow_ctx::{
+pub use workflow::context::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,
 };
+pub use workflow::definition::{DynWorkflow, WorkflowDefinition};
 
 /// Deterministic `join!` for workflow code: runs several calls at once and polls them in the order
 /// written, on every replay. Takes anything `.await` takes (`ctx.activity(..)` calls included) and

@@ -290,8 +290,14 @@ pub(crate) fn finish_and_continue(
     now: i64,
 ) -> Result<ContinueDecision> {
     let running = workflow.is_some_and(|w| w.running());
+    // A continuation is computed with the attempt's outcome: a retry has none (even when it
+    // becomes a cancellation here, the instance did not see that).
+    let retry = matches!(resolution, ActivityResolution::Retry { .. });
     let eligible = workflow.filter(|w| {
-        w.running() && task.workflow_id == cont.commit.workflow_id && saw_everything(w, cont)
+        !retry
+            && w.running()
+            && task.workflow_id == cont.commit.workflow_id
+            && saw_everything(w, cont)
     });
     let Some(facts) = eligible else {
         return Ok(
@@ -682,6 +688,27 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(d, ContinueDecision::Recorded(_)));
+        // A retry that a cancel request turns into a cancellation is not what the instance saw.
+        f.task = None;
+        let mut cancelled = attempt_of(1);
+        cancelled.cancel_requested = true;
+        let d = finish_and_continue(
+            &cancelled,
+            Some(&f),
+            1,
+            ActivityResolution::Retry { retry_at_ms: NOW },
+            None,
+            &cont,
+            NOW,
+        )
+        .unwrap();
+        let ContinueDecision::Recorded(plan) = d else {
+            panic!("{d:?}")
+        };
+        assert!(matches!(
+            plan.events.as_slice(),
+            [EventKind::ActivityCancelled { .. }]
+        ));
         // A stale attempt writes nothing either way.
         let d = finish_and_continue(
             &attempt_of(1),

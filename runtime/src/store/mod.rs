@@ -2,7 +2,7 @@
 //! [`StoreBackend`], atomic on its own. The SQLite store (default), the in-memory store (SQLite in
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
-use crate::activity_ctx::CancelFlag;
+use crate::activity::context::CancelFlag;
 pub(crate) use crate::engine::start::NewWorkflow;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,

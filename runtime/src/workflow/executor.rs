@@ -4,8 +4,8 @@
 
 use crate::error::WorkflowError;
 use crate::history::{EventKind, HistoryEvent};
-use crate::registry::DynWorkflow;
-use crate::workflow_ctx::{WfState, WorkflowContext, WorkflowInfo};
+use crate::workflow::context::{WfState, WorkflowContext, WorkflowInfo};
+use crate::workflow::definition::DynWorkflow;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};

@@ -1,12 +1,13 @@
 //! The client: start workflows, await their results, cancel, describe, list, read histories.
 
-use crate::definition::{WorkflowDefinition, DEFAULT_TASK_QUEUE};
+use crate::api::registry::Registry;
+use crate::definition::DEFAULT_TASK_QUEUE;
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
-use crate::registry::Registry;
 use crate::store::{
     now_ms, ListFilter, NewWorkflow, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary,
 };
+use crate::workflow::definition::WorkflowDefinition;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::marker::PhantomData;

@@ -1,9 +1,8 @@
 //! The context a workflow runs with: activities, durable timers, and deterministic stand-ins for time,
 //! randomness and ids. Everything here is recorded in, or replayed from, the workflow's history.
 
-use crate::definition::{
-    ActivityDefinition, ActivityOptions, CanCancel, CancelCapability, Cancellable,
-};
+use crate::activity::definition::ActivityDefinition;
+use crate::definition::{ActivityOptions, CanCancel, CancelCapability, Cancellable};
 use crate::error::{ActivityError, WorkflowError};
 use crate::history::{CancellationType, EventKind};
 use crate::retry::RetryPolicy;

@@ -1,0 +1,111 @@
+//! The activity definition trait (what `#[activity]` implements) and its type-erased form.
+
+use crate::activity::context::ActivityContext;
+use crate::definition::{ActivityOptions, BoxFuture, CancelCapability, DefinitionMeta};
+use crate::error::ActivityError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// An activity definition. `#[activity]` implements it on a unit struct named after the fn.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an activity definition",
+    label = "expected a fn annotated with `#[activity]`",
+    note = "annotate the async fn with `#[activity]` and pass its name: `ctx.activity(my_activity, input)`"
+)]
+pub trait ActivityDefinition: Copy + Send + Sync + 'static {
+    /// The input: one type, `()` for none, a tuple for several.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The output.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// [`Cancellable`] when the activity declares `heartbeat_timeout`, else [`NotCancellable`].
+    type Cancel: CancelCapability;
+    /// The registered name.
+    fn name(&self) -> &'static str;
+    /// The declared options.
+    fn options(&self) -> ActivityOptions;
+    /// Metadata for the registry's JSON.
+    fn meta(&self) -> DefinitionMeta;
+    /// Runs the body.
+    fn execute(
+        &self,
+        ctx: ActivityContext,
+        input: Self::Input,
+    ) -> BoxFuture<'static, Result<Self::Output, ActivityError>>;
+}
+
+trait ErasedActivity: Send + Sync {
+    fn options(&self) -> ActivityOptions;
+    fn meta(&self) -> DefinitionMeta;
+    fn execute_json(
+        &self,
+        ctx: ActivityContext,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, ActivityError>>;
+}
+
+impl<A: ActivityDefinition> ErasedActivity for A {
+    fn options(&self) -> ActivityOptions {
+        ActivityDefinition::options(self)
+    }
+    fn meta(&self) -> DefinitionMeta {
+        ActivityDefinition::meta(self)
+    }
+    fn execute_json(
+        &self,
+        ctx: ActivityContext,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, ActivityError>> {
+        let name = self.name();
+        let input: A::Input = match serde_json::from_value(input) {
+            Ok(i) => i,
+            Err(e) => {
+                return Box::pin(std::future::ready(Err(ActivityError::non_retryable(
+                    "PayloadError",
+                    format!(
+                        "the input of activity `{name}` does not deserialize as `{}`: {e}",
+                        std::any::type_name::<A::Input>()
+                    ),
+                ))))
+            }
+        };
+        let fut = self.execute(ctx, input);
+        Box::pin(async move {
+            let out = fut.await?;
+            serde_json::to_value(out).map_err(|e| {
+                ActivityError::non_retryable(
+                    "PayloadError",
+                    format!(
+                        "the result of activity `{name}` does not serialize as `{}`: {e}",
+                        std::any::type_name::<A::Output>()
+                    ),
+                )
+            })
+        })
+    }
+}
+
+/// A type-erased activity definition, as the registry holds it.
+#[derive(Clone)]
+pub struct DynActivity(Arc<dyn ErasedActivity>);
+
+impl DynActivity {
+    /// Erases a definition.
+    pub fn new<A: ActivityDefinition>(a: A) -> Self {
+        DynActivity(Arc::new(a))
+    }
+    pub(crate) fn options(&self) -> ActivityOptions {
+        self.0.options()
+    }
+    pub(crate) fn meta(&self) -> DefinitionMeta {
+        self.0.meta()
+    }
+    pub(crate) fn execute_json(
+        &self,
+        ctx: ActivityContext,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, ActivityError>> {
+        self.0.execute_json(ctx, input)
+    }
+}

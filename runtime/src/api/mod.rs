@@ -1,0 +1,4 @@
+//! What users hold outside workflow code: the client and the registry.
+
+pub(crate) mod client;
+pub(crate) mod registry;

@@ -1,0 +1,278 @@
+//! Activity attempts: running one, its heartbeats, its outcome, the one-commit step, timeouts.
+
+use super::*;
+
+impl Shared {
+    pub(super) fn spawn_attempt(
+        self: &Arc<Self>,
+        task: ClaimedActivity,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let me = self.clone();
+        let span = tracing::info_span!(
+            "activity_attempt",
+            workflow_id = %task.workflow_id,
+            run_id = %task.run_id,
+            activity_type = %task.activity_type,
+            activity_seq = task.activity_seq,
+            attempt = task.attempt,
+        );
+        lock(&self.attempts).spawn(
+            async move {
+                me.run_attempt(task).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+        // Reap finished attempts so the set does not grow.
+        let mut set = lock(&self.attempts);
+        while set.try_join_next().is_some() {}
+    }
+
+    pub(super) async fn run_attempt(self: Arc<Self>, task: ClaimedActivity) {
+        let Some(def) = self.registry.activity(&task.activity_type).cloned() else {
+            return;
+        };
+        let key = (task.workflow_id.clone(), task.activity_seq);
+        let flag = CancelFlag::new();
+        if task.cancel_requested {
+            flag.cancel();
+        }
+        lock(&self.store.hub.running).insert(key.clone(), (task.token, flag.clone()));
+        let (hb_tx, hb_rx) = watch::channel::<Option<Value>>(None);
+        let last_details = hb_rx.clone();
+        let info = ActivityInfo {
+            activity_id: task.activity_seq.to_string(),
+            activity_type: task.activity_type.clone(),
+            workflow_id: task.workflow_id.clone(),
+            run_id: task.run_id.clone(),
+            attempt: task.attempt,
+            scheduled_time: ms_to_system(task.scheduled_ms),
+            started_time: ms_to_system(task.started_ms),
+            deadline: task.deadline_ms.map(ms_to_system),
+            heartbeat_timeout: task.options.heartbeat_timeout,
+            task_queue: task.task_queue.clone(),
+            is_local: false,
+            idempotency_key: format!("{}/{}", task.run_id, task.activity_seq),
+        };
+        let ctx = ActivityContext::new(
+            info,
+            task.heartbeat_details.clone(),
+            flag.clone(),
+            Some(hb_tx),
+        );
+        // Without a heartbeat timeout, details are stored when the attempt ends (no flusher task).
+        let flusher = task.options.heartbeat_timeout.map(|_| {
+            tokio::spawn(heartbeat_flusher(
+                self.store.clone(),
+                task.clone(),
+                hb_rx,
+                flag.clone(),
+            ))
+        });
+        let fut = AssertUnwindSafe(def.execute_json(ctx, task.input.clone())).catch_unwind();
+        // Here only the start-to-close and schedule-to-close deadlines are enforced; the heartbeat
+        // deadline moves with every stored heartbeat and is the store's (the reaper's) to enforce.
+        let (hard_deadline, hard_kind) = attempt_deadline(
+            &task.options,
+            task.scheduled_ms,
+            task.started_ms,
+            i64::MAX / 2,
+        );
+        let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
+        let outcome = tokio::time::timeout(budget, fut).await;
+        if let Some(f) = flusher {
+            f.abort();
+        }
+        {
+            // A later attempt of the same activity may have replaced this entry: leave it alone.
+            let mut running = lock(&self.store.hub.running);
+            if running.get(&key).map(|(t, _)| *t) == Some(task.token) {
+                running.remove(&key);
+            }
+        }
+        let details = last_details.borrow().clone();
+        let result = match outcome {
+            Err(_) => Err(ActivityError::Timeout {
+                kind: hard_kind,
+                details: details.clone(),
+            }),
+            Ok(Err(p)) => Err(panic_error(p)),
+            Ok(Ok(r)) => r,
+        };
+        let resolution = resolve_result(&task, result, details.clone(), now_ms());
+        if self.try_continue(&task, &resolution, &details).await {
+            return;
+        }
+        match self
+            .store
+            .backend
+            .finish_activity(task.task_id, task.token, resolution, details)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!("attempt result dropped: its lease was taken over (fenced)")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout")
+            }
+        }
+        self.store.hub.wake_workers();
+    }
+
+    /// The one-commit step: when this worker holds the workflow's instance, it runs the workflow's
+    /// next task in memory with the activity's outcome and stores both in one transaction. Returns
+    /// false when it did not apply (the caller records the outcome the ordinary way).
+    pub(super) async fn try_continue(
+        self: &Arc<Self>,
+        task: &ClaimedActivity,
+        resolution: &ActivityResolution,
+        details: &Option<Value>,
+    ) -> bool {
+        let Some(event) = resolution.clone().event(task.activity_seq) else {
+            return false;
+        };
+        let Some((mut inst, _busy)) = self.cache_take_busy(&task.workflow_id, &task.run_id) else {
+            return false;
+        };
+        inst.deliver_kind(&event);
+        let now = now_ms();
+        let Ok(commands) = inst.activate(now) else {
+            // Let the ordinary workflow task replay it and hold it with the reason.
+            return false;
+        };
+        self.deliver_cancels_early(&task.workflow_id, &commands);
+        let cont = Continuation {
+            commit: WorkflowTaskCommit {
+                workflow_id: task.workflow_id.clone(),
+                token: 0,
+                processed_through: 0,
+                task_time_ms: now,
+                commands: commands.clone(),
+                eager: self.eager_claim(),
+            },
+            delivered_through: inst.delivered_through,
+            own_marker_seq: inst.own_marker_seq,
+        };
+        let r = self
+            .store
+            .backend
+            .finish_activity_and_continue(
+                task.task_id,
+                task.token,
+                resolution.clone(),
+                details.clone(),
+                cont,
+            )
+            .await;
+        match r {
+            Ok(FinishOutcome {
+                continued: Some((seq, outcome)),
+                ..
+            }) => {
+                inst.delivered_through = seq;
+                inst.own_marker_seq = outcome.marker_seq;
+                self.after_commit(
+                    &task.workflow_id,
+                    &task.run_id,
+                    inst,
+                    &commands,
+                    outcome,
+                    false,
+                );
+            }
+            Ok(FinishOutcome { recorded, .. }) => {
+                // Something else happened to the workflow meanwhile: its instance ran ahead of the
+                // history, so it is dropped and the workflow task replays.
+                if !recorded {
+                    tracing::info!("attempt result dropped: its lease was taken over (fenced)");
+                }
+                self.store.hub.wake_workers();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout");
+                self.store.hub.wake_workers();
+            }
+        }
+        true
+    }
+
+    pub(super) async fn handle_expired(self: &Arc<Self>, e: ExpiredActivity) {
+        self.store
+            .hub
+            .cancel_running(&e.task.workflow_id, e.task.activity_seq);
+        let resolution = resolve_timeout(&e, now_ms());
+        tracing::info!(
+            workflow_id = %e.task.workflow_id,
+            activity_type = %e.task.activity_type,
+            attempt = e.task.attempt,
+            kind = %e.kind,
+            "activity attempt timed out"
+        );
+        let task = e.task;
+        if let Err(err) = self
+            .store
+            .backend
+            .finish_activity(task.task_id, task.token, resolution, None)
+            .await
+        {
+            tracing::warn!(error = %err, "could not record an activity timeout; retried later");
+        }
+        self.store.hub.wake_workers();
+    }
+}
+
+pub(super) fn panic_error(p: Box<dyn std::any::Any + Send>) -> ActivityError {
+    ActivityError::application(
+        "Panic",
+        format!("the activity panicked: {}", panic_message(&*p)),
+    )
+}
+
+/// Stores an attempt's heartbeats, throttled: the first at once, then at most one every 0.8 ×
+/// heartbeat timeout, the latest details winning. A stored heartbeat extends the
+/// attempt's deadline and brings back whether a cancel was requested.
+pub(super) async fn heartbeat_flusher(
+    store: Store,
+    task: ClaimedActivity,
+    mut rx: watch::Receiver<Option<Value>>,
+    flag: CancelFlag,
+) {
+    let throttle = task
+        .options
+        .heartbeat_timeout
+        .map(|d| d.mul_f64(0.8))
+        .unwrap_or(Duration::from_secs(30));
+    let mut last_flush: Option<Instant> = None;
+    loop {
+        if rx.changed().await.is_err() {
+            break;
+        }
+        if let Some(t) = last_flush {
+            let next = t + throttle;
+            let now = Instant::now();
+            if next > now {
+                tokio::time::sleep(next - now).await;
+            }
+        }
+        let details = rx.borrow_and_update().clone();
+        let deadline =
+            attempt_deadline(&task.options, task.scheduled_ms, task.started_ms, now_ms());
+        match store
+            .backend
+            .heartbeat(task.task_id, task.token, details, deadline)
+            .await
+        {
+            Ok(Some(true)) => flag.cancel(),
+            Ok(Some(false)) => {}
+            Ok(None) => {
+                // The lease was taken over: this attempt's result will not be recorded.
+                flag.cancel();
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not store a heartbeat"),
+        }
+        last_flush = Some(Instant::now());
+    }
+}

@@ -1,0 +1,124 @@
+//! The dispatch loop: fires timers, reaps expired attempts, claims tasks, and waits for work.
+
+use super::*;
+
+pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let span = tracing::info_span!("worker", worker_id = %shared.id);
+    async move {
+        if let Err(e) = shared.store.backend.release_held().await {
+            tracing::warn!(error = %e, "could not release held workflows");
+        }
+        let mut external = shared.store.backend.external_wakeups();
+        loop {
+            let notified = shared.store.hub.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if *stop.borrow() {
+                break;
+            }
+            let did = match shared.clone().poll_once().await {
+                Ok(did) => did,
+                Err(e) => {
+                    tracing::warn!(error = %e, "store error while polling; retrying");
+                    false
+                }
+            };
+            if did {
+                continue;
+            }
+            let wait = shared.next_wait().await;
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+                _ = crate::store::next_external(&mut external) => {}
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+impl Shared {
+    /// One round of work; true if a kind of work filled its batch, so more may be due at once.
+    pub(super) async fn poll_once(self: Arc<Self>) -> crate::Result<bool> {
+        const TIMERS: usize = 256;
+        const EXPIRED: usize = 64;
+        const BATCH: usize = 64;
+        let store = &self.store.backend;
+        let mut more = store.fire_due_timers(TIMERS).await? == TIMERS;
+        let expired = store.claim_expired_activities(EXPIRED).await?;
+        more |= expired.len() == EXPIRED;
+        for e in expired {
+            self.handle_expired(e).await;
+        }
+        let free = self.wf_slots.available_permits().min(BATCH);
+        if free > 0 && !self.wf_types.is_empty() {
+            let tasks = store
+                .claim_workflow_tasks(
+                    &self.id,
+                    &self.queues,
+                    &self.wf_types,
+                    free,
+                    self.opts.workflow_task_lease.as_millis() as i64,
+                )
+                .await?;
+            more |= tasks.len() == free;
+            for task in tasks {
+                let permit = self.wf_slots.clone().try_acquire_owned().ok();
+                let me = self.clone();
+                tokio::spawn(async move {
+                    me.process_workflow_task(task).await;
+                    drop(permit);
+                });
+            }
+        }
+        let free = self.act_slots.available_permits().min(BATCH);
+        if free > 0 && !self.act_types.is_empty() {
+            let tasks = store
+                .claim_activity_tasks(&self.id, &self.queues, &self.act_types, free)
+                .await?;
+            more |= tasks.len() == free;
+            for task in tasks {
+                let permit = self.act_slots.clone().try_acquire_owned().ok();
+                self.spawn_attempt(task, permit);
+            }
+        }
+        Ok(more)
+    }
+
+    pub(super) async fn next_wait(&self) -> Duration {
+        let poll = self.opts.poll_interval;
+        let next = self
+            .store
+            .backend
+            .next_due_ms(&self.queues, &self.wf_types, &self.act_types)
+            .await
+            .ok()
+            .flatten();
+        match next {
+            None => poll,
+            Some(t) => {
+                let now = now_ms();
+                if t > now {
+                    Duration::from_millis((t - now) as u64).min(poll)
+                } else if self.wf_slots.available_permits() == 0
+                    || self.act_slots.available_permits() == 0
+                {
+                    // Due work waits for a free slot; finishing tasks wake us.
+                    poll
+                } else {
+                    // Due, but another worker holds it or it just changed: look again soon.
+                    Duration::from_millis(5).min(poll)
+                }
+            }
+        }
+    }
+
+    pub(super) fn abandon_all(&self) {
+        lock(&self.attempts).abort_all();
+        for (_, h) in lock(&self.local_tasks).drain() {
+            h.abort();
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Running a workflow task: the cached instance or a replay, the commit, and what follows it.
+
+use super::*;
+
+impl Shared {
+    pub(super) async fn process_workflow_task(self: Arc<Self>, task: ClaimedWorkflowTask) {
+        let span = tracing::info_span!(
+            "workflow_task",
+            workflow_id = %task.workflow_id,
+            run_id = %task.run_id,
+            workflow_type = %task.workflow_type,
+        );
+        async {
+            match self.clone().run_workflow_task(&task).await {
+                Ok(()) => {}
+                Err(crate::Error::Store(reason)) => {
+                    // Damaged stored data: hold the workflow with the reason, so `describe` shows it,
+                    // and try again later; nothing is changed or lost.
+                    tracing::error!(%reason, "workflow held: its stored data cannot be read");
+                    let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
+                    if let Err(e) = self
+                        .store
+                        .backend
+                        .hold_workflow_task(&task.workflow_id, task.token, &reason, retry)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not hold the workflow task");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "workflow task failed; it is retried when its lease ends")
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    pub(super) async fn run_workflow_task(
+        self: Arc<Self>,
+        task: &ClaimedWorkflowTask,
+    ) -> crate::Result<()> {
+        let Some(def) = self.registry.workflow(&task.workflow_type).cloned() else {
+            return Ok(());
+        };
+        let store = &self.store.backend;
+        self.wait_not_busy(&task.workflow_id).await;
+        let cached = lock(&self.cache)
+            .remove(&task.workflow_id)
+            .filter(|c| c.run_id == task.run_id);
+        let mut instance = None;
+        if let Some(c) = cached {
+            let mut inst = c.instance;
+            let events = store
+                .read_history(&task.workflow_id, inst.delivered_through + 1)
+                .await?;
+            let stale = events.iter().any(|e| {
+                e.seq > inst.own_marker_seq
+                    && (e.kind.is_command()
+                        || matches!(e.kind, EventKind::WorkflowTaskCompleted { .. }))
+            });
+            if stale {
+                tracing::debug!("cached instance is stale (history moved on elsewhere); replaying");
+            } else {
+                for e in &events {
+                    inst.deliver(e);
+                }
+                instance = Some(inst);
+            }
+        }
+        let fresh = instance.is_none();
+        let mut inst = match instance {
+            Some(i) => i,
+            None => {
+                let history = store.read_history(&task.workflow_id, 1).await?;
+                let info = WorkflowInfo {
+                    workflow_id: task.workflow_id.clone(),
+                    run_id: task.run_id.clone(),
+                    workflow_type: task.workflow_type.clone(),
+                    task_queue: task.task_queue.clone(),
+                };
+                match WorkflowInstance::replay(def, info, &history) {
+                    Ok(mut i) => {
+                        if let Some(last) = history.last() {
+                            i.delivered_through = i.delivered_through.max(last.seq);
+                        }
+                        i
+                    }
+                    Err(f) => return self.task_failed(task, f, history.last()).await,
+                }
+            }
+        };
+        let now = now_ms();
+        let commands = match inst.activate(now) {
+            Ok(c) => c,
+            Err(f) => return self.task_failed(task, f, None).await,
+        };
+        self.deliver_cancels_early(&task.workflow_id, &commands);
+        let eager = self.eager_claim();
+        let commit = WorkflowTaskCommit {
+            workflow_id: task.workflow_id.clone(),
+            token: task.token,
+            processed_through: inst.delivered_through,
+            task_time_ms: now,
+            commands: commands.clone(),
+            eager,
+        };
+        let Some(outcome) = store.commit_workflow_task(commit).await? else {
+            tracing::debug!("workflow task lease was lost; another worker has it");
+            return Ok(());
+        };
+        inst.own_marker_seq = outcome.marker_seq;
+        self.after_commit(
+            &task.workflow_id,
+            &task.run_id,
+            inst,
+            &commands,
+            outcome,
+            fresh,
+        );
+        Ok(())
+    }
+
+    /// What follows a committed workflow task: in-process cancels, local activities, eagerly claimed
+    /// attempts, the cache, and wake-ups.
+    pub(super) fn after_commit(
+        self: &Arc<Self>,
+        workflow_id: &str,
+        run_id: &str,
+        inst: WorkflowInstance,
+        commands: &[EventKind],
+        outcome: CommitOutcome,
+        fresh: bool,
+    ) {
+        let mut closed = false;
+        let mut wake = outcome.rerun;
+        let mut unclaimed = 0usize;
+        for cmd in commands {
+            match cmd {
+                EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled { .. } => closed = true,
+                EventKind::TimerStarted { .. } => wake = true,
+                EventKind::ActivityScheduled { local: false, .. } => unclaimed += 1,
+                EventKind::ActivityCancelRequested { activity_seq } => {
+                    self.store.hub.cancel_running(workflow_id, *activity_seq);
+                    self.cancel_local(workflow_id, *activity_seq);
+                }
+                EventKind::ActivityScheduled {
+                    activity_seq,
+                    activity_type,
+                    input,
+                    options,
+                    local: true,
+                    ..
+                } => self.spawn_local(
+                    &inst.info(),
+                    *activity_seq,
+                    activity_type,
+                    input.clone(),
+                    options.clone(),
+                ),
+                _ => {}
+            }
+        }
+        if fresh && !closed {
+            for (seq, activity_type, input, options) in inst.pending_local_activities() {
+                self.spawn_local(&inst.info(), seq, &activity_type, input, options);
+            }
+        }
+        if unclaimed > outcome.eager.len() {
+            wake = true;
+        }
+        for claimed in outcome.eager {
+            let permit = self.act_slots.clone().try_acquire_owned().ok();
+            self.spawn_attempt(claimed, permit);
+        }
+        if closed {
+            drop(inst);
+            self.end_of_workflow(workflow_id);
+            self.store.hub.notify_closed(workflow_id);
+        } else {
+            self.cache_put(workflow_id, run_id, inst);
+        }
+        if wake {
+            self.store.hub.wake_workers();
+        }
+    }
+
+    /// Tells attempts running in this process of the cancels the workflow just asked for, before
+    /// the commit's fsync: the code asks for them on every replay too, so the request stands even if
+    /// this commit is lost. Local activities are stopped after the commit.
+    pub(super) fn deliver_cancels_early(&self, workflow_id: &str, commands: &[EventKind]) {
+        for cmd in commands {
+            if let EventKind::ActivityCancelRequested { activity_seq } = cmd {
+                self.store.hub.cancel_running(workflow_id, *activity_seq);
+            }
+        }
+    }
+
+    pub(super) fn eager_claim(&self) -> Option<EagerClaim> {
+        if self.act_types.is_empty() {
+            return None;
+        }
+        let free = self.act_slots.available_permits().min(32);
+        (free > 0).then(|| EagerClaim {
+            worker_id: self.id.clone(),
+            activity_types: self.act_types.clone(),
+            queues: self.queues.clone(),
+            max: free,
+        })
+    }
+
+    pub(super) async fn task_failed(
+        &self,
+        task: &ClaimedWorkflowTask,
+        failure: TaskFailure,
+        last: Option<&HistoryEvent>,
+    ) -> crate::Result<()> {
+        let reason = failure.to_string();
+        let fail_now = matches!(failure, TaskFailure::Nondeterminism(_))
+            && self.opts.nondeterminism == NondeterminismPolicy::Fail;
+        if fail_now {
+            tracing::error!(%reason, "workflow no longer replays; failing it (NondeterminismPolicy::Fail)");
+            let processed_through = match last {
+                Some(l) => l.seq,
+                None => self
+                    .store
+                    .backend
+                    .describe(&task.workflow_id)
+                    .await?
+                    .map(|d| d.history_length)
+                    .unwrap_or(0),
+            };
+            let commit = WorkflowTaskCommit {
+                workflow_id: task.workflow_id.clone(),
+                token: task.token,
+                processed_through,
+                task_time_ms: now_ms(),
+                commands: vec![EventKind::WorkflowFailed {
+                    error: WorkflowError::Nondeterminism(reason),
+                }],
+                eager: None,
+            };
+            self.store.backend.commit_workflow_task(commit).await?;
+            self.end_of_workflow(&task.workflow_id);
+            self.store.hub.notify_closed(&task.workflow_id);
+        } else {
+            tracing::error!(%reason, "workflow held: its task cannot run; nothing is lost, it is retried");
+            let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
+            self.store
+                .backend
+                .hold_workflow_task(&task.workflow_id, task.token, &reason, retry)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A workflow ended: its attempts running here hear a cancellation now, its local activities stop.
+    pub(super) fn end_of_workflow(&self, workflow_id: &str) {
+        {
+            let running = lock(&self.store.hub.running);
+            for ((wf, _), (_, flag)) in running.iter() {
+                if wf == workflow_id {
+                    flag.cancel();
+                }
+            }
+        }
+        let mut locals = lock(&self.local_tasks);
+        locals.retain(|(wf, _), h| {
+            if wf == workflow_id {
+                h.abort();
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
