@@ -1,0 +1,237 @@
+//! Store conformance: one set of checks that defines a correct [`StoreBackend`], run against every
+//! store: SQLite in memory, a SQLite file in a temporary directory, and Postgres (feature `postgres`,
+//! a fresh schema per test, dropped after it).
+//!
+//! Each `check_*` drives the trait the way the worker does and asserts exactly what each transition
+//! wrote, read back through `read_history`, `describe`, `list`, the claims and `next_due_ms`.
+//! `conformance!` turns each check into three tests: `memory_*`, `sqlite_file_*` and `postgres_*`.
+//!
+//! Postgres: `DURAFLOW_TEST_PG_URL`, else `postgres://postgres@127.0.0.1:5432/test`. With `CI` set,
+//! a server that does not answer fails the Postgres tests; elsewhere they are skipped with a note.
+//!
+//! Timing: deadlines, leases and timers that must pass are set a few milliseconds ahead (or in the
+//! past) and waited out; those that must not pass are set minutes ahead. No assertion is about speed.
+
+mod attempts;
+mod claims;
+mod commit;
+mod continuation;
+mod misc;
+mod start;
+mod support;
+
+use crate::store::{Store, StoreBackend};
+use attempts::*;
+use claims::*;
+use commit::*;
+use continuation::*;
+use misc::*;
+use start::*;
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: one fresh store per test.
+
+struct Fixture {
+    // Dropped before the guard: the store lets go of its file or connections first.
+    store: Arc<dyn StoreBackend>,
+    _guard: Guard,
+}
+
+enum Guard {
+    Nothing,
+    Dir {
+        _dir: tempfile::TempDir,
+    },
+    #[cfg(feature = "postgres")]
+    Schema {
+        _schema: pg::SchemaGuard,
+    },
+}
+
+impl Fixture {
+    fn memory() -> Fixture {
+        Fixture {
+            store: Store::memory().expect("memory store").backend,
+            _guard: Guard::Nothing,
+        }
+    }
+
+    fn sqlite_file() -> Fixture {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::sqlite(dir.path().join("conformance.db"))
+            .expect("SQLite file store")
+            .backend;
+        Fixture {
+            store,
+            _guard: Guard::Dir { _dir: dir },
+        }
+    }
+
+    /// `None`: no server answers and this is not CI (the test is skipped).
+    #[cfg(feature = "postgres")]
+    async fn postgres(check: &str) -> Option<Fixture> {
+        let url = pg::url().await?;
+        let guard = pg::SchemaGuard::new(&url, check);
+        let store = super::postgres::PostgresStore::connect(&url, Some(&guard.schema))
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the Postgres store at {url}: {e}"));
+        Some(Fixture {
+            store: Arc::new(store),
+            _guard: Guard::Schema { _schema: guard },
+        })
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::time::Duration;
+
+    const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    /// The server's URL, or `None` when it does not answer outside CI. In CI it must answer.
+    pub(super) async fn url() -> Option<String> {
+        let url = std::env::var("DURAFLOW_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.into());
+        let answers = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_postgres::connect(&url, tokio_postgres::NoTls),
+        )
+        .await
+        .map(|r| r.is_ok())
+        .unwrap_or(false);
+        if answers {
+            Some(url)
+        } else if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI is set and Postgres at {url} does not answer: the Postgres conformance tests must run in CI"
+            );
+        } else {
+            eprintln!(
+                "skipping a Postgres conformance test: nothing answers at {url} (set DURAFLOW_TEST_PG_URL)"
+            );
+            None
+        }
+    }
+
+    /// A schema for one test, dropped (with everything in it) when the guard drops.
+    pub(super) struct SchemaGuard {
+        url: String,
+        pub(super) schema: String,
+    }
+
+    impl SchemaGuard {
+        pub(super) fn new(url: &str, check: &str) -> SchemaGuard {
+            let hash = check.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+            let name: String = check
+                .trim_start_matches("check_")
+                .chars()
+                .take(28)
+                .collect();
+            let schema = format!("conf_{name}_{:08x}_{}", hash as u32, std::process::id());
+            exec(url, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"));
+            SchemaGuard {
+                url: url.to_string(),
+                schema,
+            }
+        }
+    }
+
+    impl Drop for SchemaGuard {
+        fn drop(&mut self) {
+            exec(
+                &self.url,
+                &format!(
+                    "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.schema
+                ),
+            );
+        }
+    }
+
+    /// Runs SQL on a connection of its own, on a thread of its own (callable from `Drop`).
+    fn exec(url: &str, sql: &str) {
+        let (url, owned) = (url.to_string(), sql.to_string());
+        let r = std::thread::spawn(move || -> Result<(), String> {
+            let sql = owned;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let task = tokio::spawn(conn);
+                let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+                drop(client);
+                let _ = task.await;
+                r
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the SQL thread panicked".into()));
+        if let Err(e) = r {
+            eprintln!("conformance: `{sql}` failed: {e}");
+        }
+    }
+}
+
+/// For each check, a test per store: `check => memory_test, sqlite_file_test, postgres_test;`.
+macro_rules! conformance {
+    ($($check:ident => $memory:ident, $file:ident, $postgres:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $memory() {
+            let f = Fixture::memory();
+            $check(&*f.store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $file() {
+            let f = Fixture::sqlite_file();
+            $check(&*f.store).await;
+        }
+
+        #[cfg(feature = "postgres")]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(f) = Fixture::postgres(stringify!($check)).await else {
+                return;
+            };
+            $check(&*f.store).await;
+        }
+    )*};
+}
+
+conformance! {
+    check_create_workflow => memory_create_workflow, sqlite_file_create_workflow, postgres_create_workflow;
+    check_execution_deadline => memory_execution_deadline, sqlite_file_execution_deadline, postgres_execution_deadline;
+    check_workflow_task_tokens_and_leases => memory_workflow_task_tokens_and_leases, sqlite_file_workflow_task_tokens_and_leases, postgres_workflow_task_tokens_and_leases;
+    check_workflow_task_filters => memory_workflow_task_filters, sqlite_file_workflow_task_filters, postgres_workflow_task_filters;
+    check_commit_stale_token => memory_commit_stale_token, sqlite_file_commit_stale_token, postgres_commit_stale_token;
+    check_commit_commands_and_marker => memory_commit_commands_and_marker, sqlite_file_commit_commands_and_marker, postgres_commit_commands_and_marker;
+    check_timers => memory_timers, sqlite_file_timers, postgres_timers;
+    check_cancel_pending_activity => memory_cancel_pending_activity, sqlite_file_cancel_pending_activity, postgres_cancel_pending_activity;
+    check_cancel_running_activity => memory_cancel_running_activity, sqlite_file_cancel_running_activity, postgres_cancel_running_activity;
+    check_close_workflow => memory_close_workflow, sqlite_file_close_workflow, postgres_close_workflow;
+    check_commit_rerun_when_history_moved => memory_commit_rerun_when_history_moved, sqlite_file_commit_rerun_when_history_moved, postgres_commit_rerun_when_history_moved;
+    check_eager_claims => memory_eager_claims, sqlite_file_eager_claims, postgres_eager_claims;
+    check_eager_claims_only_new_tasks => memory_eager_claims_only_new_tasks, sqlite_file_eager_claims_only_new_tasks, postgres_eager_claims_only_new_tasks;
+    check_claim_activity_tasks => memory_claim_activity_tasks, sqlite_file_claim_activity_tasks, postgres_claim_activity_tasks;
+    check_heartbeat => memory_heartbeat, sqlite_file_heartbeat, postgres_heartbeat;
+    check_finish_outcomes => memory_finish_outcomes, sqlite_file_finish_outcomes, postgres_finish_outcomes;
+    check_finish_retry => memory_finish_retry, sqlite_file_finish_retry, postgres_finish_retry;
+    check_retry_of_cancelled_attempt => memory_retry_of_cancelled_attempt, sqlite_file_retry_of_cancelled_attempt, postgres_retry_of_cancelled_attempt;
+    check_finish_after_close => memory_finish_after_close, sqlite_file_finish_after_close, postgres_finish_after_close;
+    check_continue_commits => memory_continue_commits, sqlite_file_continue_commits, postgres_continue_commits;
+    check_continue_falls_back => memory_continue_falls_back, sqlite_file_continue_falls_back, postgres_continue_falls_back;
+    check_continue_cancels_pending => memory_continue_cancels_pending, sqlite_file_continue_cancels_pending, postgres_continue_cancels_pending;
+    check_continue_retry => memory_continue_retry, sqlite_file_continue_retry, postgres_continue_retry;
+    check_expired_activities => memory_expired_activities, sqlite_file_expired_activities, postgres_expired_activities;
+    check_record_local_activity => memory_record_local_activity, sqlite_file_record_local_activity, postgres_record_local_activity;
+    check_request_cancel_workflow => memory_request_cancel_workflow, sqlite_file_request_cancel_workflow, postgres_request_cancel_workflow;
+    check_hold_and_release => memory_hold_and_release, sqlite_file_hold_and_release, postgres_hold_and_release;
+    check_list_and_describe => memory_list_and_describe, sqlite_file_list_and_describe, postgres_list_and_describe;
+    check_next_due_ms => memory_next_due_ms, sqlite_file_next_due_ms, postgres_next_due_ms;
+}
