@@ -2,7 +2,6 @@
 //! [`StoreBackend`], atomic on its own. The SQLite store (default), the in-memory store (SQLite in
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
-use crate::activity::context::CancelFlag;
 pub(crate) use crate::engine::start::NewWorkflow;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
@@ -10,14 +9,15 @@ pub(crate) use crate::engine::{
 };
 use crate::error::{ActivityError, Result, TimeoutKind, WorkflowError};
 use crate::history::HistoryEvent;
+pub(crate) use hub::LocalHub;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
 mod conformance;
+mod hub;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
@@ -252,59 +252,6 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// `LISTEN/NOTIFY`); `None` for single-process stores.
     fn external_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
         None
-    }
-}
-
-/// Process-local state shared by every worker and client of one [`Store`] handle: wake-ups and the
-/// cancel flags of attempts running here, so a cancel reaches them at once.
-#[derive(Default)]
-pub(crate) struct LocalHub {
-    pub wake: tokio::sync::Notify,
-    /// Clients waiting for a workflow to end, by workflow id: a close wakes only its own waiters.
-    closed: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
-    /// Attempts running in this process, by (workflow id, activity seq): their token and cancel flag.
-    pub running: Mutex<HashMap<(String, u64), (i64, CancelFlag)>>,
-}
-
-impl LocalHub {
-    pub(crate) fn wake_workers(&self) {
-        self.wake.notify_waiters();
-    }
-
-    /// What a client waiting for `workflow_id` to end waits on.
-    pub(crate) fn closed_waiter(&self, workflow_id: &str) -> Arc<tokio::sync::Notify> {
-        let mut map = self.closed.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(workflow_id.to_string()).or_default().clone()
-    }
-
-    /// A waiter is done: forget the entry if nobody else waits on it.
-    pub(crate) fn forget_closed_waiter(&self, workflow_id: &str, waiter: Arc<tokio::sync::Notify>) {
-        let mut map = self.closed.lock().unwrap_or_else(|e| e.into_inner());
-        let ours = map
-            .get(workflow_id)
-            .is_some_and(|n| Arc::ptr_eq(n, &waiter));
-        if ours && Arc::strong_count(&waiter) <= 2 {
-            map.remove(workflow_id);
-        }
-    }
-
-    /// `workflow_id` ended in this process: wake its waiters.
-    pub(crate) fn notify_closed(&self, workflow_id: &str) {
-        let waiter = self
-            .closed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(workflow_id);
-        if let Some(n) = waiter {
-            n.notify_waiters();
-        }
-    }
-
-    pub(crate) fn cancel_running(&self, workflow_id: &str, seq: u64) {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, flag)) = running.get(&(workflow_id.to_string(), seq)) {
-            flag.cancel();
-        }
     }
 }
 
