@@ -128,7 +128,7 @@ impl LazyOptions {
     pub(crate) fn get(&self) -> Result<ActivityOptions> {
         match self {
             LazyOptions::Parsed(o) => Ok(o.clone()),
-            LazyOptions::Stored(s) => serde_json::from_str::<ActivityOptions>(s).map_err(|e| {
+            LazyOptions::Stored(s) => crate::history::format::decode_options(s).map_err(|e| {
                 Error::Store(format!(
                     "the database holds data this build cannot read (an activity task's options: {e}); it was left untouched"
                 ))

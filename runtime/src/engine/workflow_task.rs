@@ -272,7 +272,7 @@ pub(crate) fn saw_everything(facts: &WorkflowFacts, cont: &Continuation) -> bool
     facts.task.is_none()
         && facts.unseen.iter().all(|(seq, name)| {
             (*seq <= cont.own_marker_seq && format::is_command_or_marker_name(name))
-                || name == format::ACTIVITY_STARTED
+                || name == format::names::ACTIVITY_STARTED
         })
 }
 

@@ -1,11 +1,15 @@
 //! The event history of a workflow run: append-only, the source of truth that replay reads.
-
-pub(crate) mod format;
+//!
+//! The serde forms of the public types here are what `Client::history_json` shows. The stores do not
+//! write them: what a database holds is the versioned stored format of [`format`], converted to and
+//! from these types, so a change to a public type cannot break a stored history.
 
 use crate::definition::ActivityOptions;
 use crate::error::{ActivityError, WorkflowError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub(crate) mod format;
 
 /// How a workflow's cancel of an activity behaves. Default [`CancellationType::TryCancel`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,39 +164,12 @@ pub enum EventKind {
 impl EventKind {
     /// The event's name, as stored.
     pub fn name(&self) -> &'static str {
-        match self {
-            EventKind::WorkflowStarted { .. } => "workflow_started",
-            EventKind::WorkflowTaskCompleted { .. } => "workflow_task_completed",
-            EventKind::ActivityScheduled { .. } => "activity_scheduled",
-            EventKind::ActivityStarted { .. } => "activity_started",
-            EventKind::ActivityCompleted { .. } => "activity_completed",
-            EventKind::ActivityFailed { .. } => "activity_failed",
-            EventKind::ActivityTimedOut { .. } => "activity_timed_out",
-            EventKind::ActivityCancelRequested { .. } => "activity_cancel_requested",
-            EventKind::ActivityCancelled { .. } => "activity_cancelled",
-            EventKind::LocalActivityMarker { .. } => "local_activity_marker",
-            EventKind::TimerStarted { .. } => "timer_started",
-            EventKind::TimerFired { .. } => "timer_fired",
-            EventKind::TimerCancelled { .. } => "timer_cancelled",
-            EventKind::WorkflowCancelRequested { .. } => "workflow_cancel_requested",
-            EventKind::WorkflowCompleted { .. } => "workflow_completed",
-            EventKind::WorkflowFailed { .. } => "workflow_failed",
-            EventKind::WorkflowCancelled { .. } => "workflow_cancelled",
-        }
+        format::event_name(self)
     }
 
     /// True for events the workflow's own code produced (they are compared on replay).
     pub fn is_command(&self) -> bool {
-        matches!(
-            self,
-            EventKind::ActivityScheduled { .. }
-                | EventKind::ActivityCancelRequested { .. }
-                | EventKind::TimerStarted { .. }
-                | EventKind::TimerCancelled { .. }
-                | EventKind::WorkflowCompleted { .. }
-                | EventKind::WorkflowFailed { .. }
-                | EventKind::WorkflowCancelled { .. }
-        )
+        format::is_command_name(self.name())
     }
 
     /// A short description for error messages: the name and the number it concerns.

@@ -185,7 +185,7 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                 plan.time_ms,
                 e.name(),
                 format::ref_seq(e),
-                to_json(e)
+                format::encode_event(e)
             ],
         )?;
     }
@@ -214,7 +214,7 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                         t.activity_type,
                         t.task_queue,
                         to_json(&t.input),
-                        to_json(&t.options),
+                        format::encode_options(&t.options),
                         state,
                         attempt,
                         t.scheduled_ms,
@@ -378,7 +378,7 @@ fn workflow_task(conn: &Connection, wf: &str, t: &WorkflowTaskEffect) -> Result<
 fn close(conn: &Connection, wf: &str, c: &ClosedAs, now: i64) -> Result<()> {
     let result = match c {
         ClosedAs::Completed(v) => Some(to_json(v)),
-        ClosedAs::Failed(e) => Some(to_json(e)),
+        ClosedAs::Failed(e) => Some(format::encode_workflow_error(e)),
         ClosedAs::Cancelled => None,
     };
     exec(

@@ -13,6 +13,7 @@ use crate::engine::{
     ExpiredActivity, FinishOutcome, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Error, Result, TimeoutKind};
+use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
     kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StoreBackend,
@@ -387,8 +388,13 @@ impl StoreBackend for SqliteStore {
             let recorded: bool = qrow(
                 conn,
                 "SELECT 1 FROM history WHERE workflow_id = ?1 AND ref_seq = ?2
-                       AND event_type IN ('local_activity_marker', 'activity_cancelled')",
-                params![workflow_id, activity_seq as i64],
+                       AND event_type IN (?3, ?4)",
+                params![
+                    workflow_id,
+                    activity_seq as i64,
+                    names::LOCAL_ACTIVITY_MARKER,
+                    names::ACTIVITY_CANCELLED
+                ],
                 |_| Ok(()),
             )
             .optional()?

@@ -3,8 +3,8 @@
 use super::qrow;
 use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
-use crate::history::{EventKind, HistoryEvent};
-use crate::store::{from_json, PendingActivity, WorkflowDescription, WorkflowSummary};
+use crate::history::{format, HistoryEvent};
+use crate::store::{corrupt, from_json, PendingActivity, WorkflowDescription, WorkflowSummary};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
@@ -27,10 +27,11 @@ pub(super) fn history(
     let mut out = Vec::new();
     for row in rows {
         let (seq, time_ms, payload) = row?;
-        let kind: EventKind = from_json(
-            &payload,
-            &format!("history event #{seq} of workflow `{workflow_id}`"),
-        )?;
+        let kind = format::decode_event(&payload).map_err(|e| {
+            corrupt(format!(
+                "history event #{seq} of workflow `{workflow_id}`: {e}"
+            ))
+        })?;
         out.push(HistoryEvent {
             seq: seq as u64,
             time_ms,
@@ -85,7 +86,10 @@ pub(super) fn describe(
     let status = WorkflowStatus::parse(&status)?;
     let (result, error) = match (status, result) {
         (WorkflowStatus::Completed, Some(r)) => (Some(from_json(&r, "workflow result")?), None),
-        (WorkflowStatus::Failed, Some(e)) => (None, Some(from_json(&e, "workflow error")?)),
+        (WorkflowStatus::Failed, Some(e)) => (
+            None,
+            Some(format::decode_workflow_error(&e).map_err(corrupt)?),
+        ),
         _ => (None, None),
     };
     let pending = {
@@ -211,7 +215,7 @@ pub(super) fn read_activity(
                 tracing::warn!(error = %e, "an activity task's stored input is not valid JSON");
                 Value::Null
             }),
-            options: serde_json::from_str(&options).unwrap_or_else(|e| {
+            options: format::decode_options(&options).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "an activity task's stored options are not valid JSON; using the defaults");
                 Default::default()
             }),
