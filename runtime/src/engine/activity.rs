@@ -260,15 +260,7 @@ pub(crate) fn start_attempt(
     next.started_ms = now;
     let deadline = attempt_deadline(&task.options, task.scheduled_ms, now, now);
     next.deadline_ms = Some(deadline.0);
-    let mut plan = Plan::new(
-        &task.workflow_id,
-        Guard {
-            next_event_seq: None,
-            wft_token: None,
-            running: false,
-        },
-        now,
-    );
+    let mut plan = Plan::new(&task.workflow_id, Guard::append(), now);
     plan.append(EventKind::ActivityStarted {
         activity_seq: task.activity_seq,
         attempt: next.attempt,
@@ -322,15 +314,7 @@ pub(crate) fn finish(
         }
         other => other,
     };
-    let mut plan = Plan::new(
-        &task.workflow_id,
-        Guard {
-            next_event_seq: None,
-            wft_token: None,
-            running: false,
-        },
-        now,
-    );
+    let mut plan = Plan::new(&task.workflow_id, Guard::append(), now);
     if let ActivityResolution::Retry { retry_at_ms } = resolution {
         let options = task.options.get()?;
         plan.effects.push(Effect::RetryActivityTask {

@@ -24,15 +24,7 @@ pub(crate) fn request(facts: &WorkflowFacts, now: i64) -> CancelDecision {
     if facts.cancel_requested {
         return CancelDecision::AlreadyRequested;
     }
-    let mut plan = Plan::new(
-        &facts.workflow_id,
-        Guard {
-            next_event_seq: None,
-            wft_token: None,
-            running: true,
-        },
-        now,
-    );
+    let mut plan = Plan::new(&facts.workflow_id, Guard::append_while_running(), now);
     plan.append(EventKind::WorkflowCancelRequested {});
     plan.effects.push(Effect::SetCancelRequested);
     plan.effects

@@ -41,15 +41,7 @@ pub(crate) fn execution_timeout_error() -> WorkflowError {
 /// The execution-timeout timer fired on a running workflow: it ends failed, whatever it was doing.
 pub(crate) fn execution_timeout(facts: &WorkflowFacts, now: i64) -> Plan {
     let error = execution_timeout_error();
-    let mut plan = Plan::new(
-        &facts.workflow_id,
-        Guard {
-            next_event_seq: None,
-            wft_token: None,
-            running: true,
-        },
-        now,
-    );
+    let mut plan = Plan::new(&facts.workflow_id, Guard::append_while_running(), now);
     plan.append(EventKind::WorkflowFailed {
         error: error.clone(),
     });

@@ -29,15 +29,7 @@ pub(crate) fn record(
             result,
         },
     };
-    let mut plan = Plan::new(
-        &facts.workflow_id,
-        Guard {
-            next_event_seq: None,
-            wft_token: None,
-            running: true,
-        },
-        now,
-    );
+    let mut plan = Plan::new(&facts.workflow_id, Guard::append_while_running(), now);
     plan.append(event);
     plan.effects
         .push(Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {

@@ -20,6 +20,25 @@ pub(crate) struct Guard {
     pub running: bool,
 }
 
+impl Guard {
+    /// Events appended at the end of the history, whatever the workflow's state.
+    pub(crate) fn append() -> Guard {
+        Guard {
+            next_event_seq: None,
+            wft_token: None,
+            running: false,
+        }
+    }
+
+    /// Events appended at the end of the history of a workflow that must still be running.
+    pub(crate) fn append_while_running() -> Guard {
+        Guard {
+            running: true,
+            ..Guard::append()
+        }
+    }
+}
+
 /// How a workflow ended.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum ClosedAs {

@@ -39,15 +39,7 @@ pub(crate) fn fire(
             return plan;
         }
     }
-    let mut plan = Plan::new(
-        workflow_id,
-        Guard {
-            next_event_seq: None,
-            wft_token: None,
-            running: false,
-        },
-        now,
-    );
+    let mut plan = Plan::new(workflow_id, Guard::append(), now);
     plan.effects.push(Effect::DeleteTimer { timer_seq });
     if workflow.is_some_and(|w| w.running()) && timer_seq != EXECUTION_TIMEOUT_TIMER {
         plan.append(EventKind::TimerFired { timer_seq });
