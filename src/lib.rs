@@ -170,6 +170,20 @@
 //! # fn main() {}
 //! ```
 //!
+//! The check is syntactic. It sees the paths the body writes (`SystemTime::now()`, `<Instant>::now()`,
+//! a fn named without a call such as `let f = SystemTime::now;`), the `use` items and `as` renames
+//! declared inside the body (`use std::time::Instant as I; I::now()`, `use tokio::select; select!`),
+//! `.elapsed()` on anything, and the arguments of macros, even those that are not plain expressions
+//! (`tracing::info!(at = ?SystemTime::now())`). It cannot see imports and renames at module level
+//! (`use std::time::Instant as Clock;` above the fn), calls hidden in helper fns or other crates, nor
+//! the types of values; and it leaves a bare `fs::..`, `net::..` or `process::..` alone unless the body
+//! imports that module from `std` or `tokio`, since it may be a module of your own. The
+//! [`macro@workflow`] docs list the rules.
+//!
+//! What the compile-time check misses, the replay check catches at run time: when a workflow's
+//! commands no longer match its recorded history, the worker holds it ([`NondeterminismPolicy`]);
+//! nothing recorded is lost, and it goes on once code that matches its history is deployed.
+//!
 //! A statement a person has reviewed can be exempted, with a reason:
 //!
 //! ```

@@ -15,16 +15,21 @@ use syn::{Attribute, Ident, ItemFn, LitStr, Type};
 pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream {
     let item: ItemFn = match syn::parse2(input.clone()) {
         Ok(item) => item,
-        Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
-                format!(
-                    "`{}` goes on an `async fn`: write `{} pub async fn name(..) -> Result<.., {}> {{ .. }}`",
-                    kind.attr(),
-                    kind.attr(),
-                    kind.error()
+        Err(err) => {
+            // Another kind of item gets the macro's message; a fn that syn cannot read gets syn's own
+            // error, so the real problem is not hidden behind a wrong one.
+            let err = match syn::parse2::<syn::Item>(input.clone()) {
+                Ok(_) => syn::Error::new(
+                    Span::call_site(),
+                    format!(
+                        "`{}` goes on an `async fn`: write `{} pub async fn name(..) -> Result<.., {}> {{ .. }}`",
+                        kind.attr(),
+                        kind.attr(),
+                        kind.error()
+                    ),
                 ),
-            )
+                Err(_) => err,
+            }
             .to_compile_error();
             // Give the item back unchanged.
             return quote!(#err #input);
@@ -38,18 +43,24 @@ pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream 
             check::check(&cx, &f, &options);
             generate(&f, &options)
         }
-        Parsed::Method => item.to_token_stream(),
+        Parsed::Method => {
+            // Given back in its `impl` block, its body checked and without the escape hatches.
+            check::check_body(&cx, kind, &item.block);
+            let mut item = item.clone();
+            check::strip_escape_hatches(&mut item.block);
+            item.to_token_stream()
+        }
         Parsed::Incomplete => {
             check::check_body(&cx, kind, &item.block);
             stub(&item)
         }
     };
-    match cx.into_error() {
-        Some(err) => {
+    match cx.check() {
+        Ok(()) => generated,
+        Err(err) => {
             let err = err.to_compile_error();
             quote!(#err #generated)
         }
-        None => generated,
     }
 }
 
@@ -96,33 +107,69 @@ fn definition_struct(item: &ItemFn, attrs: &Attrs) -> TokenStream {
     }
 }
 
-/// On a signature that cannot become a definition: the struct alone, so uses of the name resolve and
-/// only the real error is reported.
+/// On a signature that cannot become a definition: the struct, so uses of the name resolve, and the
+/// body kept on its `call` fn with the signature as written, so the compiler still reports the errors
+/// inside it (as `tracing-attributes` keeps the body). What cannot be written on an inherent async fn
+/// (`const`, an ABI, `...`) is left out: the macro has reported it already. Errors, not lints: the
+/// item is broken, and its unused parameters are not news.
 fn stub(item: &ItemFn) -> TokenStream {
-    definition_struct(item, &split_attrs(&item.attrs))
+    let attrs = split_attrs(&item.attrs);
+    let strukt = definition_struct(item, &attrs);
+    let ident = &item.sig.ident;
+    let cfgs = &attrs.cfgs;
+    let mut sig = call_sig(&item.sig);
+    sig.constness = None;
+    sig.abi = None;
+    sig.variadic = None;
+    let body = call_fn(item, &attrs, sig);
+    quote! {
+        #strukt
+
+        #(#cfgs)*
+        impl #ident {
+            #[allow(unused)]
+            #body
+        }
+    }
+}
+
+/// The user's signature as the inherent `call` fn: renamed, and `async` (a missing `async` is
+/// reported, and generating as if it were there avoids follow-on errors).
+fn call_sig(sig: &syn::Signature) -> syn::Signature {
+    let mut sig = sig.clone();
+    sig.ident = Ident::new("call", sig.ident.span());
+    if sig.asyncness.is_none() {
+        sig.asyncness = Some(syn::Token![async](sig.fn_token.span));
+    }
+    sig
+}
+
+/// The body, as the user wrote it (without the escape hatches), on `call`.
+fn call_fn(item: &ItemFn, attrs: &Attrs, sig: syn::Signature) -> TokenStream {
+    let vis = &item.vis;
+    let rest = &attrs.rest;
+    let mut block = (*item.block).clone();
+    check::strip_escape_hatches(&mut block);
+    let call_doc = format!(
+        "Runs the body of `{}` directly, without a worker: for unit tests.",
+        item.sig.ident.unraw()
+    );
+    quote! {
+        #[doc = #call_doc]
+        #(#rest)*
+        #vis #sig #block
+    }
 }
 
 fn generate(f: &Function, options: &Options) -> TokenStream {
     let item = f.item;
     let ident = &item.sig.ident;
-    let vis = &item.vis;
     let attrs = split_attrs(&item.attrs);
     let cfgs = &attrs.cfgs;
-    let rest = &attrs.rest;
     let strukt = definition_struct(item, &attrs);
 
     // The body, as the user wrote it, on an inherent `call` fn.
-    let mut sig = item.sig.clone();
-    sig.ident = Ident::new("call", ident.span());
-    if sig.asyncness.is_none() {
-        sig.asyncness = Some(syn::Token![async](sig.fn_token.span));
-    }
-    let mut block = (*item.block).clone();
-    check::strip_escape_hatches(&mut block);
-    let call_doc = format!(
-        "Runs the body of `{}` directly, without a worker: for unit tests.",
-        ident.unraw()
-    );
+    let call = call_fn(item, &attrs, call_sig(&item.sig));
 
     // Input: `()`, the one type, or a tuple; the generated locals are hygienic.
     let site = Span::mixed_site();
@@ -230,9 +277,7 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
 
         #(#cfgs)*
         impl #ident {
-            #[doc = #call_doc]
-            #(#rest)*
-            #vis #sig #block
+            #call
         }
 
         #(#cfgs)*
@@ -364,8 +409,13 @@ fn option_assignments(kind: Kind, o: &Options) -> Vec<TokenStream> {
 
 /// A type as the user wrote it, for metadata and messages: `Vec<String>`, `(i64, bool)`, `&'a str`.
 pub fn type_name(ty: &Type) -> String {
+    tokens_text(ty.to_token_stream())
+}
+
+/// Tokens as rustfmt would write them, for messages: `<Instant as Default>::default`.
+pub fn tokens_text(tokens: TokenStream) -> String {
     let mut out = String::new();
-    render(ty.to_token_stream(), &mut out, &mut false);
+    render(tokens, &mut out, &mut false);
     out
 }
 

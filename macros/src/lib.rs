@@ -78,7 +78,10 @@ use proc_macro::TokenStream;
 /// So `charge_card` is a value that names the definition: `ctx.activity(charge_card, order)`,
 /// `Registry::new().register(charge_card)`, and `charge_card::call(ctx, order).await` in a test.
 /// On an error, the macro still emits the struct (and, where the signature allows, everything else)
-/// beside the error, so no follow-on "cannot find" errors appear.
+/// beside the error, so no follow-on "cannot find" errors appear. When the signature cannot become a
+/// definition, the body is still checked (a `#[workflow]`'s determinism errors show beside the
+/// signature's) and kept on the `call` fn, so the compiler's own errors inside it show too. Every
+/// error is reported at once.
 #[proc_macro_attribute]
 pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(ast::Kind::Activity, args.into(), item.into()).into()
@@ -105,19 +108,48 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// | call | instead |
 /// |---|---|
-/// | `SystemTime::now`, `Instant::now`, `chrono::{Utc, Local}::now` | `ctx.now()` |
+/// | `SystemTime::now`, `Instant::now`, `chrono::{Utc, Local}::now`, `.elapsed()` | `ctx.now()` |
 /// | `std::thread::sleep`, `tokio::time::{sleep, timeout, interval}` | `ctx.sleep(..)` |
 /// | `tokio::spawn`, `std::thread::spawn`, `spawn_blocking` | an `#[activity]`, or `join!` |
 /// | `rand::{random, thread_rng, rng}` | `ctx.random_u64()` |
 /// | `Uuid::new_v4` | `ctx.uuid()` |
-/// | `std::env::var`, `std::fs`, `tokio::fs`, `std::net`, `reqwest`, `hyper`, `ureq`, `surf` | an `#[activity]` |
+/// | `std::env::var`, `std::fs`, `tokio::fs`, `std::net`, `std::process`, `reqwest`, `hyper`, `ureq`, `surf` | an `#[activity]` |
 /// | `tokio::select!` without `biased;`, `futures::select!` | `duraflow::select!` |
 ///
-/// The check is syntactic: it matches the path segments of calls as written (also inside the arguments
-/// of macros such as `join!`, `select!`, `format!`). A call through an import that hides its crate
-/// (`use tokio::time::sleep; sleep(d)`) cannot be resolved by a macro and is not caught; nor is code in
-/// other fns the workflow calls. Spell such calls with their module (`tokio::time::sleep(d)`) to have
-/// them checked.
+/// ## What the check sees, and what it cannot
+///
+/// The check is syntactic: it reads the paths the body writes, with what the body's own imports make
+/// of them. It sees
+///
+/// - paths as written, qualified or not: `SystemTime::now()`, `::std::fs::read(..)`,
+///   `<Instant>::now()`;
+/// - `use` items and `as` renames declared **inside the body**, grouped or not, and globs:
+///   `use std::time::Instant as I; I::now()`, `use tokio::{select, time::sleep as nap}`,
+///   `use tokio::time::*; sleep(d)`. A fn or module the body defines itself shadows them;
+/// - a fn named without a call: `let f = SystemTime::now;`, `.unwrap_or_else(Instant::now)`;
+/// - `.elapsed()`, on whatever value it is called;
+/// - the arguments of macros: as expressions where they are (`join!`, `format!`, `select!`), and
+///   token by token where they are not (`tracing::info!(at = ?SystemTime::now())`, `vec![x; n]`).
+///
+/// It cannot see what a macro has no access to:
+///
+/// - imports and renames at **module level**: after `use std::time::Instant as Clock;` above the fn,
+///   `Clock::now()` is not caught, nor is a bare `sleep(d)` after a module-level
+///   `use tokio::time::sleep;` (write `tokio::time::sleep(d)`, or import inside the body, to have it
+///   checked);
+/// - calls hidden in **helper fns**, methods or other crates that the body calls;
+/// - the types of values: `.elapsed()` is flagged on anything, and a method that reads the clock
+///   under another name is not.
+///
+/// `fs`, `net` and `process` are checked as the modules of `std`, `tokio` and `async_std`:
+/// `std::fs::read(..)` is flagged, and so is `fs::read(..)` after a `use std::fs;` in the body, but
+/// not `crate::fs::save(..)` nor `my::net::send(..)`. A bare `fs::read(..)` with no such import in the
+/// body may be a module of the user's, so it is not flagged.
+///
+/// The safety net for everything the check misses is the replay check of the runtime: when a
+/// workflow's commands no longer match its recorded history, the worker holds the workflow (or fails
+/// it, with `NondeterminismPolicy::Fail`); nothing recorded is lost, and a held workflow goes on once
+/// code that matches its history runs.
 ///
 /// A statement a person has reviewed can be exempted, with a reason (the attribute is removed before
 /// the body is compiled):
