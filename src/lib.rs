@@ -198,6 +198,14 @@
 //! }
 //! # fn main() {}
 //! ```
+//!
+//! # Workflow cancellation
+//!
+//! A client's cancel of a workflow (`client.cancel(id)`) surfaces at the workflow's current `.await`:
+//! its pending activities are cancelled by their cancellation types, its sleeps end, and from then on an
+//! activity or sleep started through its context resolves `Cancelled` at once, without being scheduled.
+//! Cleanup that must run all the same goes through [`WorkflowContext::detached`], whose documentation
+//! has a saga.
 #![warn(missing_docs)]
 
 pub use duraflow_macros::{activity, workflow};

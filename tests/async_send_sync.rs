@@ -49,6 +49,10 @@ fn public_futures_are_send(store: Store, client: Client, w: WorkflowContext, a: 
     send(&sleep);
     send(&w.cancelled());
     send(&a.cancelled());
+    let detached: WorkflowContext = w.detached();
+    send_sync(&detached);
+    send(&detached.activity(act, ()).start());
+    send(&detached.sleep(Duration::from_secs(1)));
 }
 
 #[test]

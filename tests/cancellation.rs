@@ -584,11 +584,12 @@ async fn cancellable_wf(ctx: WorkflowContext) -> Result<(), WorkflowError> {
         .start();
     let slept = ctx.sleep(Duration::from_secs(3600)).await;
     if let Err(e) = slept {
-        // Cancelled: the sleep ended at once, and the activity was asked to cancel.
+        // Cancelled: the sleep ended at once, and the activity was asked to cancel. Cleanup runs
+        // in the detached scope: the main scope no longer schedules anything.
         let r = h.await;
         let _ = ctx.cancelled().await;
         assert!(ctx.is_cancelled());
-        ctx.activity(cleanup, ()).await?;
+        ctx.detached().activity(cleanup, ()).await?;
         if r.map_err(|e| e.is_cancelled()) == Err(true) {
             return Err(e);
         }

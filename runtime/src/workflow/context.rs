@@ -1,5 +1,9 @@
 //! The context a workflow runs with: activities, durable timers, and deterministic stand-ins for time,
 //! randomness and ids. Everything here is recorded in, or replayed from, the workflow's history.
+//!
+//! Workflow cancellation lives here too: once the workflow has seen its cancel request, work started
+//! in its main scope resolves `Cancelled` without being scheduled ([`WfState::refuses_new_work`]),
+//! and work in the detached scope ([`WorkflowContext::detached`]) is shielded from the cancel.
 
 use crate::activity::definition::ActivityDefinition;
 use crate::definition::{ActivityOptions, CanCancel, CancelCapability, Cancellable};
@@ -36,9 +40,19 @@ pub(crate) struct ActivitySlot {
     pub(crate) cancellation_type: CancellationType,
     pub(crate) cancel_requested: bool,
     pub(crate) local: bool,
+    /// Started through [`WorkflowContext::detached`]: the workflow's cancel leaves it alone.
+    pub(crate) detached: bool,
     pub(crate) activity_type: String,
     /// For local activities: what the worker needs to run it.
     pub(crate) local_call: Option<(Value, ActivityOptions)>,
+}
+
+/// A durable timer: its outcome once it has one, and its scope.
+#[derive(Debug)]
+struct TimerSlot {
+    result: Option<Result<(), WorkflowError>>,
+    /// Started through [`WorkflowContext::detached`]: the workflow's cancel leaves it alone.
+    detached: bool,
 }
 
 /// The workflow-side state shared by the context and every future it hands out.
@@ -48,10 +62,14 @@ pub(crate) struct WfState {
     /// Commands produced since the last drain, as the history events they become.
     pub(crate) commands: Vec<EventKind>,
     pub(crate) activities: HashMap<u64, ActivitySlot>,
-    timers: HashMap<u64, Option<Result<(), WorkflowError>>>,
+    timers: HashMap<u64, TimerSlot>,
     pub(crate) now_ms: i64,
     rng: u64,
+    /// The workflow has seen its `WorkflowCancelRequested` event.
     pub(crate) cancel_requested: bool,
+    /// While the executor replays a recorded workflow task: the activities and timers (by seq) that
+    /// the task's recorded commands scheduled. Empty otherwise.
+    pub(crate) replaying_starts: Vec<u64>,
     /// Set when a handle resolved during a poll, so the executor polls again.
     pub(crate) changed: bool,
     /// Set when the instance is being thrown away: drops then record nothing.
@@ -80,6 +98,7 @@ impl WfState {
             now_ms: 0,
             rng,
             cancel_requested: false,
+            replaying_starts: Vec::new(),
             changed: false,
             discarded: false,
         }
@@ -89,6 +108,19 @@ impl WfState {
         let s = self.next_seq;
         self.next_seq += 1;
         s
+    }
+
+    /// The rule of workflow cancellation, for a new activity (regular or local) or timer `seq`: true
+    /// when it is to resolve `Cancelled` at once, with no command. That is when the workflow has seen
+    /// its cancel request (an event at a fixed point of the history, so replay decides the same) and
+    /// the work is started in the main scope, not through [`WorkflowContext::detached`].
+    ///
+    /// One exception keeps histories written before this rule replaying: when a recorded task being
+    /// replayed scheduled this very seq (a main-scope activity its code started after the request, as
+    /// builds before `detached()` did), it is scheduled again, and the recorded commands are checked
+    /// as always. Live tasks have no recorded commands, so the rule always applies to new work.
+    fn refuses_new_work(&self, detached: bool, seq: u64) -> bool {
+        self.cancel_requested && !detached && !self.replaying_starts.contains(&seq)
     }
 
     /// Requests the cancel of activity `seq` according to its cancellation type.
@@ -147,29 +179,32 @@ impl WfState {
             } => self.resolve_activity(*activity_seq, result.clone()),
             EventKind::TimerFired { timer_seq } => {
                 if let Some(t) = self.timers.get_mut(timer_seq) {
-                    if t.is_none() {
-                        *t = Some(Ok(()));
+                    if t.result.is_none() {
+                        t.result = Some(Ok(()));
                     }
                 }
             }
             EventKind::WorkflowCancelRequested {} if !self.cancel_requested => {
+                // The cancel reaches the main scope's pending work; the detached scope's goes on.
                 self.cancel_requested = true;
                 let mut timers: Vec<u64> = self
                     .timers
                     .iter()
-                    .filter(|(_, r)| r.is_none())
+                    .filter(|(_, t)| t.result.is_none() && !t.detached)
                     .map(|(s, _)| *s)
                     .collect();
                 timers.sort_unstable();
                 for seq in timers {
-                    self.timers.insert(seq, Some(Err(WorkflowError::Cancelled)));
+                    if let Some(t) = self.timers.get_mut(&seq) {
+                        t.result = Some(Err(WorkflowError::Cancelled));
+                    }
                     self.commands
                         .push(EventKind::TimerCancelled { timer_seq: seq });
                 }
                 let mut acts: Vec<u64> = self
                     .activities
                     .iter()
-                    .filter(|(_, a)| a.result.is_none() && !a.cancel_requested)
+                    .filter(|(_, a)| a.result.is_none() && !a.cancel_requested && !a.detached)
                     .map(|(s, _)| *s)
                     .collect();
                 acts.sort_unstable();
@@ -209,22 +244,33 @@ impl WfState {
 /// The context of a workflow run. Cheap to clone.
 ///
 /// Every call is deterministic: on replay it returns what it returned the first time.
+///
+/// The context a workflow receives is its **main scope**: once a client has asked to cancel the
+/// workflow, activities and timers started through it resolve `Cancelled` at once, without being
+/// scheduled. [`WorkflowContext::detached`] gives the **detached scope**, for cleanup that must run
+/// all the same.
 #[derive(Clone)]
 pub struct WorkflowContext {
     state: Arc<Mutex<WfState>>,
+    /// This is the detached scope: the workflow's cancel does not reach what it starts.
+    detached: bool,
 }
 
 impl std::fmt::Debug for WorkflowContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowContext")
             .field("info", &self.lock().info)
+            .field("detached", &self.detached)
             .finish()
     }
 }
 
 impl WorkflowContext {
     pub(crate) fn new(state: Arc<Mutex<WfState>>) -> Self {
-        WorkflowContext { state }
+        WorkflowContext {
+            state,
+            detached: false,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, WfState> {
@@ -234,6 +280,10 @@ impl WorkflowContext {
 
     /// Calls an activity. Set options on the returned call, then `.await` it for the result or `.start()`
     /// it for a handle. The input type is the activity's, checked at compile time.
+    ///
+    /// Started in the main scope after the workflow was asked to cancel, the activity is not scheduled:
+    /// its handle resolves `Err(ActivityError::Cancelled { .. })` at once. Cleanup goes through
+    /// [`WorkflowContext::detached`].
     pub fn activity<A: ActivityDefinition>(
         &self,
         activity: A,
@@ -249,7 +299,8 @@ impl WorkflowContext {
     }
 
     /// Calls an activity as a local activity: it runs in this worker's process, its result is recorded
-    /// in the history, and it can always be cancelled (its future is dropped).
+    /// in the history, and it can always be cancelled (its future is dropped). After a cancel request,
+    /// in the main scope, it resolves `Cancelled` at once, as [`WorkflowContext::activity`] does.
     pub fn local_activity<A: ActivityDefinition>(
         &self,
         activity: A,
@@ -264,24 +315,32 @@ impl WorkflowContext {
         )
     }
 
-    /// A durable timer: survives restarts. Resolves `Err(WorkflowError::Cancelled)` at once if the
-    /// workflow is cancelled while it waits, or was cancelled before it began (write `.await?`).
+    /// A durable timer: survives restarts. In the main scope it resolves
+    /// `Err(WorkflowError::Cancelled)` at once if the workflow is cancelled while it waits, or was
+    /// cancelled before it began, and then no timer is started (write `.await?`). A timer of the
+    /// [detached scope](WorkflowContext::detached) fires whatever the workflow's cancel.
     pub fn sleep(&self, duration: Duration) -> Sleep {
         let mut st = self.lock();
         let seq = st.alloc_seq();
-        if st.cancel_requested {
-            // A cancelled workflow's sleeps end at once: cleanup runs activities, not timers.
-            st.timers.insert(seq, Some(Err(WorkflowError::Cancelled)));
+        let result = if st.refuses_new_work(self.detached, seq) {
+            Some(Err(WorkflowError::Cancelled))
         } else if duration.is_zero() {
-            st.timers.insert(seq, Some(Ok(())));
+            Some(Ok(()))
         } else {
             let fire_at_ms = st.now_ms.saturating_add(duration.as_millis() as i64);
-            st.timers.insert(seq, None);
             st.commands.push(EventKind::TimerStarted {
                 timer_seq: seq,
                 fire_at_ms,
             });
-        }
+            None
+        };
+        st.timers.insert(
+            seq,
+            TimerSlot {
+                result,
+                detached: self.detached,
+            },
+        );
         Sleep {
             ctx: self.clone(),
             seq,
@@ -317,14 +376,75 @@ impl WorkflowContext {
         self.lock().info.clone()
     }
 
-    /// True once a client has asked to cancel this workflow.
+    /// True once a client has asked to cancel this workflow (the workflow has seen the request). The
+    /// same in both scopes: the detached scope shields work from the cancel, not the news of it.
     pub fn is_cancelled(&self) -> bool {
         self.lock().cancel_requested
     }
 
-    /// Resolves once a client has asked to cancel this workflow.
+    /// Resolves once a client has asked to cancel this workflow, in both scopes.
     pub fn cancelled(&self) -> WorkflowCancelled {
         WorkflowCancelled { ctx: self.clone() }
+    }
+
+    /// The workflow's **detached scope**: a context whose activities and timers the workflow's cancel
+    /// does not reach, for cleanup that must run when the workflow is cancelled (compensations,
+    /// releasing what it holds). Temporal's Go SDK calls it `NewDisconnectedContext`.
+    ///
+    /// Once the workflow has seen a client's cancel request, an activity (regular or local) or a
+    /// timer started in the main scope (the context the workflow received) resolves `Cancelled` at
+    /// once, without being scheduled, and the main scope's pending work was cancelled (activities by
+    /// their [`CancellationType`], timers at once). Through the detached context, work is scheduled
+    /// and runs as usual, before or after the request; only its own `handle.cancel()`, or the
+    /// workflow's end, cancels it. Everything else (`now`, `random_u64`, `uuid`, `info`,
+    /// `is_cancelled`) is the same in both scopes. The returned context is `Clone + Send`, like this
+    /// one; calling `detached()` on it returns the detached scope again.
+    ///
+    /// # Examples
+    ///
+    /// A saga: each step that succeeded registers its compensation; on a failure or a cancel, the
+    /// compensations run newest first, in the detached scope.
+    ///
+    /// ```
+    /// use duraflow::prelude::*;
+    ///
+    /// #[activity] async fn reserve(order: u64) -> Result<(), ActivityError> { Ok(()) }
+    /// #[activity] async fn release(order: u64) -> Result<(), ActivityError> { Ok(()) }
+    /// #[activity] async fn charge(order: u64) -> Result<(), ActivityError> { Ok(()) }
+    /// #[activity] async fn refund(order: u64) -> Result<(), ActivityError> { Ok(()) }
+    /// #[activity] async fn ship(order: u64) -> Result<(), ActivityError> { Ok(()) }
+    ///
+    /// #[workflow]
+    /// async fn booking(ctx: WorkflowContext, order: u64) -> Result<(), WorkflowError> {
+    ///     let mut done = Vec::new();
+    ///     let steps = async {
+    ///         ctx.activity(reserve, order).await?;
+    ///         done.push("reserve");
+    ///         ctx.activity(charge, order).await?;
+    ///         done.push("charge");
+    ///         ctx.activity(ship, order).await
+    ///     };
+    ///     if let Err(e) = steps.await {
+    ///         // Cancelled or failed: undo what was done. The main scope would refuse this work
+    ///         // after a cancel request; the detached scope runs it.
+    ///         let cleanup = ctx.detached();
+    ///         for step in done.into_iter().rev() {
+    ///             match step {
+    ///                 "charge" => cleanup.activity(refund, order).await?,
+    ///                 _ => cleanup.activity(release, order).await?,
+    ///             }
+    ///         }
+    ///         return Err(e.into()); // a cancellation ends the workflow `Cancelled`
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn detached(&self) -> WorkflowContext {
+        WorkflowContext {
+            state: self.state.clone(),
+            detached: true,
+        }
     }
 }
 
@@ -421,6 +541,7 @@ impl<O, C> ActivityCall<O, C> {
             cancellation_type: self.cancellation_type,
             cancel_requested: false,
             local: self.local,
+            detached: self.ctx.detached,
             activity_type: self.activity_type.to_string(),
             local_call: None,
         };
@@ -435,6 +556,11 @@ impl<O, C> ActivityCall<O, C> {
                         format!("activity `{}` was not scheduled: {msg}", self.activity_type),
                     )),
                 }));
+            }
+            Ok(_) if st.refuses_new_work(self.ctx.detached, seq) => {
+                // Started in the main scope of a cancelled workflow: never scheduled.
+                slot.cancel_requested = true;
+                slot.result = Some(Err(ActivityError::cancelled()));
             }
             Ok(input) => {
                 let task_queue = self
@@ -544,7 +670,12 @@ impl Future for Sleep {
     type Output = Result<(), WorkflowError>;
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let r = self.ctx.lock().timers.get(&self.seq).cloned().flatten();
+        let r = self
+            .ctx
+            .lock()
+            .timers
+            .get(&self.seq)
+            .and_then(|t| t.result.clone());
         match r {
             Some(r) => {
                 self.done = true;
@@ -565,8 +696,8 @@ impl Drop for Sleep {
             return;
         }
         if let Some(slot) = st.timers.get_mut(&self.seq) {
-            if slot.is_none() {
-                *slot = Some(Err(WorkflowError::Cancelled));
+            if slot.result.is_none() {
+                slot.result = Some(Err(WorkflowError::Cancelled));
                 st.commands.push(EventKind::TimerCancelled {
                     timer_seq: self.seq,
                 });

@@ -192,7 +192,19 @@ impl WorkflowInstance {
                         }
                         inbound += 1;
                     }
-                    let produced = inst.activate(*task_time_ms)?;
+                    // What this task scheduled, so that work the history has is produced again
+                    // (see `WfState::refuses_new_work`); the commands are checked all the same.
+                    inst.lock().replaying_starts = recorded
+                        .iter()
+                        .filter_map(|e| match e.kind {
+                            EventKind::ActivityScheduled { activity_seq, .. } => Some(activity_seq),
+                            EventKind::TimerStarted { timer_seq, .. } => Some(timer_seq),
+                            _ => None,
+                        })
+                        .collect();
+                    let produced = inst.activate(*task_time_ms);
+                    inst.lock().replaying_starts.clear();
+                    let produced = produced?;
                     check_commands(&info, &produced, &recorded, ev)?;
                     recorded.clear();
                     inst.own_marker_seq = ev.seq;
