@@ -215,8 +215,9 @@ pub use duraflow_runtime::*;
 pub mod prelude {
     pub use duraflow_macros::{activity, workflow};
     pub use duraflow_runtime::{
-        join, select, ActivityContext, ActivityError, ActivityHandle, CancellationType, Client,
-        Registry, RetryPolicy, Store, TimeoutKind, Worker, WorkflowContext, WorkflowError,
+        join, select, ActivityContext, ActivityError, ActivityHandle, CancelReason,
+        CancellationType, Client, Registry, RetryPolicy, Store, TimeoutKind, Worker,
+        WorkflowContext, WorkflowError,
     };
     pub use serde::{Deserialize, Serialize};
     pub use std::time::Duration;

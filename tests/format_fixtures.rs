@@ -19,12 +19,12 @@ mod support;
 
 use duraflow::prelude::*;
 use duraflow::{
-    Client, Error, EventKind, HistoryEvent, Store, TimeoutKind, Worker, WorkerHandle,
-    WorkerOptions, WorkflowStatus,
+    Client, Error, EventKind, HistoryEvent, Store, TimeoutKind, Worker, WorkerOptions,
+    WorkflowStatus,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use support::{eventually, note, noted, within};
+use support::{eventually, note, noted, stop, within};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -54,10 +54,6 @@ fn worker(store: &Store) -> Worker {
     o.poll_interval = Duration::from_millis(100);
     o.shutdown_grace = Duration::from_secs(3);
     Worker::new(store).options(o)
-}
-
-async fn stop(w: WorkerHandle) {
-    within(Duration::from_secs(15), "worker shutdown", w.shutdown()).await;
 }
 
 // ---------------------------------------------------------------------------------------------

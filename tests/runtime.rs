@@ -7,10 +7,10 @@ mod support;
 use duraflow::prelude::*;
 use duraflow::{
     Client, Error, EventKind, HistoryEvent, ListFilter, NondeterminismPolicy, Store, TimeoutKind,
-    Worker, WorkerHandle, WorkerOptions, WorkflowStatus,
+    Worker, WorkerOptions, WorkflowStatus,
 };
 use serde_json::json;
-use support::{eventually, note, noted, wid, within, TestDb};
+use support::{assert_contiguous, count, eventually, note, noted, stop, wid, within, TestDb};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -287,20 +287,6 @@ async fn overtaken_wf(ctx: WorkflowContext) -> Result<u32, WorkflowError> {
 
 async fn history(client: &Client, id: &str) -> Vec<HistoryEvent> {
     client.history(id).await.expect("history")
-}
-
-fn count(h: &[HistoryEvent], pred: impl Fn(&EventKind) -> bool) -> usize {
-    h.iter().filter(|e| pred(&e.kind)).count()
-}
-
-fn assert_contiguous(h: &[HistoryEvent]) {
-    for (i, e) in h.iter().enumerate() {
-        assert_eq!(e.seq, i as u64 + 1, "history seqs are contiguous from 1");
-    }
-}
-
-async fn stop(w: WorkerHandle) {
-    within(Duration::from_secs(10), "worker shutdown", w.shutdown()).await;
 }
 
 // ---------------------------------------------------------------------------------------------

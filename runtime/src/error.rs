@@ -76,6 +76,13 @@ pub enum ActivityError {
         /// The last attempt's error.
         cause: Box<ActivityError>,
     },
+    /// The worker running the attempt is shutting down: what `ctx.heartbeat(..)` returns once a
+    /// worker's `shutdown()` began (and no cancel was requested). An attempt that ends with it (or
+    /// with a cancellation the worker's shutdown caused) is not a failure: it is handed to another
+    /// worker at once, as a new attempt; a local activity starts again from attempt 1 when its
+    /// workflow next runs.
+    #[error("the worker is shutting down")]
+    WorkerShutdown,
 }
 
 impl ActivityError {
@@ -113,6 +120,12 @@ impl ActivityError {
         }
     }
 
+    /// True when the attempt ended because its worker is shutting down
+    /// ([`ActivityError::WorkerShutdown`]).
+    pub fn is_worker_shutdown(&self) -> bool {
+        matches!(self.cause(), ActivityError::WorkerShutdown)
+    }
+
     /// The innermost cause: for [`ActivityError::Failed`] its last attempt's error, else `self`.
     pub fn cause(&self) -> &ActivityError {
         match self {
@@ -144,6 +157,7 @@ impl ActivityError {
             ActivityError::Application { error_type, .. } => error_type,
             ActivityError::Timeout { .. } => "Timeout",
             ActivityError::Failed { .. } => "Failed",
+            ActivityError::WorkerShutdown => "WorkerShutdown",
         }
     }
 
@@ -153,7 +167,7 @@ impl ActivityError {
             ActivityError::Cancelled { details }
             | ActivityError::Timeout { details, .. }
             | ActivityError::Application { details, .. } => details.as_ref(),
-            ActivityError::Failed { .. } => None,
+            ActivityError::Failed { .. } | ActivityError::WorkerShutdown => None,
         }?;
         serde_json::from_value(v.clone()).ok()
     }

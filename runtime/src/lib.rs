@@ -18,7 +18,7 @@ mod store;
 mod worker;
 mod workflow;
 
-pub use activity::context::{ActivityContext, ActivityInfo, TestActivityProbe};
+pub use activity::context::{ActivityContext, ActivityInfo, CancelReason, TestActivityProbe};
 pub use activity::definition::{ActivityDefinition, DynActivity};
 pub use api::client::{Client, StartOptions, WorkflowHandle};
 pub use api::registry::{AnyDefinition, Register, Registry};

@@ -10,7 +10,7 @@
 
 pub mod crash;
 
-use duraflow::{ActivityContext, Store};
+use duraflow::{ActivityContext, EventKind, HistoryEvent, Store, WorkerHandle};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -217,6 +217,23 @@ pub async fn within<T>(
     tokio::time::timeout(limit, fut)
         .await
         .unwrap_or_else(|_| panic!("timed out after {limit:?}: {what}"))
+}
+
+/// How many events of `h` match `pred`.
+pub fn count(h: &[HistoryEvent], pred: impl Fn(&EventKind) -> bool) -> usize {
+    h.iter().filter(|e| pred(&e.kind)).count()
+}
+
+/// Asserts that the events are numbered 1, 2, 3, ...
+pub fn assert_contiguous(h: &[HistoryEvent]) {
+    for (i, e) in h.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "history seqs are contiguous from 1");
+    }
+}
+
+/// Shuts a worker down, failing the test if that takes longer than 15 s.
+pub async fn stop(w: WorkerHandle) {
+    within(Duration::from_secs(15), "worker shutdown", w.shutdown()).await;
 }
 
 /// Generates one test per store for each listed `async fn NAME(db: &TestDb)`: `sqlite::NAME`,

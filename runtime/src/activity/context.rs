@@ -59,24 +59,75 @@ impl ActivityInfo {
     }
 }
 
-/// The shared cancellation flag of one attempt.
+/// Why an activity attempt is asked to stop: what [`ActivityContext::cancel_reason`] says once
+/// [`ActivityContext::cancelled`] resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// Its workflow cancelled it (or ended, or its lease was taken over): return the cancellation
+    /// (`ctx.heartbeat(..)?` does) to end cancelled.
+    Cancelled,
+    /// The worker running it is shutting down: it has until the end of the worker's
+    /// `shutdown_grace` to finish or to stop; an attempt it interrupts runs again elsewhere. A
+    /// cancel requested meanwhile still arrives, and then takes precedence.
+    WorkerShutdown,
+}
+
+/// The shared cancellation flag of one attempt, and the shutdown signal of the worker running it.
 #[derive(Clone, Debug)]
-pub(crate) struct CancelFlag(Arc<watch::Sender<bool>>);
+pub(crate) struct CancelFlag {
+    cancel: Arc<watch::Sender<bool>>,
+    /// The worker's shutdown signal (true once its `shutdown()` began).
+    shutdown: watch::Receiver<bool>,
+}
 
 impl CancelFlag {
-    pub(crate) fn new() -> Self {
-        CancelFlag(Arc::new(watch::channel(false).0))
+    /// A flag that also reports the worker's shutdown.
+    pub(crate) fn with_shutdown(shutdown: watch::Receiver<bool>) -> Self {
+        CancelFlag {
+            cancel: Arc::new(watch::channel(false).0),
+            shutdown,
+        }
     }
     pub(crate) fn cancel(&self) {
-        self.0.send_replace(true);
+        self.cancel.send_replace(true);
+    }
+    /// Whether a real cancel (not a shutdown) reached the attempt.
+    pub(crate) fn is_cancel_requested(&self) -> bool {
+        *self.cancel.borrow()
+    }
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        if self.is_cancel_requested() {
+            Some(CancelReason::Cancelled)
+        } else if self.is_shutting_down() {
+            Some(CancelReason::WorkerShutdown)
+        } else {
+            None
+        }
     }
     pub(crate) fn is_cancelled(&self) -> bool {
-        *self.0.borrow()
+        self.reason().is_some()
     }
     pub(crate) async fn cancelled(&self) {
-        let mut rx = self.0.subscribe();
+        let mut rx = self.cancel.subscribe();
         // The sender lives as long as `self`, so `wait_for` only returns once the flag is set.
-        let _ = rx.wait_for(|c| *c).await;
+        let cancel = async move {
+            let _ = rx.wait_for(|c| *c).await;
+        };
+        let mut s = self.shutdown.clone();
+        let shutdown = async move {
+            if s.wait_for(|c| *c).await.is_err() {
+                // The worker is gone without a shutdown: only a cancel can come now.
+                std::future::pending::<()>().await
+            }
+        };
+        tokio::select! {
+            _ = cancel => {}
+            _ = shutdown => {}
+        }
     }
 }
 
@@ -125,7 +176,8 @@ impl ActivityContext {
     /// assert!(ctx.heartbeat(&4u32).unwrap_err().is_cancelled());
     /// ```
     pub fn for_test(activity_type: &str) -> (ActivityContext, TestActivityProbe) {
-        let cancel = CancelFlag::new();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let cancel = CancelFlag::with_shutdown(shutdown_rx);
         let (tx, rx) = watch::channel(None);
         let ctx = ActivityContext::new(
             ActivityInfo::for_test(activity_type),
@@ -137,6 +189,7 @@ impl ActivityContext {
             ctx,
             TestActivityProbe {
                 cancel,
+                shutdown,
                 details: rx,
             },
         )
@@ -148,7 +201,9 @@ impl ActivityContext {
     /// details stored only when the attempt ends.
     ///
     /// Returns `Err(ActivityError::Cancelled { .. })` once a cancellation has reached the activity:
-    /// write `ctx.heartbeat(&d)?` to end cancelled.
+    /// write `ctx.heartbeat(&d)?` to end cancelled. Once the worker running it began to shut down
+    /// (and no cancel was requested), it returns `Err(ActivityError::WorkerShutdown)`: `?` then
+    /// hands the attempt to another worker, its details stored. The details are stored either way.
     pub fn heartbeat<T: Serialize + ?Sized>(&self, details: &T) -> Result<(), ActivityError> {
         let value = serde_json::to_value(details).map_err(|e| {
             ActivityError::non_retryable(
@@ -159,12 +214,13 @@ impl ActivityContext {
         if let Some(tx) = &self.inner.heartbeat {
             tx.send_replace(Some(value.clone()));
         }
-        if self.inner.cancel.is_cancelled() {
-            return Err(ActivityError::Cancelled {
+        match self.inner.cancel.reason() {
+            Some(CancelReason::Cancelled) => Err(ActivityError::Cancelled {
                 details: Some(value),
-            });
+            }),
+            Some(CancelReason::WorkerShutdown) => Err(ActivityError::WorkerShutdown),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The details of the last heartbeat of an earlier attempt, decoded as `T`: resume from there.
@@ -175,14 +231,23 @@ impl ActivityContext {
             .and_then(|v| serde_json::from_value(v.clone()).ok())
     }
 
-    /// Resolves once a cancellation has reached this attempt.
+    /// Resolves once a cancellation has reached this attempt, or the worker running it began to
+    /// shut down: [`ActivityContext::cancel_reason`] tells which. On a shutdown the attempt has
+    /// until the end of the worker's `shutdown_grace` to finish or stop (then its future is
+    /// dropped); a cancel requested meanwhile still arrives.
     pub async fn cancelled(&self) {
         self.inner.cancel.cancelled().await
     }
 
-    /// True once a cancellation has reached this attempt.
+    /// True once a cancellation has reached this attempt, or its worker began to shut down.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancel.is_cancelled()
+    }
+
+    /// Why the attempt is asked to stop, if it is: a cancel ([`CancelReason::Cancelled`], which
+    /// wins) or its worker's shutdown ([`CancelReason::WorkerShutdown`]).
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.inner.cancel.reason()
     }
 
     /// Facts about this attempt.
@@ -195,6 +260,7 @@ impl ActivityContext {
 #[derive(Debug)]
 pub struct TestActivityProbe {
     cancel: CancelFlag,
+    shutdown: watch::Sender<bool>,
     details: watch::Receiver<Option<Value>>,
 }
 
@@ -202,6 +268,11 @@ impl TestActivityProbe {
     /// Delivers a cancellation, as a workflow's `handle.cancel()` would.
     pub fn cancel(&self) {
         self.cancel.cancel()
+    }
+
+    /// Tells the activity its worker is shutting down, as a worker's `shutdown()` would.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     /// The details of the latest heartbeat, decoded as `T`.

@@ -395,7 +395,8 @@ pub(crate) fn resolve_failure(
 }
 
 /// What an attempt's own result means: completed, cancelled (only if the code returned the
-/// cancellation), timed out for good (schedule-to-close), or a failure for the retry policy.
+/// cancellation), timed out for good (schedule-to-close), interrupted by its worker's shutdown (a
+/// retry at once, whatever the policy says), or a failure for the retry policy.
 pub(crate) fn resolve_result(
     task: &ClaimedActivity,
     result: std::result::Result<Value, ActivityError>,
@@ -404,6 +405,8 @@ pub(crate) fn resolve_result(
 ) -> ActivityResolution {
     match result {
         Ok(v) => ActivityResolution::Completed(v),
+        // Interrupted by its worker's shutdown: not a failure, handed to another worker at once.
+        Err(ActivityError::WorkerShutdown) => ActivityResolution::Retry { retry_at_ms: now },
         Err(ActivityError::Cancelled { details }) => ActivityResolution::Cancelled {
             details: details.or(last_details),
         },
@@ -707,6 +710,18 @@ mod tests {
                 details: Some(serde_json::json!(9))
             }
         );
+    }
+
+    #[test]
+    fn an_attempt_its_worker_shutdown_interrupted_is_retried_at_once_whatever_the_policy() {
+        let mut task = claimed(1);
+        task.attempt = 3;
+        task.options.retry_policy = RetryPolicy {
+            maximum_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let r = resolve_result(&task, Err(ActivityError::WorkerShutdown), None, NOW);
+        assert_eq!(r, ActivityResolution::Retry { retry_at_ms: NOW });
     }
 
     #[test]

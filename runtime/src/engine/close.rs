@@ -82,6 +82,7 @@ mod tests {
                 task_time_ms: NOW,
                 commands: vec![cmd.clone()],
                 eager: None,
+                local_lease: None,
             };
             let (plan, outcome) = commit(&f, &c, vec![], NOW).unwrap();
             assert_eq!(plan.closes(), Some(&closed));

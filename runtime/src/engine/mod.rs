@@ -12,7 +12,7 @@
 //! | [`start`] | a new run: its first event, its first workflow task, its execution timeout |
 //! | [`workflow_task`] | claiming a workflow task, committing its commands (dispatching each to its kind's file), holding it, the one-commit continuation |
 //! | [`activity`] | scheduling, cancel requests, attempts, outcomes, retries, timeouts, deadlines |
-//! | [`local`] | a local activity's recorded outcome |
+//! | [`local`] | a local activity's recorded outcome; the lease its workflow task keeps while local activities run |
 //! | [`timer`] | starting, cancelling and firing durable timers |
 //! | [`cancel`] | a client's request to cancel a workflow |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
@@ -34,7 +34,9 @@ mod testkit;
 
 pub(crate) use activity::{ActivityResolution, ClaimedActivity, ExpiredActivity};
 pub(crate) use facts::{AttemptFacts, TaskState, WorkflowFacts, WorkflowStatus};
+pub(crate) use local::{LeaseRequest, LeaseState};
 pub(crate) use plan::{ClosedAs, Effect, Plan, WorkflowTaskEffect};
 pub(crate) use workflow_task::{
-    ClaimedWorkflowTask, CommitOutcome, Continuation, EagerClaim, FinishOutcome, WorkflowTaskCommit,
+    ClaimedWorkflowTask, CommitOutcome, Continuation, EagerClaim, FinishOutcome, LocalLease,
+    WorkflowTaskCommit,
 };

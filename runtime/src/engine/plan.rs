@@ -71,6 +71,10 @@ pub(crate) enum WorkflowTaskEffect {
     Complete,
     /// Hold it: pending again at `retry_at_ms`, with the reason shown by `describe`.
     Hold { reason: String, retry_at_ms: i64 },
+    /// Keep (or put) the task running, leased by `owner` until `until_ms`: the owner runs the
+    /// workflow's local activities. Should the owner stop, the lease expires and any worker takes
+    /// the task and replays the workflow, which starts its local activities again.
+    Lease { owner: String, until_ms: i64 },
 }
 
 /// A new activity task row.

@@ -106,6 +106,7 @@ mod tests {
                 EventKind::TimerCancelled { timer_seq: 1 },
             ],
             eager: None,
+            local_lease: None,
         };
         let (plan, _) = crate::engine::workflow_task::commit(&f, &c, vec![], NOW).unwrap();
         assert_eq!(

@@ -34,6 +34,20 @@ pub(crate) struct WorkflowTaskCommit {
     pub commands: Vec<EventKind>,
     /// Take up to this many of the new activity tasks for this worker in the same transaction.
     pub eager: Option<EagerClaim>,
+    /// The workflow has local activities this worker runs: keep its task leased to the worker
+    /// instead of completing it (see [`LocalLease`]).
+    pub local_lease: Option<LocalLease>,
+}
+
+/// A workflow task kept leased while its worker runs the workflow's local activities: they are
+/// recorded nowhere until they end, so the lease is what brings the workflow back (replayed by
+/// any worker, its local activities started again from attempt 1) should that worker stop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LocalLease {
+    /// The worker that runs the local activities.
+    pub worker_id: String,
+    /// The lease ends here unless renewed.
+    pub until_ms: i64,
 }
 
 /// Claim new activity tasks in the commit that creates them (this worker runs those types).
@@ -207,6 +221,13 @@ fn plan_commit(
                 }));
             st.plan.wake = true;
             outcome.rerun = true;
+        } else if let Some(lease) = &c.local_lease {
+            st.plan
+                .effects
+                .push(Effect::WorkflowTask(WorkflowTaskEffect::Lease {
+                    owner: lease.worker_id.clone(),
+                    until_ms: lease.until_ms,
+                }));
         } else {
             st.plan
                 .effects
@@ -362,7 +383,44 @@ mod tests {
             task_time_ms: NOW,
             commands,
             eager: None,
+            local_lease: None,
         }
+    }
+
+    #[test]
+    fn a_task_with_local_activities_running_stays_leased_to_their_worker() {
+        let f = facts_running(5, 3);
+        let mut c = commit_of(3, 4, vec![]);
+        c.local_lease = Some(LocalLease {
+            worker_id: "w".into(),
+            until_ms: NOW + 10_000,
+        });
+        let (plan, outcome) = commit(&f, &c, vec![], NOW).unwrap();
+        assert!(!outcome.rerun);
+        assert_eq!(
+            plan.effects.last(),
+            Some(&Effect::WorkflowTask(WorkflowTaskEffect::Lease {
+                owner: "w".into(),
+                until_ms: NOW + 10_000
+            }))
+        );
+        // Events it did not see: put back as pending (the next task leases it again).
+        let f = facts_running(7, 3);
+        let (plan, _) = commit(&f, &c, vec![], NOW).unwrap();
+        assert_eq!(
+            plan.effects.last(),
+            Some(&Effect::WorkflowTask(WorkflowTaskEffect::Requeue {
+                at_ms: NOW
+            }))
+        );
+        // A closing commit leaves no task at all.
+        let mut closing = c.clone();
+        closing.commands = vec![EventKind::WorkflowCompleted { result: 1.into() }];
+        let (plan, _) = commit(&facts_running(5, 3), &closing, vec![], NOW).unwrap();
+        assert!(!plan
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::WorkflowTask(_))));
     }
 
     #[test]

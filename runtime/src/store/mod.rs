@@ -5,7 +5,7 @@
 pub(crate) use crate::engine::start::NewWorkflow;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
-    ExpiredActivity, FinishOutcome, WorkflowStatus, WorkflowTaskCommit,
+    ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, WorkflowStatus, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Result, TimeoutKind, WorkflowError};
 use crate::history::HistoryEvent;
@@ -226,6 +226,18 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         activity_seq: u64,
         result: Result<Value, ActivityError>,
     ) -> Result<bool>;
+
+    /// The lease a workflow task keeps while its worker runs the workflow's local activities
+    /// (`commit.local_lease`): extends it, only checks it, or gives it up, as
+    /// `engine::local::renew` decides. `seen_through`: the last event the worker's workflow saw;
+    /// any later event (but an attempt's start) puts the task back as pending, due now.
+    async fn renew_local_lease(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        seen_through: u64,
+        request: LeaseRequest,
+    ) -> Result<LeaseState>;
 
     /// Fires due timers (and execution timeouts); returns how many.
     async fn fire_due_timers(&self, max: usize) -> Result<usize>;

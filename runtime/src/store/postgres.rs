@@ -1612,6 +1612,8 @@ impl StoreBackend for PostgresStore {
             Vec::new(),
             now,
         );
+        // LOCAL-ACTIVITY LEASE (new, see `local_lease_pg` at the end of this file): port by hand.
+        local_lease_pg::push_keep_leased(&mut batch, &c, pending.outcome.rerun);
         let res = tx.run(batch, true, ctx).await?;
         pending.complete(&res).map(Some)
     }
@@ -1935,6 +1937,17 @@ impl StoreBackend for PostgresStore {
         Ok(true)
     }
 
+    async fn renew_local_lease(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        seen_through: u64,
+        request: super::LeaseRequest,
+    ) -> Result<super::LeaseState> {
+        // LOCAL-ACTIVITY LEASE (new, see `local_lease_pg` at the end of this file): port by hand.
+        local_lease_pg::renew(self, workflow_id, token, seen_through, request).await
+    }
+
     async fn fire_due_timers(&self, max: usize) -> Result<usize> {
         let ctx = "firing timers";
         let now = now_ms();
@@ -2138,5 +2151,129 @@ impl StoreBackend for PostgresStore {
 
     fn external_wakeups(&self) -> Option<broadcast::Receiver<()>> {
         Some(self.wake_tx.subscribe())
+    }
+}
+
+// =============================================================================================
+// LOCAL-ACTIVITY LEASE: new in this change, kept apart so that it is easy to port by hand to the
+// rewritten Postgres store. Two pieces:
+//
+// 1. `push_keep_leased`, called by `commit_workflow_task` after `push_commit`: a commit whose
+//    `WorkflowTaskCommit::local_lease` is set, and that neither closes the workflow nor is put back
+//    (rerun), keeps the workflow task running, leased to the worker until `until_ms`, instead of
+//    deleting it (the engine's `WorkflowTaskEffect::Lease`; SQLite: `sqlite/apply.rs`).
+// 2. `renew`, the `StoreBackend::renew_local_lease` transition: reads the facts
+//    `engine::local::renew` needs (status, token, task state, the event types after
+//    `seen_through`) under the workflow row lock and applies its plan (`Requeue` or `Lease`).
+//
+// Continuations (`finish_activity_and_continue`) never carry a lease: the worker does not take the
+// one-commit step for a workflow with local activities running.
+// =============================================================================================
+mod local_lease_pg {
+    use super::*;
+    use crate::engine::plan::{Effect, WorkflowTaskEffect};
+    use crate::engine::{LeaseRequest, LeaseState, TaskState, WorkflowFacts};
+
+    /// The workflow task stays (or is put back) running, leased to `$2` until `$3`.
+    const SQL_LEASE_KEEP: &str = "
+INSERT INTO workflow_tasks(workflow_id, task_queue, workflow_type, state, visible_at, lease_owner,
+                           lease_expires)
+SELECT workflow_id, task_queue, workflow_type, 'running', $3::BIGINT, $2::TEXT, $3::BIGINT
+  FROM workflows WHERE workflow_id = $1::TEXT AND status = 'running'
+ON CONFLICT (workflow_id) DO UPDATE SET state = 'running', lease_owner = excluded.lease_owner,
+       lease_expires = excluded.lease_expires";
+
+    /// The workflow row (locked), its task's state, and the types of the events after `$2`.
+    const SQL_LEASE_LOCK: &str = "
+SELECT w.status, w.wft_token,
+       (SELECT t.state FROM workflow_tasks t WHERE t.workflow_id = w.workflow_id),
+       ARRAY(SELECT h.event_type FROM history h
+              WHERE h.workflow_id = w.workflow_id AND h.seq > $2::BIGINT ORDER BY h.seq)
+  FROM workflows w WHERE w.workflow_id = $1::TEXT
+   FOR UPDATE OF w";
+
+    pub(super) fn push_keep_leased(batch: &mut Batch, c: &WorkflowTaskCommit, rerun: bool) {
+        let Some(lease) = &c.local_lease else {
+            return;
+        };
+        if rerun || c.commands.iter().any(is_close) {
+            return;
+        }
+        batch.push(
+            SQL_LEASE_KEEP,
+            vec![
+                p(c.workflow_id.clone()),
+                p(lease.worker_id.clone()),
+                p(lease.until_ms),
+            ],
+        );
+    }
+
+    pub(super) async fn renew(
+        store: &PostgresStore,
+        workflow_id: &str,
+        token: i64,
+        seen_through: u64,
+        request: LeaseRequest,
+    ) -> Result<LeaseState> {
+        let ctx = "renewing a local-activity lease";
+        let now = now_ms();
+        let mut tx = Tx::new(store.client().await?);
+        let rows = tx
+            .query(
+                SQL_LEASE_LOCK,
+                vec![p(workflow_id.to_string()), p(seen_through as i64)],
+                ctx,
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            tx.run(Batch::default(), true, ctx).await?;
+            return Ok(LeaseState::Lost);
+        };
+        let status: String = col(row, 0)?;
+        let task: Option<String> = col(row, 2)?;
+        let unseen: Vec<String> = col(row, 3)?;
+        let facts = WorkflowFacts {
+            workflow_id: workflow_id.to_string(),
+            run_id: String::new(),
+            status: WorkflowStatus::parse(&status)?,
+            next_event_seq: 0,
+            wft_token: col(row, 1)?,
+            task: task.as_deref().map(TaskState::parse).transpose()?,
+            cancel_requested: false,
+            activities: HashMap::new(),
+            unseen: unseen.into_iter().map(|name| (0, name)).collect(),
+        };
+        let (state, plan) = crate::engine::local::renew(&facts, token, &request, now);
+        let mut batch = Batch::default();
+        if let Some(plan) = plan {
+            for effect in &plan.effects {
+                match effect {
+                    Effect::WorkflowTask(WorkflowTaskEffect::Requeue { at_ms }) => {
+                        batch.push(SQL_WFT_RERUN, vec![p(workflow_id.to_string()), p(*at_ms)]);
+                    }
+                    Effect::WorkflowTask(WorkflowTaskEffect::Lease { owner, until_ms }) => {
+                        batch.push(
+                            SQL_LEASE_KEEP,
+                            vec![
+                                p(workflow_id.to_string()),
+                                p(owner.clone()),
+                                p(*until_ms),
+                            ],
+                        );
+                    }
+                    other => {
+                        return Err(Error::Database(format!(
+                            "Postgres store: a lease renewal planned an effect it does not apply: {other:?}"
+                        )))
+                    }
+                }
+            }
+            if plan.wake {
+                store.notify(&mut batch);
+            }
+        }
+        tx.run(batch, true, ctx).await?;
+        Ok(state)
     }
 }

@@ -17,16 +17,13 @@ impl Shared {
             activity_seq = task.activity_seq,
             attempt = task.attempt,
         );
-        lock(&self.attempts).spawn(
+        self.tasks.spawn(
             async move {
                 me.run_attempt(task).await;
                 drop(permit);
             }
             .instrument(span),
         );
-        // Reap finished attempts so the set does not grow.
-        let mut set = lock(&self.attempts);
-        while set.try_join_next().is_some() {}
     }
 
     pub(super) async fn run_attempt(self: Arc<Self>, task: ClaimedActivity) {
@@ -34,7 +31,7 @@ impl Shared {
             return;
         };
         let key = (task.workflow_id.clone(), task.activity_seq);
-        let flag = CancelFlag::new();
+        let flag = self.cancel_flag();
         if task.cancel_requested {
             flag.cancel();
         }
@@ -63,7 +60,7 @@ impl Shared {
         );
         // Without a heartbeat timeout, details are stored when the attempt ends (no flusher task).
         let flusher = task.options.heartbeat_timeout.map(|_| {
-            tokio::spawn(heartbeat_flusher(
+            self.tasks.spawn(heartbeat_flusher(
                 self.store.clone(),
                 task.clone(),
                 hb_rx,
@@ -80,7 +77,11 @@ impl Shared {
             i64::MAX / 2,
         );
         let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
-        let outcome = tokio::time::timeout(budget, fut).await;
+        // At the end of a shutdown's grace the attempt is stopped: its future is dropped here.
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(budget, fut) => Some(r),
+            _ = self.kill.cancelled() => None,
+        };
         if let Some(f) = flusher {
             f.abort();
         }
@@ -93,13 +94,15 @@ impl Shared {
         }
         let details = last_details.borrow().clone();
         let result = match outcome {
-            Err(_) => Err(ActivityError::Timeout {
+            None => Err(ActivityError::WorkerShutdown),
+            Some(Err(_)) => Err(ActivityError::Timeout {
                 kind: hard_kind,
                 details: details.clone(),
             }),
-            Ok(Err(p)) => Err(panic_error(p)),
-            Ok(Ok(r)) => r,
+            Some(Ok(Err(p))) => Err(panic_error(p)),
+            Some(Ok(Ok(r))) => r,
         };
+        let result = interrupted_by_shutdown(&flag, result);
         let resolution = resolve_result(&task, result, details.clone(), now_ms());
         if self.try_continue(&task, &resolution, &details).await {
             return;
@@ -136,13 +139,24 @@ impl Shared {
         let Some((mut inst, _busy)) = self.cache_take_busy(&task.workflow_id, &task.run_id) else {
             return false;
         };
+        if inst.has_unresolved_local() {
+            // Its workflow task is leased while its local activities run: the ordinary way.
+            self.cache_put(&task.workflow_id, &task.run_id, inst);
+            return false;
+        }
         inst.deliver_kind(&event);
         let now = now_ms();
         let Ok(commands) = inst.activate(now) else {
             // Let the ordinary workflow task replay it and hold it with the reason.
             return false;
         };
+        if inst.has_unresolved_local() {
+            // A continuation commits without a workflow task to keep leased for the new local
+            // activities: drop the instance, and let the ordinary workflow task run them.
+            return false;
+        }
         self.deliver_cancels_early(&task.workflow_id, &commands);
+        let (eager, slots) = self.eager_claim();
         let cont = Continuation {
             commit: WorkflowTaskCommit {
                 workflow_id: task.workflow_id.clone(),
@@ -150,7 +164,8 @@ impl Shared {
                 processed_through: 0,
                 task_time_ms: now,
                 commands: commands.clone(),
-                eager: self.eager_claim(),
+                eager,
+                local_lease: None,
             },
             delivered_through: inst.delivered_through,
             own_marker_seq: inst.own_marker_seq,
@@ -179,7 +194,11 @@ impl Shared {
                     inst,
                     &commands,
                     outcome,
-                    false,
+                    slots,
+                    AfterCommit {
+                        fresh: false,
+                        lease_token: None,
+                    },
                 );
             }
             Ok(FinishOutcome { recorded, .. }) => {
@@ -223,6 +242,23 @@ impl Shared {
     }
 }
 
+/// An attempt that ends in an error while its worker shuts down, with no cancel requested, was
+/// interrupted by the shutdown (a cancellation the shutdown caused is not the workflow's): it
+/// becomes [`ActivityError::WorkerShutdown`], which hands the activity on at once.
+pub(super) fn interrupted_by_shutdown(
+    flag: &CancelFlag,
+    result: Result<Value, ActivityError>,
+) -> Result<Value, ActivityError> {
+    match result {
+        Err(ActivityError::Cancelled { .. })
+            if flag.is_shutting_down() && !flag.is_cancel_requested() =>
+        {
+            Err(ActivityError::WorkerShutdown)
+        }
+        other => other,
+    }
+}
+
 pub(super) fn panic_error(p: Box<dyn std::any::Any + Send>) -> ActivityError {
     ActivityError::application(
         "Panic",
@@ -236,7 +272,7 @@ pub(super) fn panic_error(p: Box<dyn std::any::Any + Send>) -> ActivityError {
 pub(super) async fn heartbeat_flusher(
     store: Store,
     task: ClaimedActivity,
-    mut rx: watch::Receiver<Option<Value>>,
+    rx: watch::Receiver<Option<Value>>,
     flag: CancelFlag,
 ) {
     let throttle = task
@@ -244,26 +280,41 @@ pub(super) async fn heartbeat_flusher(
         .heartbeat_timeout
         .map(|d| d.mul_f64(0.8))
         .unwrap_or(Duration::from_secs(30));
-    let mut last_flush: Option<Instant> = None;
+    let store_one = |details: Option<Value>| {
+        let (store, task) = (store.clone(), task.clone());
+        async move {
+            let deadline =
+                attempt_deadline(&task.options, task.scheduled_ms, task.started_ms, now_ms());
+            store
+                .backend
+                .heartbeat(task.task_id, task.token, details, deadline)
+                .await
+        }
+    };
+    throttled_flush(throttle, rx, store_one, flag).await
+}
+
+/// The throttle of [`heartbeat_flusher`], apart from the store: `store_one` stores one heartbeat
+/// and says whether a cancel was requested (`None`: the lease was lost).
+async fn throttled_flush<F, Fut>(
+    throttle: Duration,
+    mut rx: watch::Receiver<Option<Value>>,
+    mut store_one: F,
+    flag: CancelFlag,
+) where
+    F: FnMut(Option<Value>) -> Fut,
+    Fut: std::future::Future<Output = crate::Result<Option<bool>>>,
+{
+    let mut last_flush: Option<tokio::time::Instant> = None;
     loop {
         if rx.changed().await.is_err() {
             break;
         }
         if let Some(t) = last_flush {
-            let next = t + throttle;
-            let now = Instant::now();
-            if next > now {
-                tokio::time::sleep(next - now).await;
-            }
+            tokio::time::sleep_until(t + throttle).await;
         }
         let details = rx.borrow_and_update().clone();
-        let deadline =
-            attempt_deadline(&task.options, task.scheduled_ms, task.started_ms, now_ms());
-        match store
-            .backend
-            .heartbeat(task.task_id, task.token, details, deadline)
-            .await
-        {
+        match store_one(details).await {
             Ok(Some(true)) => flag.cancel(),
             Ok(Some(false)) => {}
             Ok(None) => {
@@ -273,6 +324,52 @@ pub(super) async fn heartbeat_flusher(
             }
             Err(e) => tracing::warn!(error = %e, "could not store a heartbeat"),
         }
-        last_flush = Some(Instant::now());
+        last_flush = Some(tokio::time::Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On tokio's paused clock: 125 heartbeats 30 ms apart (the last at 3.72 s), a 1.6 s throttle.
+    /// Exactly four are stored: the first at once, then the latest at 1.6 s, 3.2 s and 4.8 s.
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_are_stored_throttled_the_latest_winning() {
+        let (tx, rx) = watch::channel::<Option<Value>>(None);
+        let stored: Arc<Mutex<Vec<(u128, Value)>>> = Arc::default();
+        let start = tokio::time::Instant::now();
+        let log = stored.clone();
+        let store_one = move |details: Option<Value>| {
+            let log = log.clone();
+            async move {
+                lock(&log).push((start.elapsed().as_millis(), details.unwrap_or_default()));
+                Ok(Some(false))
+            }
+        };
+        let flag = CancelFlag::with_shutdown(watch::channel(false).1);
+        let flusher = tokio::spawn(throttled_flush(
+            Duration::from_millis(1600),
+            rx,
+            store_one,
+            flag.clone(),
+        ));
+        tokio::task::yield_now().await;
+        for i in 1..=125u64 {
+            tx.send_replace(Some(i.into()));
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        drop(tx);
+        flusher.await.unwrap();
+        assert_eq!(
+            *lock(&stored),
+            vec![
+                (0, 1.into()),
+                (1600, 54.into()),
+                (3200, 107.into()),
+                (4800, 125.into())
+            ]
+        );
+        assert!(!flag.is_cancelled());
     }
 }

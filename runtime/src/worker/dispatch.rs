@@ -53,7 +53,15 @@ impl Shared {
             self.handle_expired(e).await;
         }
         let free = self.wf_slots.available_permits().min(BATCH);
-        if free > 0 && !self.wf_types.is_empty() {
+        let wf_slots = (free > 0 && !self.wf_types.is_empty())
+            .then(|| {
+                self.wf_slots
+                    .clone()
+                    .try_acquire_many_owned(free as u32)
+                    .ok()
+            })
+            .flatten();
+        if let Some(slots) = wf_slots {
             let tasks = store
                 .claim_workflow_tasks(
                     &self.id,
@@ -64,23 +72,26 @@ impl Shared {
                 )
                 .await?;
             more |= tasks.len() == free;
-            for task in tasks {
-                let permit = self.wf_slots.clone().try_acquire_owned().ok();
+            for (task, permit) in split_slots(tasks, Some(slots)) {
                 let me = self.clone();
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     me.process_workflow_task(task).await;
                     drop(permit);
                 });
             }
         }
-        let free = self.act_slots.available_permits().min(BATCH);
-        if free > 0 && !self.act_types.is_empty() {
+        let act_slots = if self.act_types.is_empty() {
+            None
+        } else {
+            self.reserve_activity_slots(BATCH)
+        };
+        if let Some(slots) = act_slots {
+            let free = slots.num_permits();
             let tasks = store
                 .claim_activity_tasks(&self.id, &self.queues, &self.act_types, free)
                 .await?;
             more |= tasks.len() == free;
-            for task in tasks {
-                let permit = self.act_slots.clone().try_acquire_owned().ok();
+            for (task, permit) in split_slots(tasks, Some(slots)) {
                 self.spawn_attempt(task, permit);
             }
         }
@@ -112,13 +123,6 @@ impl Shared {
                     Duration::from_millis(5).min(poll)
                 }
             }
-        }
-    }
-
-    pub(super) fn abandon_all(&self) {
-        lock(&self.attempts).abort_all();
-        for (_, h) in lock(&self.local_tasks).drain() {
-            h.abort();
         }
     }
 }

@@ -1,6 +1,34 @@
-//! Local activities: run in the workflow's worker, retried in process, recorded as markers.
+//! Local activities: run in the workflow's worker, retried in process, recorded as markers; and
+//! the lease their workflow task keeps meanwhile.
+//!
+//! Nothing of a local activity is stored until it ends, so while one runs its workflow task stays
+//! leased to the worker (`WorkflowTaskCommit::local_lease`), renewed by a keeper task. When the
+//! workflow has something new (an outcome of its local activities, a fired timer, another
+//! activity's outcome, a cancel request) the keeper gives the task up, due now, and it runs. When
+//! the worker stops (a shutdown, or a crash: the lease then expires), any worker takes the task,
+//! replays the workflow and starts the local activities that did not end again, from attempt 1.
 
 use super::*;
+
+/// How often a keeper looks for news at most, when woken by an unrelated wake-up.
+const CHECK_GAP: Duration = Duration::from_millis(25);
+
+/// The lease a workflow task keeps for this worker's local activities.
+pub(super) struct LeaseKeeper {
+    /// The token of the task the lease belongs to.
+    token: i64,
+    /// Pokes the keeper: a local activity of the workflow ended here.
+    poke: Arc<tokio::sync::Notify>,
+}
+
+/// How a local activity ended here.
+enum LocalOutcome {
+    /// Its outcome, to record.
+    Done(Result<Value, ActivityError>),
+    /// The worker's shutdown interrupted it: nothing is recorded, it starts again from attempt 1
+    /// when its workflow next runs.
+    Interrupted,
+}
 
 impl Shared {
     pub(super) fn spawn_local(
@@ -12,7 +40,8 @@ impl Shared {
         options: crate::definition::ActivityOptions,
     ) {
         let key = (info.workflow_id.clone(), seq);
-        if lock(&self.local_tasks).contains_key(&key) {
+        let mut locals = lock(&self.local_tasks);
+        if locals.contains_key(&key) {
             return;
         }
         let me = self.clone();
@@ -25,35 +54,39 @@ impl Shared {
             activity_type = %activity_type,
             activity_seq = seq,
         );
-        let handle = tokio::spawn(
+        let handle = self.tasks.spawn(
             async move {
-                let result = me.run_local(&info, seq, &activity_type, input, options).await;
-                lock(&me.local_tasks).remove(&(info.workflow_id.clone(), seq));
-                match me
-                    .store
-                    .backend
-                    .record_local_activity(&info.workflow_id, seq, result)
-                    .await
-                {
-                    Ok(_) => me.store.hub.wake_workers(),
-                    Err(e) => tracing::warn!(error = %e, "could not record a local activity's result; it runs again on replay"),
+                let outcome = me.run_local(&info, seq, &activity_type, input, options).await;
+                let wf = info.workflow_id.clone();
+                lock(&me.local_tasks).remove(&(wf.clone(), seq));
+                match outcome {
+                    LocalOutcome::Done(result) => {
+                        match me.store.backend.record_local_activity(&wf, seq, result).await {
+                            Ok(_) => me.store.hub.wake_workers(),
+                            Err(e) => tracing::warn!(error = %e, "could not record a local activity's result; it runs again on replay"),
+                        }
+                    }
+                    LocalOutcome::Interrupted => {
+                        tracing::info!("local activity interrupted by the worker's shutdown; it starts again when its workflow next runs")
+                    }
                 }
+                me.poke_lease(&wf);
             }
             .instrument(span),
         );
-        lock(&self.local_tasks).insert(key, handle.abort_handle());
+        locals.insert(key, Some(handle));
     }
 
-    pub(super) async fn run_local(
+    async fn run_local(
         &self,
         info: &WorkflowInfo,
         seq: u64,
         activity_type: &str,
         input: Value,
         options: crate::definition::ActivityOptions,
-    ) -> Result<Value, ActivityError> {
+    ) -> LocalOutcome {
         let Some(def) = self.registry.activity(activity_type).cloned() else {
-            return Err(ActivityError::Failed {
+            return LocalOutcome::Done(Err(ActivityError::Failed {
                 activity_type: activity_type.to_string(),
                 attempts: 0,
                 cause: Box::new(ActivityError::non_retryable(
@@ -63,11 +96,15 @@ impl Shared {
                         info.workflow_id
                     ),
                 )),
-            });
+            }));
         };
         let scheduled = now_ms();
         let mut attempt = 1u32;
         loop {
+            if self.is_draining() {
+                // No new attempt once the worker is shutting down.
+                return LocalOutcome::Interrupted;
+            }
             let started = now_ms();
             let (deadline, kind) = attempt_deadline(&options, scheduled, started, i64::MAX / 2);
             let ainfo = ActivityInfo {
@@ -84,13 +121,23 @@ impl Shared {
                 is_local: true,
                 idempotency_key: format!("{}/{}", info.run_id, seq),
             };
-            let ctx = ActivityContext::new(ainfo, None, CancelFlag::new(), None);
+            let flag = self.cancel_flag();
+            let ctx = ActivityContext::new(ainfo, None, flag.clone(), None);
             let fut = AssertUnwindSafe(def.execute_json(ctx, input.clone())).catch_unwind();
             let budget = Duration::from_millis((deadline - started).max(0) as u64);
-            let error = match tokio::time::timeout(budget, fut).await {
-                Ok(Ok(Ok(v))) => return Ok(v),
-                Ok(Ok(Err(e))) if e.is_cancelled() => return Err(e),
-                Ok(Ok(Err(e))) => e,
+            // At the end of a shutdown's grace the attempt is stopped: its future is dropped here.
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(budget, fut) => r,
+                _ = self.kill.cancelled() => return LocalOutcome::Interrupted,
+            };
+            let error = match outcome {
+                Ok(Ok(Ok(v))) => return LocalOutcome::Done(Ok(v)),
+                Ok(Ok(Err(e))) => match interrupted_by_shutdown(&flag, Err(e)) {
+                    Err(ActivityError::WorkerShutdown) => return LocalOutcome::Interrupted,
+                    Err(e) if e.is_cancelled() => return LocalOutcome::Done(Err(e)),
+                    Err(e) => e,
+                    Ok(v) => return LocalOutcome::Done(Ok(v)),
+                },
                 Ok(Err(p)) => panic_error(p),
                 Err(_) => ActivityError::Timeout {
                     kind,
@@ -108,24 +155,51 @@ impl Shared {
             ) {
                 ActivityResolution::Retry { retry_at_ms } => {
                     let wait = (retry_at_ms - now_ms()).max(0) as u64;
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    let mut draining = self.draining.subscribe();
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                        _ = draining.wait_for(|d| *d) => return LocalOutcome::Interrupted,
+                    }
                     attempt += 1;
                 }
-                ActivityResolution::Failed(e) | ActivityResolution::TimedOut(e) => return Err(e),
-                _ => return Err(ActivityError::cancelled()),
+                ActivityResolution::Failed(e) | ActivityResolution::TimedOut(e) => {
+                    return LocalOutcome::Done(Err(e))
+                }
+                _ => return LocalOutcome::Done(Err(ActivityError::cancelled())),
             }
         }
     }
 
-    pub(super) fn cancel_local(self: &Arc<Self>, workflow_id: &str, seq: u64) {
+    /// Stops a local activity running here whose cancel the workflow asked for, waits for its task
+    /// to end (its future dropped, its `Drop` guards run), and only then records it cancelled.
+    /// With `after_replay`, a local activity that no longer runs anywhere (the workflow was just
+    /// replayed) is recorded cancelled too; otherwise an activity not running here is left alone
+    /// (it is not a local one, or it ended).
+    pub(super) fn cancel_local(self: &Arc<Self>, workflow_id: &str, seq: u64, after_replay: bool) {
         let key = (workflow_id.to_string(), seq);
-        let Some(handle) = lock(&self.local_tasks).remove(&key) else {
-            return;
+        // The entry stays (empty) while the cancellation is under way: the activity still counts
+        // as running here, so its workflow task stays leased until the cancellation is recorded.
+        let running = {
+            let mut locals = lock(&self.local_tasks);
+            match locals.get_mut(&key) {
+                Some(slot) => match slot.take() {
+                    Some(handle) => Some(handle),
+                    None => return, // already being cancelled
+                },
+                None if after_replay => {
+                    locals.insert(key.clone(), None);
+                    None
+                }
+                None => return,
+            }
         };
-        handle.abort();
         let me = self.clone();
         let workflow_id = workflow_id.to_string();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
+            if let Some(handle) = running {
+                handle.abort();
+                let _ = handle.await;
+            }
             match me
                 .store
                 .backend
@@ -137,6 +211,118 @@ impl Shared {
                     tracing::warn!(error = %e, "could not record a local activity's cancellation")
                 }
             }
+            {
+                let mut locals = lock(&me.local_tasks);
+                if locals.get(&key).is_some_and(|h| h.is_none()) {
+                    locals.remove(&key);
+                }
+            }
+            me.poke_lease(&workflow_id);
         });
+    }
+
+    fn has_local_here(&self, workflow_id: &str) -> bool {
+        lock(&self.local_tasks)
+            .keys()
+            .any(|(wf, _)| wf == workflow_id)
+    }
+
+    fn poke_lease(&self, workflow_id: &str) {
+        if let Some(k) = lock(&self.leases).get(workflow_id) {
+            k.poke.notify_one();
+        }
+    }
+
+    /// Keeps the workflow task leased (claimed with `token`, committed with its marker at
+    /// `seen_through`) while local activities of the workflow run here.
+    pub(super) fn keep_lease(self: &Arc<Self>, workflow_id: &str, token: i64, seen_through: u64) {
+        let poke = Arc::new(tokio::sync::Notify::new());
+        {
+            let mut leases = lock(&self.leases);
+            if leases.get(workflow_id).is_some_and(|k| k.token == token) {
+                return;
+            }
+            leases.insert(
+                workflow_id.to_string(),
+                LeaseKeeper {
+                    token,
+                    poke: poke.clone(),
+                },
+            );
+        }
+        let me = self.clone();
+        let wf = workflow_id.to_string();
+        let span = tracing::info_span!("local_lease", workflow_id = %wf);
+        self.tasks.spawn(
+            async move {
+                me.run_lease(&wf, token, seen_through, poke).await;
+                let mut leases = lock(&me.leases);
+                if leases.get(&wf).is_some_and(|k| k.token == token) {
+                    leases.remove(&wf);
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn run_lease(
+        &self,
+        wf: &str,
+        token: i64,
+        seen_through: u64,
+        poke: Arc<tokio::sync::Notify>,
+    ) {
+        let lease = self.opts.workflow_task_lease;
+        let renew_every = (lease / 3).max(Duration::from_millis(1));
+        let mut extended = tokio::time::Instant::now();
+        let mut external = self.store.backend.external_wakeups();
+        loop {
+            let woken = self.store.hub.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let request = if !self.has_local_here(wf) {
+                LeaseRequest::Release
+            } else if extended.elapsed() >= renew_every {
+                LeaseRequest::Extend(LocalLease {
+                    worker_id: self.id.clone(),
+                    until_ms: now_ms().saturating_add(lease.as_millis() as i64),
+                })
+            } else {
+                LeaseRequest::Check
+            };
+            let extending = matches!(request, LeaseRequest::Extend(_));
+            let checked = tokio::time::Instant::now();
+            match self
+                .store
+                .backend
+                .renew_local_lease(wf, token, seen_through, request)
+                .await
+            {
+                Ok(LeaseState::Held) => {
+                    if extending {
+                        extended = checked;
+                    }
+                }
+                Ok(LeaseState::Released) => {
+                    self.store.hub.wake_workers();
+                    return;
+                }
+                Ok(LeaseState::Lost) => return,
+                Err(e) => tracing::warn!(error = %e, "could not renew a local activity's lease"),
+            }
+            let next_extend = extended + renew_every;
+            tokio::select! {
+                _ = poke.notified() => continue,
+                _ = tokio::time::sleep_until(next_extend) => continue,
+                _ = &mut woken => {}
+                _ = crate::store::next_external(&mut external) => {}
+            }
+            // Woken by something that may concern the workflow: look, but not more often than
+            // every CHECK_GAP.
+            tokio::select! {
+                _ = poke.notified() => {}
+                _ = tokio::time::sleep_until(checked + CHECK_GAP) => {}
+            }
+        }
     }
 }

@@ -7,22 +7,29 @@
 //! | `workflow_task.rs` | running a workflow task: replay or cached instance, commit, what follows it |
 //! | `cache.rs` | the instance cache and the one-commit step's hold on an instance |
 //! | `attempt.rs` | activity attempts: run, heartbeats, outcome, the one-commit step, timeouts |
-//! | `local.rs` | local activities |
+//! | `local.rs` | local activities, and the lease their workflow task keeps while they run |
+//! | `shutdown.rs` | the worker's shutdown: the notice, the grace, stopping what still runs |
+//!
+//! Every task a worker spawns (workflow tasks, attempts and their heartbeat flushers, local
+//! activities, their lease keepers and recorders) is tracked in `Shared::tasks`: `shutdown()`
+//! returns only once each has ended.
 
 mod attempt;
 mod cache;
 mod dispatch;
 mod local;
+mod shutdown;
 mod workflow_task;
 
-use attempt::panic_error;
+use attempt::{interrupted_by_shutdown, panic_error};
 use cache::CachedWorkflow;
 use dispatch::dispatch;
+use workflow_task::AfterCommit;
 
 use crate::activity::context::{ActivityContext, ActivityInfo, CancelFlag};
 use crate::api::registry::{Register, Registry};
 use crate::engine::activity::{attempt_deadline, resolve_failure, resolve_result, resolve_timeout};
-use crate::engine::EagerClaim;
+use crate::engine::{EagerClaim, LeaseRequest, LeaseState, LocalLease};
 use crate::error::{ActivityError, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
 use crate::store::{
@@ -37,9 +44,11 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// What a worker does with a workflow whose code no longer replays its history.
@@ -69,7 +78,9 @@ pub struct WorkerOptions {
     pub nondeterminism: NondeterminismPolicy,
     /// How often a held workflow is tried again. Default 10 s.
     pub held_retry_interval: Duration,
-    /// How long `shutdown` waits for running tasks before it abandons them. Default 10 s.
+    /// How long `shutdown` waits for running workflow tasks, activity attempts and local
+    /// activities (told at once that the worker is shutting down) before it stops what still runs.
+    /// Default 10 s.
     pub shutdown_grace: Duration,
     /// How many workflow instances stay in memory between tasks. Default 10,000.
     pub max_cached_workflows: usize,
@@ -197,22 +208,39 @@ impl Worker {
             cache_clock: AtomicU64::new(0),
             busy: Mutex::new(HashMap::new()),
             local_tasks: Mutex::new(HashMap::new()),
-            attempts: Mutex::new(tokio::task::JoinSet::new()),
+            leases: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            draining: watch::channel(false).0,
+            kill: CancellationToken::new(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let join = tokio::spawn(dispatch(shared.clone(), stop_rx));
         WorkerHandle {
             id,
-            stop: stop_tx,
-            join,
-            shared,
+            running: Some(Running {
+                stop: stop_tx,
+                join,
+                shared,
+            }),
         }
     }
 }
 
 /// A running worker.
+///
+/// Stop it with [`WorkerHandle::shutdown`], which returns once everything the worker started has
+/// ended. Dropping the handle without calling it stops the worker all the same, in the background:
+/// it takes no new task, and what runs gets the same notice and grace (`shutdown_grace`) on the
+/// tokio runtime, with nothing waiting for the end (outside a runtime, or as the runtime shuts
+/// down, what runs is dropped with the runtime). Call `shutdown().await` to know when it is over.
+#[must_use = "a worker stops when its handle is dropped: keep the handle, and call `shutdown().await` to stop it"]
 pub struct WorkerHandle {
     id: String,
+    /// `None` once shut down.
+    running: Option<Running>,
+}
+
+struct Running {
     stop: watch::Sender<bool>,
     join: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
@@ -224,25 +252,44 @@ impl WorkerHandle {
         &self.id
     }
 
-    /// Stops taking tasks, waits (up to `shutdown_grace`) for the running ones, then abandons the
-    /// rest: their leases expire and another worker retries them. Nothing recorded is lost.
-    pub async fn shutdown(self) {
-        self.stop.send_replace(true);
-        let _ = self.join.await;
-        let grace = self.shared.opts.shutdown_grace;
-        let deadline = tokio::time::Instant::now() + grace;
-        let wf = self.shared.wf_slots.clone();
-        let act = self.shared.act_slots.clone();
-        let wf_n = self.shared.opts.max_concurrent_workflow_tasks.max(1) as u32;
-        let act_n = self.shared.opts.max_concurrent_activities.max(1) as u32;
-        let _ = tokio::time::timeout_at(deadline, async move {
-            let _a = wf.acquire_many(wf_n).await;
-            let _b = act.acquire_many(act_n).await;
-        })
-        .await;
-        self.shared.abandon_all();
+    /// Stops the worker, as Temporal's worker shutdown does:
+    ///
+    /// 1. It takes no new task.
+    /// 2. Its running activity attempts and local activities are told at once: `ctx.cancelled()`
+    ///    resolves, `ctx.cancel_reason()` is [`CancelReason::WorkerShutdown`](crate::CancelReason)
+    ///    and `ctx.heartbeat(..)` returns [`ActivityError::WorkerShutdown`] (details are still
+    ///    stored). A cancel requested meanwhile still arrives, and then wins.
+    /// 3. It waits up to `shutdown_grace` for its workflow tasks, attempts and local activities to
+    ///    end; what finishes is recorded as usual.
+    /// 4. What still runs then is stopped: its future is dropped (its `Drop` guards run), and the
+    ///    method returns once each has ended.
+    ///
+    /// An attempt that ended because of the shutdown (returning `WorkerShutdown`, or the
+    /// cancellation the shutdown caused, or stopped at the end of the grace) is not a failure: its
+    /// activity is handed to another worker at once, as its next attempt. A local activity that did
+    /// not finish is recorded nowhere: its workflow task is given up at once, and the worker that
+    /// takes it replays the workflow and starts the local activity again from attempt 1. Nothing
+    /// recorded is lost.
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
     }
 }
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop.send_replace(true);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(running.shutdown());
+            }
+        }
+    }
+}
+
+/// Local activities running here, by (workflow id, activity seq).
+type LocalTasks = HashMap<(String, u64), Option<JoinHandle<()>>>;
 
 struct Shared {
     store: Store,
@@ -259,8 +306,56 @@ struct Shared {
     /// Workflows whose cached instance an activity's one-commit step has taken out: a workflow task
     /// for one of them waits for the instance instead of replaying the history.
     busy: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
-    local_tasks: Mutex<HashMap<(String, u64), AbortHandle>>,
-    attempts: Mutex<tokio::task::JoinSet<()>>,
+    /// Local activities running here, by (workflow id, activity seq); `None` while one is being
+    /// cancelled (until its cancellation is recorded).
+    local_tasks: Mutex<LocalTasks>,
+    /// Workflow tasks this worker keeps leased while it runs their local activities.
+    leases: Mutex<HashMap<String, local::LeaseKeeper>>,
+    /// Every task the worker spawns: `shutdown()` waits for them all.
+    tasks: TaskTracker,
+    /// True once `shutdown()` began: running activities hear [`ActivityError::WorkerShutdown`].
+    draining: watch::Sender<bool>,
+    /// Cancelled at the end of the shutdown grace: what still runs stops.
+    kill: CancellationToken,
+}
+
+impl Shared {
+    /// Whether the worker is shutting down.
+    fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// A cancel flag for an attempt of this worker: it also reports the worker's shutdown.
+    fn cancel_flag(&self) -> CancelFlag {
+        CancelFlag::with_shutdown(self.draining.subscribe())
+    }
+
+    /// Takes up to `want` activity slots now (none when the worker is shutting down): a claim
+    /// takes at most that many attempts, each of which keeps one of the slots.
+    fn reserve_activity_slots(&self, want: usize) -> Option<OwnedSemaphorePermit> {
+        if want == 0 || self.is_draining() {
+            return None;
+        }
+        let n = self.act_slots.available_permits().min(want);
+        if n == 0 {
+            return None;
+        }
+        self.act_slots.clone().try_acquire_many_owned(n as u32).ok()
+    }
+}
+
+/// Splits one slot off `slots` for each claimed item, in order; the unused rest is dropped.
+fn split_slots<T>(
+    items: Vec<T>,
+    mut slots: Option<OwnedSemaphorePermit>,
+) -> Vec<(T, Option<OwnedSemaphorePermit>)> {
+    items
+        .into_iter()
+        .map(|item| {
+            let one = slots.as_mut().and_then(|s| s.split(1));
+            (item, one)
+        })
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -11,7 +11,13 @@ impl Shared {
             workflow_type = %task.workflow_type,
         );
         async {
-            match self.clone().run_workflow_task(&task).await {
+            // At the end of a shutdown's grace the task is dropped: its lease expires and another
+            // worker replays it.
+            let r = tokio::select! {
+                r = self.clone().run_workflow_task(&task) => r,
+                _ = self.kill.cancelled() => Ok(()),
+            };
+            match r {
                 Ok(()) => {}
                 Err(crate::Error::Store(reason)) => {
                     // Damaged stored data: hold the workflow with the reason, so `describe` shows it,
@@ -96,7 +102,22 @@ impl Shared {
             Err(f) => return self.task_failed(task, f, None).await,
         };
         self.deliver_cancels_early(&task.workflow_id, &commands);
-        let eager = self.eager_claim();
+        let (eager, slots) = self.eager_claim();
+        // While local activities of the workflow run here, its task stays leased to this worker:
+        // should the worker stop, the lease expires and another worker replays the workflow and
+        // starts them again. A worker that is shutting down starts none: the lease it leaves has
+        // already expired, for another worker to take at once.
+        let local_lease = inst.has_unresolved_local().then(|| {
+            let lease_ms = self.opts.workflow_task_lease.as_millis() as i64;
+            LocalLease {
+                worker_id: self.id.clone(),
+                until_ms: if self.is_draining() {
+                    now
+                } else {
+                    now_ms().saturating_add(lease_ms)
+                },
+            }
+        });
         let commit = WorkflowTaskCommit {
             workflow_id: task.workflow_id.clone(),
             token: task.token,
@@ -104,25 +125,32 @@ impl Shared {
             task_time_ms: now,
             commands: commands.clone(),
             eager,
+            local_lease,
         };
         let Some(outcome) = store.commit_workflow_task(commit).await? else {
             tracing::debug!("workflow task lease was lost; another worker has it");
             return Ok(());
         };
         inst.own_marker_seq = outcome.marker_seq;
+        let leased = inst.has_unresolved_local() && !outcome.rerun;
         self.after_commit(
             &task.workflow_id,
             &task.run_id,
             inst,
             &commands,
             outcome,
-            fresh,
+            slots,
+            AfterCommit {
+                fresh,
+                lease_token: leased.then_some(task.token),
+            },
         );
         Ok(())
     }
 
     /// What follows a committed workflow task: in-process cancels, local activities, eagerly claimed
     /// attempts, the cache, and wake-ups.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn after_commit(
         self: &Arc<Self>,
         workflow_id: &str,
@@ -130,8 +158,13 @@ impl Shared {
         inst: WorkflowInstance,
         commands: &[EventKind],
         outcome: CommitOutcome,
-        fresh: bool,
+        slots: Option<OwnedSemaphorePermit>,
+        how: AfterCommit,
     ) {
+        let AfterCommit { fresh, lease_token } = how;
+        // A worker that is shutting down starts no local activity: the workflow's task was left
+        // with an expired lease, and the worker that takes it starts them.
+        let run_locals = !self.is_draining();
         let mut closed = false;
         let mut wake = outcome.rerun;
         let mut unclaimed = 0usize;
@@ -144,7 +177,7 @@ impl Shared {
                 EventKind::ActivityScheduled { local: false, .. } => unclaimed += 1,
                 EventKind::ActivityCancelRequested { activity_seq } => {
                     self.store.hub.cancel_running(workflow_id, *activity_seq);
-                    self.cancel_local(workflow_id, *activity_seq);
+                    self.cancel_local(workflow_id, *activity_seq, false);
                 }
                 EventKind::ActivityScheduled {
                     activity_seq,
@@ -153,7 +186,7 @@ impl Shared {
                     options,
                     local: true,
                     ..
-                } => self.spawn_local(
+                } if run_locals => self.spawn_local(
                     &inst.info(),
                     *activity_seq,
                     activity_type,
@@ -163,16 +196,25 @@ impl Shared {
                 _ => {}
             }
         }
-        if fresh && !closed {
+        if fresh && !closed && run_locals {
+            // A replay: local activities that did not end start again from attempt 1 (nothing of
+            // an interrupted one is recorded), and those whose cancel the workflow waits for are
+            // recorded cancelled (nothing runs them any more).
             for (seq, activity_type, input, options) in inst.pending_local_activities() {
                 self.spawn_local(&inst.info(), seq, &activity_type, input, options);
             }
+            for seq in inst.unresolved_local_cancels() {
+                self.cancel_local(workflow_id, seq, true);
+            }
+        }
+        if let (Some(token), false, true) = (lease_token, closed, run_locals) {
+            self.keep_lease(workflow_id, token, outcome.marker_seq);
         }
         if unclaimed > outcome.eager.len() {
             wake = true;
         }
-        for claimed in outcome.eager {
-            let permit = self.act_slots.clone().try_acquire_owned().ok();
+        // Each eagerly claimed attempt takes one of the slots reserved before the commit.
+        for (claimed, permit) in split_slots(outcome.eager, slots) {
             self.spawn_attempt(claimed, permit);
         }
         if closed {
@@ -198,17 +240,22 @@ impl Shared {
         }
     }
 
-    pub(super) fn eager_claim(&self) -> Option<EagerClaim> {
+    /// What a commit may claim for this worker, and the activity slots reserved for it: at most
+    /// as many attempts as there are free slots now (none while shutting down).
+    pub(super) fn eager_claim(&self) -> (Option<EagerClaim>, Option<OwnedSemaphorePermit>) {
         if self.act_types.is_empty() {
-            return None;
+            return (None, None);
         }
-        let free = self.act_slots.available_permits().min(32);
-        (free > 0).then(|| EagerClaim {
+        let Some(slots) = self.reserve_activity_slots(32) else {
+            return (None, None);
+        };
+        let claim = EagerClaim {
             worker_id: self.id.clone(),
             activity_types: self.act_types.clone(),
             queues: self.queues.clone(),
-            max: free,
-        })
+            max: slots.num_permits(),
+        };
+        (Some(claim), Some(slots))
     }
 
     pub(super) async fn task_failed(
@@ -241,6 +288,7 @@ impl Shared {
                     error: WorkflowError::Nondeterminism(reason),
                 }],
                 eager: None,
+                local_lease: None,
             };
             self.store.backend.commit_workflow_task(commit).await?;
             self.end_of_workflow(&task.workflow_id);
@@ -269,11 +317,21 @@ impl Shared {
         let mut locals = lock(&self.local_tasks);
         locals.retain(|(wf, _), h| {
             if wf == workflow_id {
-                h.abort();
+                if let Some(h) = h {
+                    h.abort();
+                }
                 false
             } else {
                 true
             }
         });
     }
+}
+
+/// How a commit came about, for [`Shared::after_commit`].
+pub(super) struct AfterCommit {
+    /// The instance was just replayed: local activities that did not end start again.
+    pub(super) fresh: bool,
+    /// The commit kept the workflow task leased (with this token) for its local activities.
+    pub(super) lease_token: Option<i64>,
 }

@@ -239,6 +239,27 @@ impl WfState {
         v.sort_by_key(|x| x.0);
         v
     }
+
+    /// Whether a local activity is scheduled and not resolved (its cancel may have been asked
+    /// for): its worker keeps the workflow task leased while one is.
+    pub(crate) fn has_unresolved_local(&self) -> bool {
+        self.activities
+            .values()
+            .any(|a| a.local && a.result.is_none())
+    }
+
+    /// Local activities whose cancel was asked for and waited for, and not resolved: after a
+    /// replay nothing runs them any more, so their cancellation is recorded.
+    pub(crate) fn unresolved_local_cancels(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .activities
+            .iter()
+            .filter(|(_, a)| a.local && a.result.is_none() && a.cancel_requested)
+            .map(|(s, _)| *s)
+            .collect();
+        v.sort_unstable();
+        v
+    }
 }
 
 /// The context of a workflow run. Cheap to clone.

@@ -236,6 +236,16 @@ impl WorkflowInstance {
         self.lock().pending_local_activities()
     }
 
+    /// Whether a local activity of the workflow is scheduled and not resolved.
+    pub(crate) fn has_unresolved_local(&self) -> bool {
+        self.lock().has_unresolved_local()
+    }
+
+    /// Local activities whose waited-for cancel is not resolved (see `WfState`).
+    pub(crate) fn unresolved_local_cancels(&self) -> Vec<u64> {
+        self.lock().unresolved_local_cancels()
+    }
+
     pub(crate) fn info(&self) -> WorkflowInfo {
         self.lock().info.clone()
     }

@@ -442,6 +442,15 @@ impl<'a> From<&'a ActivityError> for StoredActivityErrorV1<'a> {
                 attempts: *attempts,
                 cause: Box::new(cause.as_ref().into()),
             },
+            // Never stored as an outcome by the runtime (an attempt it ends is retried), but an
+            // activity may return it from elsewhere: version 1 has no variant of its own for it,
+            // so it is stored as the application error it reads back as.
+            ActivityError::WorkerShutdown => StoredActivityErrorV1::Application {
+                error_type: Cow::Borrowed("WorkerShutdown"),
+                message: Cow::Borrowed("the worker is shutting down"),
+                non_retryable: false,
+                details: None,
+            },
         }
     }
 }

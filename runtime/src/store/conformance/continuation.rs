@@ -27,6 +27,7 @@ fn continuation(
             task_time_ms: TASK_TIME,
             commands,
             eager: None,
+            local_lease: None,
         },
         delivered_through,
         own_marker_seq,

@@ -143,6 +143,93 @@ pub(super) async fn check_expired_activities(s: &dyn StoreBackend) {
     assert!(expired[0].task.token > a2.token);
 }
 
+fn lease_until(until_ms: i64) -> Option<LocalLease> {
+    Some(LocalLease {
+        worker_id: WORKER.into(),
+        until_ms,
+    })
+}
+
+/// A workflow task kept leased while its worker runs local activities: held while nothing is new,
+/// given up (due now) once the workflow has an event it has not seen or its worker releases it,
+/// taken by any worker once the lease expired, and lost to a stale token.
+pub(super) async fn check_local_lease(s: &dyn StoreBackend) {
+    let c = start(s, "wf").await;
+    let mut cm = commit(&c, 1, vec![sched_local(1)]);
+    cm.local_lease = lease_until(now_ms() + LONG_LEASE);
+    let out = commit_ok(s, cm).await; // 2, marker 3
+    assert!(!out.rerun);
+    assert_eq!(out.marker_seq, 3);
+    assert_no_wft(s, "the task stays leased while its local activity runs").await;
+    let renew = |token: i64, seen: u64, r: LeaseRequest| async move {
+        s.renew_local_lease("wf", token, seen, r)
+            .await
+            .expect("renew_local_lease")
+    };
+    assert_eq!(
+        renew(c.token, 3, LeaseRequest::Check).await,
+        LeaseState::Held
+    );
+    let extend = LeaseRequest::Extend(lease_until(now_ms() + LONG_LEASE).unwrap());
+    assert_eq!(renew(c.token, 3, extend.clone()).await, LeaseState::Held);
+    assert_eq!(
+        renew(c.token - 1, 3, extend.clone()).await,
+        LeaseState::Lost
+    );
+    assert_no_wft(s, "still leased").await;
+
+    // The outcome is recorded: news for the workflow. The lease check gives the task up, due now.
+    assert!(s
+        .record_local_activity("wf", 1, Ok(json!(1)))
+        .await
+        .unwrap()); // 4
+    assert_no_wft(s, "recording leaves the lease to its worker").await;
+    assert_eq!(
+        renew(c.token, 3, extend.clone()).await,
+        LeaseState::Released
+    );
+    let c2 = claim_wft(s, "wf").await;
+    assert!(c2.token > c.token);
+    assert_eq!(
+        renew(c.token, 3, LeaseRequest::Check).await,
+        LeaseState::Lost
+    );
+
+    // A lease that ran out (its worker died) is taken by any worker.
+    let mut cm = commit(&c2, 4, vec![sched_local(2)]);
+    cm.local_lease = lease_until(now_ms() - 1);
+    commit_ok(s, cm).await; // 5, marker 6
+    let c3 = claim_wft(s, "wf").await;
+    assert!(c3.token > c2.token);
+
+    // Its worker gives it up (its local activities stopped there).
+    let mut cm = commit(&c3, 6, vec![]);
+    cm.local_lease = lease_until(now_ms() + LONG_LEASE);
+    let out = commit_ok(s, cm).await; // marker 7
+    assert_eq!(out.marker_seq, 7);
+    assert_no_wft(s, "leased again").await;
+    assert_eq!(
+        renew(c3.token, 7, LeaseRequest::Release).await,
+        LeaseState::Released
+    );
+    let c4 = claim_wft(s, "wf").await;
+
+    // A commit that closes the workflow leaves no task, lease or not.
+    let mut cm = commit(
+        &c4,
+        7,
+        vec![EventKind::WorkflowCompleted { result: json!(1) }],
+    );
+    cm.local_lease = lease_until(now_ms() + LONG_LEASE);
+    commit_ok(s, cm).await;
+    assert_eq!(
+        renew(c4.token, 8, LeaseRequest::Check).await,
+        LeaseState::Lost
+    );
+    sleep_past(now_ms() + 1).await;
+    assert_no_wft(s, "closed").await;
+}
+
 pub(super) async fn check_record_local_activity(s: &dyn StoreBackend) {
     let c = start(s, "wf").await;
     commit_ok(

@@ -230,6 +230,7 @@ conformance! {
     check_continue_retry => memory_continue_retry, sqlite_file_continue_retry, postgres_continue_retry;
     check_expired_activities => memory_expired_activities, sqlite_file_expired_activities, postgres_expired_activities;
     check_record_local_activity => memory_record_local_activity, sqlite_file_record_local_activity, postgres_record_local_activity;
+    check_local_lease => memory_local_lease, sqlite_file_local_lease, postgres_local_lease;
     check_request_cancel_workflow => memory_request_cancel_workflow, sqlite_file_request_cancel_workflow, postgres_request_cancel_workflow;
     check_hold_and_release => memory_hold_and_release, sqlite_file_hold_and_release, postgres_hold_and_release;
     check_list_and_describe => memory_list_and_describe, sqlite_file_list_and_describe, postgres_list_and_describe;

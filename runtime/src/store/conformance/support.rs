@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 pub(super) use crate::definition::ActivityOptions;
-pub(super) use crate::engine::EagerClaim;
+pub(super) use crate::engine::{EagerClaim, LeaseRequest, LeaseState, LocalLease};
 pub(super) use crate::error::{ActivityError, Error, TimeoutKind, WorkflowError};
 pub(super) use crate::history::{CancellationType, EventKind, HistoryEvent};
 pub(super) use crate::store::{
@@ -127,6 +127,7 @@ pub(super) fn commit(
         task_time_ms: TASK_TIME,
         commands,
         eager: None,
+        local_lease: None,
     }
 }
 

@@ -353,6 +353,18 @@ fn workflow_task(conn: &Connection, wf: &str, t: &WorkflowTaskEffect) -> Result<
                 params![wf],
             )?;
         }
+        WorkflowTaskEffect::Lease { owner, until_ms } => {
+            exec(
+                conn,
+                "INSERT INTO workflow_tasks(workflow_id, task_queue, workflow_type, state, visible_at,
+                     lease_owner, lease_expires)
+                 SELECT workflow_id, task_queue, workflow_type, 'running', ?3, ?2, ?3 FROM workflows
+                  WHERE workflow_id = ?1
+                 ON CONFLICT(workflow_id) DO UPDATE SET state = 'running', lease_owner = ?2,
+                     lease_expires = ?3",
+                params![wf, owner, until_ms],
+            )?;
+        }
         WorkflowTaskEffect::Hold {
             reason,
             retry_at_ms,

@@ -10,7 +10,7 @@ use crate::engine::workflow_task::{self as wft, ContinueDecision};
 use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
 use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
-    ExpiredActivity, FinishOutcome, WorkflowTaskCommit,
+    ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
@@ -406,6 +406,27 @@ impl StoreBackend for SqliteStore {
                 }
                 None => Ok(false),
             }
+        })
+        .await
+    }
+
+    async fn renew_local_lease(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        seen_through: u64,
+        request: LeaseRequest,
+    ) -> Result<LeaseState> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| {
+            let Some(facts) = workflow_facts(conn, &workflow_id, &[], Some(seen_through))? else {
+                return Ok(LeaseState::Lost);
+            };
+            let (state, plan) = local_engine::renew(&facts, token, &request, now_ms());
+            if let Some(mut plan) = plan {
+                apply(conn, &mut plan)?;
+            }
+            Ok(state)
         })
         .await
     }
