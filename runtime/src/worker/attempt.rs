@@ -242,9 +242,11 @@ impl Shared {
     }
 }
 
-/// An attempt that ends in an error while its worker shuts down, with no cancel requested, was
-/// interrupted by the shutdown (a cancellation the shutdown caused is not the workflow's): it
-/// becomes [`ActivityError::WorkerShutdown`], which hands the activity on at once.
+/// An attempt that ends in a cancellation while its worker shuts down, with no cancel requested,
+/// was interrupted by the shutdown (the cancellation is the shutdown's, not the workflow's): it
+/// becomes [`ActivityError::WorkerShutdown`], which hands the activity on at once. That error
+/// returned while the worker is not shutting down is an application error (retried by the policy,
+/// not at once).
 pub(super) fn interrupted_by_shutdown(
     flag: &CancelFlag,
     result: Result<Value, ActivityError>,
@@ -254,6 +256,12 @@ pub(super) fn interrupted_by_shutdown(
             if flag.is_shutting_down() && !flag.is_cancel_requested() =>
         {
             Err(ActivityError::WorkerShutdown)
+        }
+        Err(ActivityError::WorkerShutdown) if !flag.is_shutting_down() => {
+            Err(ActivityError::application(
+                "WorkerShutdown",
+                "the activity returned WorkerShutdown, but its worker is not shutting down",
+            ))
         }
         other => other,
     }
@@ -331,6 +339,33 @@ async fn throttled_flush<F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancellation_the_shutdown_caused_is_an_interruption() {
+        let (shutdown, rx) = watch::channel(false);
+        let flag = CancelFlag::with_shutdown(rx);
+        let cancelled = || Err(ActivityError::cancelled());
+        assert_eq!(interrupted_by_shutdown(&flag, cancelled()), cancelled());
+        assert_eq!(
+            interrupted_by_shutdown(&flag, Err(ActivityError::WorkerShutdown))
+                .unwrap_err()
+                .error_type(),
+            "WorkerShutdown"
+        );
+        assert!(matches!(
+            interrupted_by_shutdown(&flag, Err(ActivityError::WorkerShutdown)),
+            Err(ActivityError::Application { .. })
+        ));
+        shutdown.send_replace(true);
+        assert_eq!(
+            interrupted_by_shutdown(&flag, cancelled()),
+            Err(ActivityError::WorkerShutdown)
+        );
+        assert_eq!(interrupted_by_shutdown(&flag, Ok(1.into())), Ok(1.into()));
+        // A real cancel wins over the shutdown.
+        flag.cancel();
+        assert_eq!(interrupted_by_shutdown(&flag, cancelled()), cancelled());
+    }
 
     /// On tokio's paused clock: 125 heartbeats 30 ms apart (the last at 3.72 s), a 1.6 s throttle.
     /// Exactly four are stored: the first at once, then the latest at 1.6 s, 3.2 s and 4.8 s.

@@ -58,7 +58,6 @@ impl Shared {
             async move {
                 let outcome = me.run_local(&info, seq, &activity_type, input, options).await;
                 let wf = info.workflow_id.clone();
-                lock(&me.local_tasks).remove(&(wf.clone(), seq));
                 match outcome {
                     LocalOutcome::Done(result) => {
                         match me.store.backend.record_local_activity(&wf, seq, result).await {
@@ -68,6 +67,15 @@ impl Shared {
                     }
                     LocalOutcome::Interrupted => {
                         tracing::info!("local activity interrupted by the worker's shutdown; it starts again when its workflow next runs")
+                    }
+                }
+                // Only now, its outcome recorded, does it stop counting as running here (its
+                // workflow task stays leased until then).
+                {
+                    let mut locals = lock(&me.local_tasks);
+                    let key = (wf.clone(), seq);
+                    if locals.get(&key).is_some_and(|h| h.is_some()) {
+                        locals.remove(&key);
                     }
                 }
                 me.poke_lease(&wf);
