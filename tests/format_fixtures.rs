@@ -540,7 +540,7 @@ async fn unknown_and_damaged_stored_data_are_reported() {
     let store = Store::sqlite(&path).unwrap();
     let client = Client::new(&store);
     match client.history("completed").await {
-        Err(Error::Store(msg)) => {
+        Err(Error::StoredData(msg)) => {
             for part in [
                 "history event #8 of workflow `completed`",
                 "unknown history event `workflow_paused`",
@@ -553,7 +553,7 @@ async fn unknown_and_damaged_stored_data_are_reported() {
         other => panic!("expected a store error, got {other:?}"),
     }
     match client.describe("failed").await {
-        Err(Error::Store(msg)) => {
+        Err(Error::StoredData(msg)) => {
             assert!(msg.contains("a workflow's error cannot be read"), "{msg}");
         }
         other => panic!("expected a store error, got {other:?}"),

@@ -287,9 +287,16 @@ pub enum Error {
     /// The workflow was cancelled.
     #[error("workflow cancelled")]
     WorkflowCancelled,
-    /// The database cannot be used: corrupt, foreign or newer than this build.
+    /// The database cannot be used: corrupt, foreign or newer than this build (at open), or the
+    /// store failed in a way of its own (an internal error).
     #[error("store: {0}")]
     Store(String),
+    /// A stored value this build cannot read: damaged, or written by a newer duraflow. Nothing was
+    /// changed. A worker that meets it in a workflow's data holds the workflow (`describe` shows
+    /// why) and tries again later; any other store error leaves the workflow task to be retried
+    /// when its lease ends.
+    #[error("store: {0}")]
+    StoredData(String),
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(String),

@@ -39,7 +39,7 @@ impl WorkflowStatus {
             "failed" => WorkflowStatus::Failed,
             "cancelled" => WorkflowStatus::Cancelled,
             other => {
-                return Err(Error::Store(format!(
+                return Err(Error::StoredData(format!(
                     "unknown workflow status `{other}` in the database; was it written by another program?"
                 )))
             }
@@ -70,7 +70,7 @@ impl TaskState {
         match s {
             "pending" => Ok(TaskState::Pending),
             "running" => Ok(TaskState::Running),
-            other => Err(Error::Store(format!(
+            other => Err(Error::StoredData(format!(
                 "unknown task state `{other}` in the database; was it written by another program?"
             ))),
         }
@@ -129,7 +129,7 @@ impl LazyOptions {
         match self {
             LazyOptions::Parsed(o) => Ok(o.clone()),
             LazyOptions::Stored(s) => crate::history::format::decode_options(s).map_err(|e| {
-                Error::Store(format!(
+                Error::StoredData(format!(
                     "the database holds data this build cannot read (an activity task's options: {e}); it was left untouched"
                 ))
             }),

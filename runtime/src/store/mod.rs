@@ -300,7 +300,11 @@ impl Store {
 
     /// Opens (or creates) the SQLite file at `path`: WAL journal, `synchronous=FULL`, schema migrated
     /// to this build's version. A file that is not a duraflow database, or is newer than this build,
-    /// or is corrupt, is refused with an error and left untouched.
+    /// or is damaged where opening looks (its header, a file cut short, both ends of every table
+    /// and index: a check whose cost does not grow with the file), is refused with an error and
+    /// left untouched. Damage elsewhere is reported when that data is read
+    /// ([`crate::Error::StoredData`], or a database error), and nothing is written then either;
+    /// `sqlite3 app.db 'PRAGMA quick_check'` checks every page, offline.
     pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Store> {
         Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::open(
             path.as_ref(),
@@ -394,7 +398,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 }
 
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> crate::Error {
-    crate::Error::Store(format!(
+    crate::Error::StoredData(format!(
         "the database holds data this build cannot read ({what}); it was left untouched"
     ))
 }

@@ -17,25 +17,24 @@ impl Shared {
                 r = self.clone().run_workflow_task(&task) => r,
                 _ = self.kill.cancelled() => Ok(()),
             };
-            match r {
-                Ok(()) => {}
-                Err(crate::Error::Store(reason)) => {
-                    // Damaged stored data: hold the workflow with the reason, so `describe` shows it,
-                    // and try again later; nothing is changed or lost.
-                    tracing::error!(%reason, "workflow held: its stored data cannot be read");
-                    let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
-                    if let Err(e) = self
-                        .store
-                        .backend
-                        .hold_workflow_task(&task.workflow_id, task.token, &reason, retry)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not hold the workflow task");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "workflow task failed; it is retried when its lease ends")
-                }
+            let Err(e) = r else {
+                return;
+            };
+            let Some(reason) = holds_the_workflow(&e) else {
+                tracing::warn!(error = %e, "workflow task failed; it is retried when its lease ends");
+                return;
+            };
+            // Damaged stored data: hold the workflow with the reason, so `describe` shows it, and
+            // try again later; nothing is changed or lost.
+            tracing::error!(%reason, "workflow held: its stored data cannot be read");
+            let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
+            if let Err(e) = self
+                .store
+                .backend
+                .hold_workflow_task(&task.workflow_id, task.token, reason, retry)
+                .await
+            {
+                tracing::warn!(error = %e, "could not hold the workflow task");
             }
         }
         .instrument(span)
@@ -207,7 +206,9 @@ impl Shared {
                 self.cancel_local(workflow_id, seq, true);
             }
         }
-        if let (Some(token), false, true) = (lease_token, closed, run_locals) {
+        if let (Some(token), false) = (lease_token, closed) {
+            // (A worker that began to shut down since the commit runs none of them: its keeper
+            // gives the task up at once.)
             self.keep_lease(workflow_id, token, outcome.marker_seq);
         }
         if unclaimed > outcome.eager.len() {
@@ -328,10 +329,43 @@ impl Shared {
     }
 }
 
+/// The reason to hold a workflow whose task failed with `e`: only stored data this build cannot
+/// read ([`crate::Error::StoredData`]). Any other failure (the database unreachable or busy, an
+/// internal error of the store) leaves the task to be retried when its lease ends.
+pub(super) fn holds_the_workflow(e: &crate::Error) -> Option<&str> {
+    match e {
+        crate::Error::StoredData(reason) => Some(reason),
+        _ => None,
+    }
+}
+
 /// How a commit came about, for [`Shared::after_commit`].
 pub(super) struct AfterCommit {
     /// The instance was just replayed: local activities that did not end start again.
     pub(super) fresh: bool,
     /// The commit kept the workflow task leased (with this token) for its local activities.
     pub(super) lease_token: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_the_workflow;
+    use crate::Error;
+
+    #[test]
+    fn only_unreadable_stored_data_holds_a_workflow() {
+        let unreadable = crate::store::corrupt("history event #3 of workflow `w`: bad");
+        assert!(holds_the_workflow(&unreadable).is_some_and(|r| r.contains("event #3")));
+        for other in [
+            Error::Store("internal error: a store job panicked".into()),
+            Error::Database("database is locked".into()),
+            Error::Shutdown,
+            Error::Payload {
+                type_name: "u32".into(),
+                message: "invalid type".into(),
+            },
+        ] {
+            assert_eq!(holds_the_workflow(&other), None, "{other:?}");
+        }
+    }
 }
