@@ -173,6 +173,7 @@ pub(crate) fn schedule(
             && e.queues.contains(task_queue)
     });
     let mut task = NewActivityTask {
+        run_id: st.facts.run_id.clone(),
         activity_seq: *activity_seq,
         activity_type: activity_type.clone(),
         task_queue: task_queue.clone(),
@@ -278,6 +279,8 @@ pub(crate) fn start_attempt(
 }
 
 /// What ending an attempt decided.
+// A decision lives as long as one transition: its plan inline is fine.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Finish {
     /// The attempt's token no longer matches: nothing is written.

@@ -118,7 +118,8 @@ impl WorkflowFacts {
 /// attempt does not parse them on the hot path.
 #[derive(Clone, Debug)]
 pub(crate) enum LazyOptions {
-    /// Already parsed.
+    /// Already parsed (facts built by the engine's tests).
+    #[cfg(test)]
     Parsed(ActivityOptions),
     /// As stored.
     Stored(String),
@@ -127,6 +128,7 @@ pub(crate) enum LazyOptions {
 impl LazyOptions {
     pub(crate) fn get(&self) -> Result<ActivityOptions> {
         match self {
+            #[cfg(test)]
             LazyOptions::Parsed(o) => Ok(o.clone()),
             LazyOptions::Stored(s) => crate::history::format::decode_options(s).map_err(|e| {
                 Error::StoredData(format!(

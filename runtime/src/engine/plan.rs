@@ -80,6 +80,8 @@ pub(crate) enum WorkflowTaskEffect {
 /// A new activity task row.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct NewActivityTask {
+    /// The workflow's run.
+    pub run_id: String,
     pub activity_seq: u64,
     pub activity_type: String,
     pub task_queue: String,
@@ -94,6 +96,8 @@ pub(crate) struct NewActivityTask {
 }
 
 /// One effect on the rows other than the history and the workflow row.
+// A plan's effects live as long as one transition: a new task inline is fine.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Effect {
     /// Insert an activity task.
@@ -183,27 +187,11 @@ impl Plan {
             .map(|first| first + self.events.len() as u64 - 1)
     }
 
-    /// The workflow's next event number once the plan is applied (when its numbering is known).
-    pub(crate) fn next_event_seq_after(&self) -> Option<u64> {
-        self.guard
-            .next_event_seq
-            .map(|first| first + self.events.len() as u64)
-    }
-
     /// Whether the plan ends the workflow.
     pub(crate) fn closes(&self) -> Option<&ClosedAs> {
         self.effects.iter().find_map(|e| match e {
             Effect::Close(c) => Some(c),
             _ => None,
         })
-    }
-
-    /// The number of each event, for a store that inserts them with explicit numbers.
-    pub(crate) fn numbered_events(&self) -> impl Iterator<Item = (Option<u64>, &EventKind)> {
-        let first = self.guard.next_event_seq;
-        self.events
-            .iter()
-            .enumerate()
-            .map(move |(i, e)| (first.map(|f| f + i as u64), e))
     }
 }

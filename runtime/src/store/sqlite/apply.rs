@@ -196,17 +196,16 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
         match effect {
             Effect::InsertActivityTask(t) => {
                 let (owner, deadline, state, attempt) = match &t.claimed_by {
-                    Some((worker, d)) => (Some(worker.as_str()), Some(*d), "running", 1),
-                    None => (None, t.pending_deadline, "pending", 0),
+                    Some((worker, d)) => (Some(worker.as_str()), Some(*d), TaskState::Running, 1),
+                    None => (None, t.pending_deadline, TaskState::Pending, 0),
                 };
                 let id: i64 = qrow(
                     conn,
                     "INSERT INTO activity_tasks(workflow_id, run_id, activity_seq, activity_type,
                          task_queue, input, options, state, attempt, token, visible_at,
                          scheduled_ms, started_ms, deadline_ms, deadline_kind, lease_owner)
-                     SELECT ?1, run_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?9,
-                            CASE WHEN ?8 = 1 THEN ?9 END, ?10, ?11, ?12
-                     FROM workflows WHERE workflow_id = ?1
+                     VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?9,
+                            CASE WHEN ?8 = 1 THEN ?9 END, ?10, ?11, ?12)
                      RETURNING id",
                     params![
                         wf,
@@ -215,12 +214,13 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                         t.task_queue,
                         to_json(&t.input),
                         format::encode_options(&t.options),
-                        state,
+                        state.as_str(),
                         attempt,
                         t.scheduled_ms,
                         deadline.map(|d| d.0),
                         deadline.map(|d| kind_str(d.1)),
                         owner,
+                        t.run_id,
                     ],
                     |r| r.get(0),
                 )?;

@@ -1,0 +1,604 @@
+//! The Postgres store's transitions: each locks the workflow row and reads the facts (one round
+//! trip, which begins the transaction), asks the engine, and applies its plan (one round trip,
+//! which commits).
+
+use super::apply::{advance, push_facts, push_plan, read_due_timers, Applied, Of, SQL_DUE_TIMERS};
+use super::read::{self, read_activity, ACTIVITY_COLS};
+use super::{col, p, pg_error, query, Batch, PostgresStore, Tx};
+use crate::engine::activity::{self as activity_engine, Finish, REAPER_LEASE_MS};
+use crate::engine::cancel::{self as cancel_engine, CancelDecision};
+use crate::engine::workflow_task::{self as wft, ContinueDecision};
+use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
+use crate::engine::{
+    ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
+    ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, Plan, WorkflowTaskCommit,
+};
+use crate::error::{ActivityError, Error, Result, TimeoutKind};
+use crate::history::format::names;
+use crate::history::HistoryEvent;
+use crate::store::{
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StoreBackend,
+    WorkflowDescription, WorkflowSummary,
+};
+use serde_json::Value;
+use std::sync::OnceLock;
+use tokio::sync::broadcast;
+use tokio_postgres::error::SqlState;
+
+/// A new workflow row (a duplicate id fails the statement: see `create_workflow`).
+const SQL_CREATE_WORKFLOW: &str = "
+INSERT INTO workflows(workflow_id, run_id, workflow_type, task_queue, status, input,
+                      next_event_seq, created_ms)
+VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT, 'running', $5::TEXT, 1, $6::BIGINT)";
+
+const SQL_CLAIM_WFT: &str = "
+WITH c AS (
+    SELECT t.workflow_id, t.visible_at
+      FROM workflow_tasks t JOIN workflows w ON w.workflow_id = t.workflow_id
+     WHERE ((t.state = 'pending' AND t.visible_at <= $1::BIGINT)
+            OR (t.state = 'running' AND t.lease_expires <= $1::BIGINT))
+       AND t.task_queue = ANY($2::TEXT[]) AND t.workflow_type = ANY($3::TEXT[])
+     ORDER BY t.visible_at
+     LIMIT $4::BIGINT
+       FOR UPDATE OF t, w SKIP LOCKED),
+u AS (
+    UPDATE workflow_tasks t SET state = 'running', lease_owner = $5::TEXT, lease_expires = $6::BIGINT
+      FROM c WHERE t.workflow_id = c.workflow_id),
+k AS (
+    UPDATE workflows w SET wft_token = w.wft_token + 1
+      FROM c WHERE w.workflow_id = c.workflow_id
+    RETURNING w.workflow_id, w.run_id, w.workflow_type, w.task_queue, w.wft_token, c.visible_at)
+SELECT workflow_id, run_id, workflow_type, task_queue, wft_token FROM k
+ ORDER BY visible_at, workflow_id";
+
+/// Due activity tasks, each locked with its workflow row, those another transaction holds skipped.
+fn sql_claim_activities() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "
+SELECT {ACTIVITY_COLS}, a.visible_at
+  FROM activity_tasks a JOIN workflows w ON w.workflow_id = a.workflow_id
+ WHERE a.state = 'pending' AND a.visible_at <= $1::BIGINT
+   AND a.task_queue = ANY($2::TEXT[]) AND a.activity_type = ANY($3::TEXT[])
+ ORDER BY a.visible_at, a.id
+ LIMIT $4::BIGINT
+   FOR UPDATE OF a, w SKIP LOCKED"
+        )
+    })
+}
+
+const SQL_RELEASE_HELD: &str = "
+UPDATE workflow_tasks SET visible_at = $1::BIGINT
+ WHERE state = 'pending'
+   AND workflow_id IN (SELECT workflow_id FROM workflows WHERE held_reason IS NOT NULL)";
+
+fn sql_claim_expired() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "
+WITH c AS (
+    SELECT id, deadline_ms AS old_deadline FROM activity_tasks
+     WHERE deadline_ms <= $1::BIGINT
+     ORDER BY deadline_ms
+     LIMIT $2::BIGINT
+       FOR UPDATE SKIP LOCKED)
+UPDATE activity_tasks a SET token = a.token + 1, deadline_ms = $3::BIGINT
+  FROM c WHERE a.id = c.id
+RETURNING {ACTIVITY_COLS}, c.old_deadline"
+        )
+    })
+}
+
+const SQL_HEARTBEAT: &str = "
+UPDATE activity_tasks SET heartbeat_details = COALESCE($3::TEXT, heartbeat_details),
+       deadline_ms = $4::BIGINT, deadline_kind = $5::TEXT
+ WHERE id = $1::BIGINT AND token = $2::BIGINT AND state = 'running'
+RETURNING cancel_requested";
+
+/// Whether a local activity's outcome is already in the history.
+const SQL_LOCAL_RECORDED: &str = "
+SELECT 1 FROM history WHERE workflow_id = $1::TEXT AND ref_seq = $2::BIGINT
+   AND event_type IN ($3::TEXT, $4::TEXT) LIMIT 1";
+
+impl PostgresStore {
+    /// Pushes the statements applying `plans` to `batch`, and a `NOTIFY` when one of them has work
+    /// for others.
+    fn push_plans(&self, batch: &mut Batch, plans: &[Plan]) -> Vec<Applied> {
+        let applied = plans.iter().map(|plan| push_plan(batch, plan)).collect();
+        if plans.iter().any(|plan| plan.wake) {
+            self.notify(batch);
+        }
+        applied
+    }
+
+    /// Applies `plans` and commits, in one round trip.
+    async fn commit_plans(&self, tx: &mut Tx, plans: &mut [Plan], context: &str) -> Result<()> {
+        let mut batch = Batch::default();
+        let applied = self.push_plans(&mut batch, plans);
+        let res = tx.run(batch, true, context).await?;
+        for (a, plan) in applied.into_iter().zip(plans.iter_mut()) {
+            a.complete(plan, &res)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `plan` and commits, in one round trip.
+    pub(super) async fn commit_plan(
+        &self,
+        tx: &mut Tx,
+        plan: &mut Plan,
+        context: &str,
+    ) -> Result<()> {
+        self.commit_plans(tx, std::slice::from_mut(plan), context)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreBackend for PostgresStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_workflow(&self, wf: NewWorkflow) -> Result<()> {
+        let ctx = "creating a workflow";
+        let now = now_ms();
+        let mut plan = start_engine::start(&wf, now);
+        // One round trip: the row, then the plan, then the commit.
+        let mut batch = Batch::default();
+        batch.push(
+            SQL_CREATE_WORKFLOW,
+            vec![
+                p(wf.workflow_id.clone()),
+                p(wf.run_id.clone()),
+                p(wf.workflow_type.clone()),
+                p(wf.task_queue.clone()),
+                p(to_json(&wf.input)),
+                p(now),
+            ],
+        );
+        let applied = self.push_plans(&mut batch, std::slice::from_ref(&plan));
+        let mut tx = Tx::new(self.client().await?);
+        let res = match tx.try_run(batch, true).await? {
+            Ok(res) => res,
+            Err(e)
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    && e.as_db_error().and_then(|d| d.constraint()) == Some("workflows_pkey") =>
+            {
+                return Err(Error::DuplicateWorkflowId(wf.workflow_id));
+            }
+            Err(e) => return Err(pg_error(ctx, e)),
+        };
+        for a in applied {
+            a.complete(&mut plan, &res)?;
+        }
+        Ok(())
+    }
+
+    async fn claim_workflow_tasks(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        types: &[String],
+        max: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedWorkflowTask>> {
+        if max == 0 || queues.is_empty() || types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            SQL_CLAIM_WFT,
+            &[
+                &now,
+                &queues,
+                &types,
+                &(max as i64),
+                &worker_id,
+                &now.saturating_add(lease_ms),
+            ],
+            "claiming workflow tasks",
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClaimedWorkflowTask {
+                    workflow_id: col(r, 0)?,
+                    run_id: col(r, 1)?,
+                    workflow_type: col(r, 2)?,
+                    task_queue: col(r, 3)?,
+                    token: col(r, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_history(&self, workflow_id: &str, from_seq: u64) -> Result<Vec<HistoryEvent>> {
+        read::history(&self.client().await?, workflow_id, from_seq).await
+    }
+
+    async fn commit_workflow_task(&self, c: WorkflowTaskCommit) -> Result<Option<CommitOutcome>> {
+        let ctx = "committing a workflow task";
+        let mut tx = Tx::new(self.client().await?);
+        let targets = wft::cancel_targets(&c.commands);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(&c.workflow_id), &targets, None);
+        let res = tx.run(batch, false, ctx).await?;
+        let Some(facts) = query.workflow(&res)? else {
+            return Ok(None);
+        };
+        let Some((mut plan, mut outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
+            return Ok(None);
+        };
+        self.commit_plan(&mut tx, &mut plan, ctx).await?;
+        outcome.eager = plan.claimed;
+        Ok(Some(outcome))
+    }
+
+    async fn hold_workflow_task(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        reason: &str,
+        retry_at_ms: i64,
+    ) -> Result<()> {
+        let ctx = "holding a workflow task";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let Some(facts) = query.workflow(&res)? else {
+            return Ok(());
+        };
+        if let Some(mut plan) = wft::hold(&facts, token, reason, retry_at_ms, now_ms()) {
+            self.commit_plan(&mut tx, &mut plan, ctx).await?;
+        }
+        Ok(())
+    }
+
+    async fn renew_local_lease(
+        &self,
+        workflow_id: &str,
+        token: i64,
+        seen_through: u64,
+        request: LeaseRequest,
+    ) -> Result<LeaseState> {
+        let ctx = "renewing a workflow task's lease";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(
+            &mut batch,
+            Of::Workflow(workflow_id),
+            &[],
+            Some(seen_through),
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let Some(facts) = query.workflow(&res)? else {
+            return Ok(LeaseState::Lost);
+        };
+        let (state, plan) = local_engine::renew(&facts, token, &request, now_ms());
+        if let Some(mut plan) = plan {
+            self.commit_plan(&mut tx, &mut plan, ctx).await?;
+        }
+        Ok(state)
+    }
+
+    async fn release_held(&self) -> Result<u64> {
+        let ctx = "releasing held workflows";
+        let client = self.client().await?;
+        let st = client
+            .prepare_cached(SQL_RELEASE_HELD)
+            .await
+            .map_err(|e| pg_error(ctx, e))?;
+        let n = client
+            .execute(&st, &[&now_ms()])
+            .await
+            .map_err(|e| pg_error(ctx, e))?;
+        if n > 0 {
+            let mut batch = Batch::default();
+            self.notify(&mut batch);
+            batch.run(&client, ctx).await?;
+        }
+        Ok(n)
+    }
+
+    async fn claim_activity_tasks(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        types: &[String],
+        max: usize,
+    ) -> Result<Vec<ClaimedActivity>> {
+        if max == 0 || queues.is_empty() || types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ctx = "claiming activity tasks";
+        let now = now_ms();
+        let client = self.client().await?;
+        if !read::any_due_activity(&client, now, queues, types).await? {
+            return Ok(Vec::new());
+        }
+        let mut tx = Tx::new(client);
+        let mut batch = Batch::default();
+        batch.push(
+            sql_claim_activities(),
+            vec![p(now), p(queues.to_vec()), p(types.to_vec()), p(max as i64)],
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let mut due = Vec::new();
+        for r in res.first().map(Vec::as_slice).unwrap_or_default() {
+            let (task, _) = read_activity(r)?;
+            due.push((col::<i64>(r, 16)?, task));
+        }
+        if due.is_empty() {
+            // Nothing claimed, nothing written: the transaction is rolled back when dropped.
+            return Ok(Vec::new());
+        }
+        // A locking read can return rows out of order when some changed meanwhile.
+        due.sort_by_key(|(visible_at, t)| (*visible_at, t.task_id));
+        let (tasks, mut plans): (Vec<_>, Vec<_>) = due
+            .iter()
+            .map(|(_, task)| activity_engine::start_attempt(task, worker_id, now))
+            .unzip();
+        self.commit_plans(&mut tx, &mut plans, ctx).await?;
+        Ok(tasks)
+    }
+
+    async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
+        let now = now_ms();
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            sql_claim_expired(),
+            &[&now, &(max as i64), &(now + REAPER_LEASE_MS)],
+            "claiming expired activities",
+        )
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (mut task, kind) = read_activity(r)?;
+            // As the SQLite store reports it: the deadline that passed, the new token.
+            task.deadline_ms = col(r, 16)?;
+            out.push(ExpiredActivity {
+                task,
+                kind: kind_parse(kind.as_deref())?,
+            });
+        }
+        out.sort_by_key(|e| (e.task.deadline_ms, e.task.task_id));
+        Ok(out)
+    }
+
+    async fn heartbeat(
+        &self,
+        task_id: i64,
+        token: i64,
+        details: Option<Value>,
+        new_deadline: (i64, TimeoutKind),
+    ) -> Result<Option<bool>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            SQL_HEARTBEAT,
+            &[
+                &task_id,
+                &token,
+                &details.as_ref().map(to_json),
+                &new_deadline.0,
+                &kind_str(new_deadline.1),
+            ],
+            "recording a heartbeat",
+        )
+        .await?;
+        match rows.first() {
+            Some(r) => Ok(Some(col(r, 0)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn finish_activity(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+    ) -> Result<bool> {
+        let ctx = "finishing an activity";
+        let mut tx = Tx::new(self.client().await?);
+        // One round trip: the workflow row of the task, then the task row (with the workflow
+        // task's state).
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Attempt(task_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let Some(task) = query.attempt(&res)? else {
+            return Ok(false);
+        };
+        let running = query.workflow(&res)?.is_some_and(|w| w.running());
+        let decision = activity_engine::finish(
+            &task,
+            token,
+            resolution,
+            heartbeat_details,
+            running,
+            true,
+            now_ms(),
+        )?;
+        match decision {
+            Finish::Fenced => Ok(false),
+            Finish::Recorded { mut plan, .. } => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn finish_activity_and_continue(
+        &self,
+        task_id: i64,
+        token: i64,
+        resolution: ActivityResolution,
+        heartbeat_details: Option<Value>,
+        cont: Continuation,
+    ) -> Result<FinishOutcome> {
+        let ctx = "finishing an activity and continuing its workflow";
+        let mut tx = Tx::new(self.client().await?);
+        // One round trip: the workflow row of the task, then (under its lock) the task row (with
+        // the workflow task's state), the activity tasks the continuation cancels, and the events
+        // the worker's instance has not seen.
+        let targets = wft::cancel_targets(&cont.commit.commands);
+        let mut batch = Batch::default();
+        let query = push_facts(
+            &mut batch,
+            Of::Attempt(task_id),
+            &targets,
+            Some(cont.delivered_through),
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let fenced = FinishOutcome {
+            recorded: false,
+            continued: None,
+        };
+        let Some(task) = query.attempt(&res)? else {
+            return Ok(fenced);
+        };
+        let facts = query.workflow(&res)?;
+        let decision = wft::finish_and_continue(
+            &task,
+            facts.as_ref(),
+            token,
+            resolution,
+            heartbeat_details,
+            &cont,
+            now_ms(),
+        )?;
+        Ok(match decision {
+            ContinueDecision::Fenced => fenced,
+            ContinueDecision::Recorded(mut plan) => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                FinishOutcome {
+                    recorded: true,
+                    continued: None,
+                }
+            }
+            ContinueDecision::Continued {
+                mut plan,
+                event_seq,
+                mut outcome,
+            } => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                outcome.eager = plan.claimed;
+                FinishOutcome {
+                    recorded: true,
+                    continued: Some((event_seq, outcome)),
+                }
+            }
+        })
+    }
+
+    async fn record_local_activity(
+        &self,
+        workflow_id: &str,
+        activity_seq: u64,
+        result: Result<Value, ActivityError>,
+    ) -> Result<bool> {
+        let ctx = "recording a local activity";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
+        let recorded = batch.push(
+            SQL_LOCAL_RECORDED,
+            vec![
+                p(workflow_id.to_string()),
+                p(activity_seq as i64),
+                p(names::LOCAL_ACTIVITY_MARKER),
+                p(names::ACTIVITY_CANCELLED),
+            ],
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let Some(facts) = query.workflow(&res)? else {
+            return Ok(false);
+        };
+        let recorded = res.get(recorded).is_some_and(|r| !r.is_empty());
+        match local_engine::record(&facts, recorded, activity_seq, result, now_ms()) {
+            Some(mut plan) => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn fire_due_timers(&self, max: usize) -> Result<usize> {
+        let ctx = "firing timers";
+        let now = now_ms();
+        let client = self.client().await?;
+        if !read::any_due_timer(&client, now).await? {
+            return Ok(0);
+        }
+        let mut tx = Tx::new(client);
+        let mut batch = Batch::default();
+        batch.push(SQL_DUE_TIMERS, vec![p(now), p(max as i64)]);
+        let res = tx.run(batch, false, ctx).await?;
+        let (due, mut workflows) =
+            read_due_timers(res.first().map(Vec::as_slice).unwrap_or_default())?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut plans = Vec::with_capacity(due.len());
+        for (wf, seq) in &due {
+            let mut facts = workflows.get_mut(wf);
+            let plan = timer_engine::fire(wf, facts.as_deref(), *seq, now);
+            // A later timer of the same workflow is decided on the facts this plan leaves.
+            if let Some(f) = facts.as_mut() {
+                advance(f, &plan);
+            }
+            plans.push(plan);
+        }
+        self.commit_plans(&mut tx, &mut plans, ctx).await?;
+        Ok(due.len())
+    }
+
+    async fn next_due_ms(
+        &self,
+        queues: &[String],
+        workflow_types: &[String],
+        activity_types: &[String],
+    ) -> Result<Option<i64>> {
+        let client = self.client().await?;
+        read::next_due(&client, queues, workflow_types, activity_types).await
+    }
+
+    async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool> {
+        let ctx = "requesting a cancel";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let facts = query
+            .workflow(&res)?
+            .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
+        match cancel_engine::request(&facts, now_ms()) {
+            CancelDecision::Ended => Ok(false),
+            CancelDecision::AlreadyRequested => Ok(true),
+            CancelDecision::Request(mut plan) => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
+        read::describe(self.client().await?, workflow_id).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {
+        read::list(&self.client().await?, filter).await
+    }
+
+    fn external_wakeups(&self) -> Option<broadcast::Receiver<()>> {
+        Some(self.wake_tx.subscribe())
+    }
+}

@@ -1,0 +1,469 @@
+//! The Postgres store: workers in many processes (and on many machines) share one database.
+//!
+//! Same tables and the same semantics as the SQLite store (see `store/sqlite/`): every transition
+//! reads the facts, asks the engine (`crate::engine`) and applies its plan
+//! ([`apply`](self::apply)); nothing here decides. What many writers need on top:
+//!
+//! - **Locking order.** Every transaction that touches a workflow's rows locks the `workflows` row
+//!   first (`SELECT .. FOR UPDATE`), then reads the rest of its facts (each statement after the
+//!   lock sees every change committed before it), then that workflow's task, activity and timer
+//!   rows. The claim queries never wait: they lock the task row *and* its workflow row with
+//!   `FOR UPDATE .. SKIP LOCKED`, so a task whose workflow is busy is simply left for the next
+//!   poll. With this order no two store calls can deadlock.
+//! - **Guards.** A plan's guard becomes one guarded `UPDATE` of the workflow row, which also
+//!   allocates the numbers of the plan's events (under the row lock, so concurrent appends from
+//!   many processes never collide). A guard that does not hold fails that statement: the
+//!   transaction is aborted and the `COMMIT` pipelined after it rolls back.
+//! - **Fencing.** A workflow task's token is `workflows.wft_token`, bumped at each claim and
+//!   checked under the row lock at commit; an activity task's token is bumped at each attempt and
+//!   by `claim_expired_activities`, and checked under the task's row lock at finish. A stale token
+//!   writes nothing.
+//! - **Wake-ups.** A plan that creates or makes due work (`Plan::wake`) ends with `pg_notify` on a
+//!   channel of its schema (delivered at commit). One dedicated connection per store `LISTEN`s on
+//!   it and forwards each notification from *another* store handle to a broadcast channel
+//!   ([`external_wakeups`](super::StoreBackend::external_wakeups)); notifications a handle sent
+//!   itself are skipped, since its own workers are woken in-process. The listener reconnects when
+//!   its connection drops and then ticks once, as notifications may have been missed meanwhile.
+//! - **Round trips.** Statements are prepared once per pooled connection (`prepare_cached`); a
+//!   transaction's statements are pipelined, `BEGIN` sent with the first batch and `COMMIT` with
+//!   the last: a transition is one round trip to lock and read its facts, one to apply its plan and
+//!   commit.
+//!
+//! Durability is the server's: `synchronous_commit` is left at its default (`on`). Timestamps are
+//! milliseconds since the epoch computed in Rust, as in SQLite.
+
+use super::{corrupt, now_ms};
+use crate::error::{Error, Result};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{AsyncMessage, NoTls, Row, Statement};
+
+mod apply;
+mod backend;
+mod read;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+/// Connections in the pool of one store handle.
+const POOL_SIZE: usize = 12;
+
+const SQL_NOTIFY: &str = "SELECT pg_notify($1::TEXT, $2::TEXT)";
+
+// ---------------------------------------------------------------------------------------------
+// Errors and conversions.
+
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; {d}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::Database(format!("Postgres store, {context}: {}", pg_message(&e)))
+}
+
+/// Maps a statement's error; a failed guard (see `apply::SQL_GUARD`) is said as such.
+fn pg_error(context: &str, e: tokio_postgres::Error) -> Error {
+    if e.code() == Some(&SqlState::DIVISION_BY_ZERO) {
+        return Error::Database(format!(
+            "Postgres store, {context}: the workflow changed while a transition was being applied (its guard no longer held); nothing was written"
+        ));
+    }
+    db(context)(e)
+}
+
+/// A column, with a type mismatch reported as an error (never a panic).
+fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
+    row.try_get(i)
+        .map_err(|e| corrupt(format!("column {i} of a row: {e}")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statement batches: prepared first, then sent together (pipelined) and run in order.
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+#[derive(Default)]
+struct Batch {
+    items: Vec<(&'static str, Vec<Param>)>,
+}
+
+impl Batch {
+    fn push(&mut self, sql: &'static str, params: Vec<Param>) -> usize {
+        self.items.push((sql, params));
+        self.items.len() - 1
+    }
+
+    /// Runs every statement in order in one round trip (after the first use of each statement on
+    /// this connection, which prepares it); returns each statement's rows, or the first error (a
+    /// statement that fails aborts the transaction it is in: the ones after it fail too, and a
+    /// `COMMIT` after it rolls back).
+    async fn run_raw<C: GenericClient>(
+        self,
+        c: &C,
+    ) -> std::result::Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+        if self.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stmts: Vec<Statement> =
+            futures::future::try_join_all(self.items.iter().map(|(sql, _)| c.prepare_cached(sql)))
+                .await?;
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> = self
+            .items
+            .iter()
+            .map(|(_, ps)| ps.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect())
+            .collect();
+        // `query` sends its request when first polled, and `try_join_all` polls in order: the
+        // statements reach the server in order, and run in order.
+        futures::future::try_join_all(stmts.iter().zip(refs.iter()).map(|(s, ps)| c.query(s, ps)))
+            .await
+    }
+
+    /// [`Batch::run_raw`], its error said in `context`.
+    async fn run<C: GenericClient>(self, c: &C, context: &str) -> Result<Vec<Vec<Row>>> {
+        self.run_raw(c).await.map_err(|e| pg_error(context, e))
+    }
+}
+
+fn p<T: ToSql + Sync + Send + 'static>(v: T) -> Param {
+    Box::new(v)
+}
+
+async fn query<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    context: &str,
+) -> Result<Vec<Row>> {
+    let st = c.prepare_cached(sql).await.map_err(db(context))?;
+    c.query(&st, params).await.map_err(db(context))
+}
+
+/// A transaction on one pooled connection, without round trips of its own: `BEGIN` is sent with
+/// the first statements and `COMMIT` with the last ones (pipelined). Dropped while open (an early
+/// return, an error, a cancelled future), it is rolled back before the connection is reused.
+struct Tx {
+    client: Option<deadpool_postgres::Object>,
+    begin: &'static str,
+    open: bool,
+    begun: bool,
+}
+
+impl Tx {
+    fn new(client: deadpool_postgres::Object) -> Tx {
+        Tx::with_begin(client, "BEGIN")
+    }
+
+    fn with_begin(client: deadpool_postgres::Object, begin: &'static str) -> Tx {
+        Tx {
+            client: Some(client),
+            begin,
+            open: false,
+            begun: false,
+        }
+    }
+
+    /// Runs `batch` in the transaction (beginning it on first use); with `commit`, commits after it
+    /// in the same round trip. The inner error is the first statement's that failed (the
+    /// transaction is then aborted, and is rolled back when the `Tx` is dropped).
+    async fn try_run(
+        &mut self,
+        mut batch: Batch,
+        commit: bool,
+    ) -> Result<std::result::Result<Vec<Vec<Row>>, tokio_postgres::Error>> {
+        let lead = !self.begun;
+        if lead {
+            batch.items.insert(0, (self.begin, Vec::new()));
+            self.begun = true;
+            self.open = true;
+        }
+        if commit {
+            batch.push("COMMIT", Vec::new());
+        }
+        let client = self.client.as_ref().ok_or_else(|| {
+            Error::Database("Postgres store: transaction without a connection".into())
+        })?;
+        let mut res = match batch.run_raw(client).await {
+            Ok(res) => res,
+            Err(e) => return Ok(Err(e)),
+        };
+        if commit {
+            res.pop();
+            self.open = false;
+        }
+        if lead && !res.is_empty() {
+            res.remove(0);
+        }
+        Ok(Ok(res))
+    }
+
+    /// [`Tx::try_run`], an error said in `context`.
+    async fn run(&mut self, batch: Batch, commit: bool, context: &str) -> Result<Vec<Vec<Row>>> {
+        self.try_run(batch, commit)
+            .await?
+            .map_err(|e| pg_error(context, e))
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        if let Some(client) = self.client.take() {
+            match tokio::runtime::Handle::try_current() {
+                // The connection returns to the pool once the rollback is through.
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        if let Err(e) = client.batch_execute("ROLLBACK").await {
+                            tracing::debug!(error = %e, "Postgres rollback failed");
+                            let _ = deadpool_postgres::Object::take(client);
+                        }
+                    });
+                }
+                // No runtime to roll back on: close the connection instead (the server rolls back).
+                Err(_) => drop(deadpool_postgres::Object::take(client)),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store.
+
+pub(crate) struct PostgresStore {
+    pool: Pool,
+    /// The `NOTIFY` channel of this schema.
+    channel: String,
+    /// The payload of our own notifications, so the listener skips them.
+    instance: String,
+    wake_tx: broadcast::Sender<()>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// A schema name we put into SQL and into the connection options: letters, digits and `_`.
+fn check_schema_name(schema: &str) -> Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption(format!(
+            "Postgres schema name `{schema}`: use 1 to 63 ASCII letters, digits and `_`, not starting with a digit"
+        )))
+    }
+}
+
+fn random_instance_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_i64(now_ms());
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+impl PostgresStore {
+    /// Connects, creates the schema if asked and missing, migrates, and starts the listener.
+    pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::InvalidOption(format!("Postgres URL `{}`: {e}", redact(url))))?;
+        if let Some(s) = schema {
+            check_schema_name(s)?;
+            let opts = format!(
+                "{} -c search_path=\"{s}\"",
+                cfg.get_options().unwrap_or_default()
+            );
+            cfg.options(opts.trim_start());
+        }
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("duraflow");
+        }
+        let channel: String = match schema {
+            Some(s) => format!("duraflow_{s}"),
+            None => "duraflow".to_string(),
+        }
+        .chars()
+        .take(63)
+        .collect();
+
+        let manager = Manager::from_config(
+            cfg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| Error::Database(format!("Postgres store: cannot build the pool: {e}")))?;
+        let store_pool = pool.clone();
+        {
+            let mut client = pool.get().await.map_err(|e| {
+                Error::Database(format!(
+                    "Postgres store: cannot connect to `{}`: {e}",
+                    redact(url)
+                ))
+            })?;
+            schema::migrate(&mut client, schema).await?;
+        }
+
+        let (wake_tx, _) = broadcast::channel(64);
+        let instance = random_instance_id();
+        // The first LISTEN is in place before `connect` returns: no notification after it is missed.
+        let first = listen(&cfg, &channel).await?;
+        let listener = tokio::spawn(listener_loop(
+            cfg,
+            channel.clone(),
+            instance.clone(),
+            wake_tx.clone(),
+            first,
+        ));
+        Ok(PostgresStore {
+            pool: store_pool,
+            channel,
+            instance,
+            wake_tx,
+            listener,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::Database(format!("Postgres store: cannot get a connection: {e}")))
+    }
+
+    fn notify(&self, batch: &mut Batch) {
+        batch.push(
+            SQL_NOTIFY,
+            vec![p(self.channel.clone()), p(self.instance.clone())],
+        );
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LISTEN/NOTIFY.
+
+type Listening = (
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+);
+
+/// Opens the dedicated connection and `LISTEN`s (driving the connection ourselves meanwhile).
+async fn listen(cfg: &tokio_postgres::Config, channel: &str) -> Result<Listening> {
+    let mut cfg = cfg.clone();
+    cfg.keepalives_idle(Duration::from_secs(30));
+    let (client, mut conn) = cfg
+        .connect(NoTls)
+        .await
+        .map_err(db("connecting the LISTEN connection"))?;
+    let sql = format!("LISTEN \"{channel}\"");
+    {
+        let listen = client.batch_execute(&sql);
+        tokio::pin!(listen);
+        loop {
+            tokio::select! {
+                r = &mut listen => {
+                    r.map_err(db("LISTEN"))?;
+                    break;
+                }
+                m = std::future::poll_fn(|cx| conn.poll_message(cx)) => match m {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(db("LISTEN")(e)),
+                    None => return Err(Error::Database("Postgres store: the LISTEN connection closed".into())),
+                }
+            }
+        }
+    }
+    Ok((client, conn))
+}
+
+/// Forwards notifications of other store handles; reconnects (and ticks once) when the connection
+/// drops. Ends when the store is dropped (the task is aborted).
+async fn listener_loop(
+    cfg: tokio_postgres::Config,
+    channel: String,
+    instance: String,
+    tx: broadcast::Sender<()>,
+    first: Listening,
+) {
+    let mut current = Some(first);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let (client, mut conn) = match current.take() {
+            Some(c) => c,
+            None => match listen(&cfg, &channel).await {
+                Ok(c) => {
+                    backoff = Duration::from_millis(100);
+                    // Notifications may have been missed while disconnected.
+                    let _ = tx.send(());
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Postgres LISTEN connection failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+        };
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if n.payload() != instance {
+                        let _ = tx.send(());
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Postgres LISTEN connection lost; reconnecting");
+                    break;
+                }
+                None => {
+                    tracing::warn!("Postgres LISTEN connection closed; reconnecting");
+                    break;
+                }
+            }
+        }
+        drop(client);
+    }
+}
