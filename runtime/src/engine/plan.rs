@@ -187,11 +187,72 @@ impl Plan {
             .map(|first| first + self.events.len() as u64 - 1)
     }
 
+    /// Folds plans that only append to the same workflow (each guarded by [`Guard::append`] and
+    /// waking nobody differently) into one plan per run of such plans, in order: a store applying
+    /// many attempt starts of one workflow then updates its row once instead of once per start.
+    pub(crate) fn merge_appends(plans: Vec<Plan>) -> Vec<Plan> {
+        let mut out: Vec<Plan> = Vec::with_capacity(plans.len());
+        for plan in plans {
+            match out.last_mut() {
+                Some(last)
+                    if last.workflow_id == plan.workflow_id
+                        && last.guard == Guard::append()
+                        && plan.guard == Guard::append()
+                        && last.time_ms == plan.time_ms
+                        && last.claimed.is_empty()
+                        && plan.claimed.is_empty() =>
+                {
+                    last.events.extend(plan.events);
+                    last.effects.extend(plan.effects);
+                    last.wake |= plan.wake;
+                }
+                _ => out.push(plan),
+            }
+        }
+        out
+    }
+
     /// Whether the plan ends the workflow.
     pub(crate) fn closes(&self) -> Option<&ClosedAs> {
         self.effects.iter().find_map(|e| match e {
             Effect::Close(c) => Some(c),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::{claimed, NOW};
+
+    #[test]
+    fn starts_of_one_workflow_fold_into_one_plan_in_order() {
+        let plans: Vec<Plan> = [1, 2, 3]
+            .iter()
+            .map(|&seq| crate::engine::activity::start_attempt(&claimed(seq), "w", NOW).1)
+            .collect();
+        let mut other = plans[0].clone();
+        other.workflow_id = "other".into();
+        let mut all = plans.clone();
+        all.push(other);
+        let merged = Plan::merge_appends(all);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(
+            merged[0].events,
+            plans
+                .iter()
+                .flat_map(|p| p.events.clone())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(merged[0].effects.len(), 3);
+        assert_eq!(merged[1].workflow_id, "other");
+        // A guarded plan is never folded.
+        let mut guarded = plans[0].clone();
+        guarded.guard.next_event_seq = Some(9);
+        assert_eq!(
+            Plan::merge_appends(vec![plans[0].clone(), guarded]).len(),
+            2
+        );
     }
 }

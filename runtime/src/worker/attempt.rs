@@ -156,7 +156,7 @@ impl Shared {
             return false;
         }
         self.deliver_cancels_early(&task.workflow_id, &commands);
-        let (eager, slots) = self.eager_claim();
+        let (eager, slots) = self.eager_claim(&commands);
         let cont = Continuation {
             commit: WorkflowTaskCommit {
                 workflow_id: task.workflow_id.clone(),

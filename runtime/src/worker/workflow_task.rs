@@ -101,7 +101,7 @@ impl Shared {
             Err(f) => return self.task_failed(task, f, None).await,
         };
         self.deliver_cancels_early(&task.workflow_id, &commands);
-        let (eager, slots) = self.eager_claim();
+        let (eager, slots) = self.eager_claim(&commands);
         // While local activities of the workflow run here, its task stays leased to this worker:
         // should the worker stop, the lease expires and another worker replays the workflow and
         // starts them again. A worker that is shutting down starts none: the lease it leaves has
@@ -243,11 +243,25 @@ impl Shared {
 
     /// What a commit may claim for this worker, and the activity slots reserved for it: at most
     /// as many attempts as there are free slots now (none while shutting down).
-    pub(super) fn eager_claim(&self) -> (Option<EagerClaim>, Option<OwnedSemaphorePermit>) {
+    /// The eager claim of a commit of `commands`: slots for the new activities this worker runs,
+    /// reserved only for those (a slot held by a commit in flight is one no other commit or claim
+    /// can use meanwhile).
+    pub(super) fn eager_claim(
+        &self,
+        commands: &[EventKind],
+    ) -> (Option<EagerClaim>, Option<OwnedSemaphorePermit>) {
         if self.act_types.is_empty() {
             return (None, None);
         }
-        let Some(slots) = self.reserve_activity_slots(32) else {
+        let want = commands
+            .iter()
+            .filter(|c| {
+                matches!(c, EventKind::ActivityScheduled { local: false, activity_type, .. }
+                    if self.act_types.contains(activity_type))
+            })
+            .count()
+            .min(32);
+        let Some(slots) = self.reserve_activity_slots(want) else {
             return (None, None);
         };
         let claim = EagerClaim {

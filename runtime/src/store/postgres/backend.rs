@@ -340,10 +340,11 @@ impl StoreBackend for PostgresStore {
         }
         // A locking read can return rows out of order when some changed meanwhile.
         due.sort_by_key(|(visible_at, t)| (*visible_at, t.task_id));
-        let (tasks, mut plans): (Vec<_>, Vec<_>) = due
+        let (tasks, plans): (Vec<_>, Vec<_>) = due
             .iter()
             .map(|(_, task)| activity_engine::start_attempt(task, worker_id, now))
             .unzip();
+        let mut plans = Plan::merge_appends(plans);
         self.commit_plans(&mut tx, &mut plans, ctx).await?;
         Ok(tasks)
     }
