@@ -19,7 +19,8 @@ pub trait ActivityDefinition: Copy + Send + Sync + 'static {
     type Input: Serialize + DeserializeOwned + Send + 'static;
     /// The output.
     type Output: Serialize + DeserializeOwned + Send + 'static;
-    /// [`Cancellable`] when the activity declares `heartbeat_timeout`, else [`NotCancellable`].
+    /// [`Cancellable`](crate::Cancellable) when the activity declares `heartbeat_timeout`, else
+    /// [`NotCancellable`](crate::NotCancellable).
     type Cancel: CancelCapability;
     /// The registered name.
     fn name(&self) -> &'static str;

@@ -2,6 +2,8 @@
 //! randomness, cancel state), and the executor that polls the code deterministically and replays it
 //! from a history.
 
+pub(crate) mod calls;
 pub(crate) mod context;
 pub(crate) mod definition;
 pub(crate) mod executor;
+mod state;

@@ -1,0 +1,237 @@
+//! The shared state of one workflow run's code: its commands, numbered in program order, the
+//! slots the history's events resolve, and the cancel rule.
+
+use super::context::WorkflowInfo;
+use crate::definition::ActivityOptions;
+use crate::error::{ActivityError, WorkflowError};
+use crate::history::{CancellationType, EventKind};
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Debug)]
+pub(crate) struct ActivitySlot {
+    pub(crate) result: Option<Result<Value, ActivityError>>,
+    pub(crate) cancellation_type: CancellationType,
+    pub(crate) cancel_requested: bool,
+    pub(crate) local: bool,
+    /// Started through [`WorkflowContext::detached`]: the workflow's cancel leaves it alone.
+    pub(crate) detached: bool,
+    pub(crate) activity_type: String,
+    /// For local activities: what the worker needs to run it.
+    pub(crate) local_call: Option<(Value, ActivityOptions)>,
+}
+
+/// A durable timer: its outcome once it has one, and its scope.
+#[derive(Debug)]
+pub(crate) struct TimerSlot {
+    pub(crate) result: Option<Result<(), WorkflowError>>,
+    /// Started through [`WorkflowContext::detached`]: the workflow's cancel leaves it alone.
+    pub(crate) detached: bool,
+}
+
+/// The workflow-side state shared by the context and every future it hands out.
+pub(crate) struct WfState {
+    pub(crate) info: WorkflowInfo,
+    pub(crate) next_seq: u64,
+    /// Commands produced since the last drain, as the history events they become.
+    pub(crate) commands: Vec<EventKind>,
+    pub(crate) activities: HashMap<u64, ActivitySlot>,
+    pub(crate) timers: HashMap<u64, TimerSlot>,
+    pub(crate) now_ms: i64,
+    pub(crate) rng: u64,
+    /// The workflow has seen its `WorkflowCancelRequested` event.
+    pub(crate) cancel_requested: bool,
+    /// While the executor replays a recorded workflow task: the activities and timers (by seq) that
+    /// the task's recorded commands scheduled. Empty otherwise.
+    pub(crate) replaying_starts: Vec<u64>,
+    /// Set when a handle resolved during a poll, so the executor polls again.
+    pub(crate) changed: bool,
+    /// Set when the instance is being thrown away: drops then record nothing.
+    pub(crate) discarded: bool,
+}
+
+pub(crate) fn seed_from(run_id: &str) -> u64 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1
+}
+
+impl WfState {
+    pub(crate) fn new(info: WorkflowInfo) -> Self {
+        let rng = seed_from(&info.run_id);
+        WfState {
+            info,
+            next_seq: 1,
+            commands: Vec::new(),
+            activities: HashMap::new(),
+            timers: HashMap::new(),
+            now_ms: 0,
+            rng,
+            cancel_requested: false,
+            replaying_starts: Vec::new(),
+            changed: false,
+            discarded: false,
+        }
+    }
+
+    pub(crate) fn alloc_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// The rule of workflow cancellation, for a new activity (regular or local) or timer `seq`: true
+    /// when it is to resolve `Cancelled` at once, with no command. That is when the workflow has seen
+    /// its cancel request (an event at a fixed point of the history, so replay decides the same) and
+    /// the work is started in the main scope, not through [`WorkflowContext::detached`].
+    ///
+    /// One exception keeps histories written before this rule replaying: when a recorded task being
+    /// replayed scheduled this very seq (a main-scope activity its code started after the request, as
+    /// builds before `detached()` did), it is scheduled again, and the recorded commands are checked
+    /// as always. Live tasks have no recorded commands, so the rule always applies to new work.
+    pub(crate) fn refuses_new_work(&self, detached: bool, seq: u64) -> bool {
+        self.cancel_requested && !detached && !self.replaying_starts.contains(&seq)
+    }
+
+    /// Requests the cancel of activity `seq` according to its cancellation type.
+    pub(crate) fn cancel_activity(&mut self, seq: u64) {
+        let Some(slot) = self.activities.get_mut(&seq) else {
+            return;
+        };
+        if slot.result.is_some() || slot.cancel_requested {
+            return;
+        }
+        slot.cancel_requested = true;
+        match slot.cancellation_type {
+            CancellationType::TryCancel => {
+                slot.result = Some(Err(ActivityError::cancelled()));
+                self.commands
+                    .push(EventKind::ActivityCancelRequested { activity_seq: seq });
+            }
+            CancellationType::WaitCancellationCompleted => {
+                self.commands
+                    .push(EventKind::ActivityCancelRequested { activity_seq: seq });
+            }
+            CancellationType::Abandon => {
+                slot.result = Some(Err(ActivityError::cancelled()));
+            }
+        }
+        self.changed = true;
+    }
+
+    /// Delivers an event from outside (an activity or timer outcome, a cancel request).
+    pub(crate) fn deliver(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::ActivityCompleted {
+                activity_seq,
+                result,
+            } => self.resolve_activity(*activity_seq, Ok(result.clone())),
+            EventKind::ActivityFailed {
+                activity_seq,
+                error,
+            }
+            | EventKind::ActivityTimedOut {
+                activity_seq,
+                error,
+            } => self.resolve_activity(*activity_seq, Err(error.clone())),
+            EventKind::ActivityCancelled {
+                activity_seq,
+                details,
+            } => self.resolve_activity(
+                *activity_seq,
+                Err(ActivityError::Cancelled {
+                    details: details.clone(),
+                }),
+            ),
+            EventKind::LocalActivityMarker {
+                activity_seq,
+                result,
+            } => self.resolve_activity(*activity_seq, result.clone()),
+            EventKind::TimerFired { timer_seq } => {
+                if let Some(t) = self.timers.get_mut(timer_seq) {
+                    if t.result.is_none() {
+                        t.result = Some(Ok(()));
+                    }
+                }
+            }
+            EventKind::WorkflowCancelRequested {} if !self.cancel_requested => {
+                // The cancel reaches the main scope's pending work; the detached scope's goes on.
+                self.cancel_requested = true;
+                let mut timers: Vec<u64> = self
+                    .timers
+                    .iter()
+                    .filter(|(_, t)| t.result.is_none() && !t.detached)
+                    .map(|(s, _)| *s)
+                    .collect();
+                timers.sort_unstable();
+                for seq in timers {
+                    if let Some(t) = self.timers.get_mut(&seq) {
+                        t.result = Some(Err(WorkflowError::Cancelled));
+                    }
+                    self.commands
+                        .push(EventKind::TimerCancelled { timer_seq: seq });
+                }
+                let mut acts: Vec<u64> = self
+                    .activities
+                    .iter()
+                    .filter(|(_, a)| a.result.is_none() && !a.cancel_requested && !a.detached)
+                    .map(|(s, _)| *s)
+                    .collect();
+                acts.sort_unstable();
+                for seq in acts {
+                    self.cancel_activity(seq);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn resolve_activity(&mut self, seq: u64, result: Result<Value, ActivityError>) {
+        if let Some(slot) = self.activities.get_mut(&seq) {
+            if slot.result.is_none() {
+                slot.result = Some(result);
+            }
+        }
+    }
+
+    /// Local activities scheduled and not yet resolved: what a worker must (re)start.
+    pub(crate) fn pending_local_activities(&self) -> Vec<(u64, String, Value, ActivityOptions)> {
+        let mut v: Vec<_> = self
+            .activities
+            .iter()
+            .filter(|(_, a)| a.local && a.result.is_none() && !a.cancel_requested)
+            .filter_map(|(s, a)| {
+                a.local_call
+                    .as_ref()
+                    .map(|(i, o)| (*s, a.activity_type.clone(), i.clone(), o.clone()))
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    /// Whether a local activity is scheduled and not resolved (its cancel may have been asked
+    /// for): its worker keeps the workflow task leased while one is.
+    pub(crate) fn has_unresolved_local(&self) -> bool {
+        self.activities
+            .values()
+            .any(|a| a.local && a.result.is_none())
+    }
+
+    /// Local activities whose cancel was asked for and waited for, and not resolved: after a
+    /// replay nothing runs them any more, so their cancellation is recorded.
+    pub(crate) fn unresolved_local_cancels(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .activities
+            .iter()
+            .filter(|(_, a)| a.local && a.result.is_none() && a.cancel_requested)
+            .map(|(s, _)| *s)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
