@@ -540,7 +540,14 @@ async fn unknown_and_damaged_stored_data_are_reported() {
     let store = Store::sqlite(&path).unwrap();
     let client = Client::new(&store);
     match client.history("completed").await {
-        Err(Error::StoredData(msg)) => {
+        Err(e @ Error::StoredData { .. }) => {
+            // The decoder's own error is kept as the source, not only as text.
+            let source = std::error::Error::source(&e).expect("the decoder's error as the source");
+            assert!(
+                source.to_string().contains("workflow_paused"),
+                "source: {source}"
+            );
+            let msg = e.to_string();
             for part in [
                 "history event #8 of workflow `completed`",
                 "unknown history event `workflow_paused`",
@@ -553,7 +560,9 @@ async fn unknown_and_damaged_stored_data_are_reported() {
         other => panic!("expected a store error, got {other:?}"),
     }
     match client.describe("failed").await {
-        Err(Error::StoredData(msg)) => {
+        Err(e @ Error::StoredData { .. }) => {
+            assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+            let msg = e.to_string();
             assert!(msg.contains("a workflow's error cannot be read"), "{msg}");
         }
         other => panic!("expected a store error, got {other:?}"),

@@ -578,3 +578,23 @@ async fn pg_listen_wakes_other_process_and_reconnects() {
         .unwrap();
     worker.shutdown().await;
 }
+
+/// A database error keeps the driver's error as its source, and says where it tried, without the
+/// password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_database_error_with_its_source() {
+    // Port 1: nothing listens there.
+    match Store::postgres("postgres://someone:secret@127.0.0.1:1/test").await {
+        Err(e @ Error::Database { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("127.0.0.1:1"), "{message}");
+            assert!(
+                !message.contains("secret"),
+                "the password leaked: {message}"
+            );
+            let source = std::error::Error::source(&e).expect("the driver's error as the source");
+            assert!(!source.to_string().is_empty());
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}

@@ -112,8 +112,15 @@ async fn a_damaged_history_row_is_an_error_not_a_panic_and_other_workflows_go_on
     let store = Store::sqlite(&p).unwrap();
     let client = Client::new(&store);
     match client.history("victim").await {
-        Err(Error::StoredData(m)) => {
-            assert!(m.contains("history event #1 of workflow `victim`"), "{m}")
+        Err(Error::StoredData { message, source }) => {
+            assert!(
+                message.contains("history event #1 of workflow `victim`"),
+                "{message}"
+            );
+            assert!(
+                source.is_some(),
+                "the decoder's error is kept as the source"
+            );
         }
         other => panic!("expected a store error, got {other:?}"),
     }

@@ -295,17 +295,80 @@ pub enum Error {
     /// changed. A worker that meets it in a workflow's data holds the workflow (`describe` shows
     /// why) and tries again later; any other store error leaves the workflow task to be retried
     /// when its lease ends.
-    #[error("store: {0}")]
-    StoredData(String),
+    #[error("store: {message}")]
+    StoredData {
+        /// What could not be read, and where.
+        message: String,
+        /// Why: the decoder's own error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The database reported an error.
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("database error: {message}")]
+    Database {
+        /// What the store was doing, and what went wrong.
+        message: String,
+        /// The database driver's own error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
     InvalidOption(String),
     /// The store can no longer take calls (its writer stopped).
     #[error("the store is closed (its writer stopped); open the store again")]
     Shutdown,
+}
+
+/// The underlying error of a store or stored-data [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl Error {
+    /// A database error without an underlying one.
+    pub(crate) fn database(message: impl Into<String>) -> Error {
+        Error::Database {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A database error caused by `source`.
+    pub(crate) fn database_from(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Database {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Stored data that cannot be read, caused by `source` when there is one.
+    pub(crate) fn stored_data(message: impl Into<String>, source: Option<BoxError>) -> Error {
+        Error::StoredData {
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+/// Stored data this build cannot read; nothing was changed.
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::stored_data(
+        format!("the database holds data this build cannot read ({what}); it was left untouched"),
+        None,
+    )
+}
+
+/// Like [`corrupt`], keeping the decoder's error as the source.
+pub(crate) fn corrupt_from(
+    what: impl std::fmt::Display,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::stored_data(
+        format!("the database holds data this build cannot read ({what}); it was left untouched"),
+        Some(Box::new(source)),
+    )
 }
 
 /// A `Result` with the runtime's [`Error`].

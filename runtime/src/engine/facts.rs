@@ -39,9 +39,10 @@ impl WorkflowStatus {
             "failed" => WorkflowStatus::Failed,
             "cancelled" => WorkflowStatus::Cancelled,
             other => {
-                return Err(Error::StoredData(format!(
-                    "unknown workflow status `{other}` in the database; was it written by another program?"
-                )))
+                return Err(Error::stored_data(
+                    format!("unknown workflow status `{other}` in the database; was it written by another program?"),
+                    None,
+                ))
             }
         })
     }
@@ -70,9 +71,10 @@ impl TaskState {
         match s {
             "pending" => Ok(TaskState::Pending),
             "running" => Ok(TaskState::Running),
-            other => Err(Error::StoredData(format!(
-                "unknown task state `{other}` in the database; was it written by another program?"
-            ))),
+            other => Err(Error::stored_data(
+                format!("unknown task state `{other}` in the database; was it written by another program?"),
+                None,
+            )),
         }
     }
 }
@@ -131,9 +133,7 @@ impl LazyOptions {
             #[cfg(test)]
             LazyOptions::Parsed(o) => Ok(o.clone()),
             LazyOptions::Stored(s) => crate::history::format::decode_options(s).map_err(|e| {
-                Error::StoredData(format!(
-                    "the database holds data this build cannot read (an activity task's options: {e}); it was left untouched"
-                ))
+                crate::error::corrupt_from(format!("an activity task's options: {e}"), e)
             }),
         }
     }

@@ -394,11 +394,7 @@ pub(crate) fn to_json(v: &impl serde::Serialize) -> String {
 }
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("{what}: {e}")))
+    serde_json::from_str(s).map_err(|e| corrupt_from(format!("{what}: {e}"), e))
 }
 
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> crate::Error {
-    crate::Error::StoredData(format!(
-        "the database holds data this build cannot read ({what}); it was left untouched"
-    ))
-}
+pub(crate) use crate::error::{corrupt, corrupt_from};

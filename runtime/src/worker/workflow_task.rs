@@ -348,7 +348,7 @@ impl Shared {
 /// internal error of the store) leaves the task to be retried when its lease ends.
 pub(super) fn holds_the_workflow(e: &crate::Error) -> Option<&str> {
     match e {
-        crate::Error::StoredData(reason) => Some(reason),
+        crate::Error::StoredData { message, .. } => Some(message),
         _ => None,
     }
 }
@@ -372,7 +372,7 @@ mod tests {
         assert!(holds_the_workflow(&unreadable).is_some_and(|r| r.contains("event #3")));
         for other in [
             Error::Store("internal error: a store job panicked".into()),
-            Error::Database("database is locked".into()),
+            Error::database("database is locked"),
             Error::Shutdown,
             Error::Payload {
                 type_name: "u32".into(),

@@ -224,9 +224,9 @@ impl FactsQuery {
 }
 
 fn rows(res: &[Vec<Row>], i: usize) -> Result<&[Row]> {
-    res.get(i).map(Vec::as_slice).ok_or_else(|| {
-        Error::Database("Postgres store: a statement of a batch returned no result".into())
-    })
+    res.get(i)
+        .map(Vec::as_slice)
+        .ok_or_else(|| Error::database("Postgres store: a statement of a batch returned no result"))
 }
 
 /// The workflow row's columns from `at` on (`workflow_id, run_id, status, next_event_seq,
@@ -591,9 +591,7 @@ impl Applied {
     pub(super) fn complete(self, plan: &mut Plan, res: &[Vec<Row>]) -> Result<()> {
         for (k, i) in self.claimed.into_iter().enumerate() {
             let row = rows(res, i)?.first().ok_or_else(|| {
-                Error::Database(
-                    "Postgres store: an eagerly claimed activity task was not inserted".into(),
-                )
+                Error::database("Postgres store: an eagerly claimed activity task was not inserted")
             })?;
             if let Some(c) = plan.claimed.get_mut(k) {
                 c.task_id = col(row, 0)?;

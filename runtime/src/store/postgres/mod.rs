@@ -32,7 +32,7 @@
 //! Durability is the server's: `synchronous_commit` is left at its default (`on`). Timestamps are
 //! milliseconds since the epoch computed in Rust, as in SQLite.
 
-use super::{corrupt, now_ms};
+use super::{corrupt_from, now_ms};
 use crate::error::{Error, Result};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::time::Duration;
@@ -70,13 +70,16 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
 }
 
 fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-    move |e| Error::Database(format!("Postgres store, {context}: {}", pg_message(&e)))
+    move |e| {
+        let message = format!("Postgres store, {context}: {}", pg_message(&e));
+        Error::database_from(message, e)
+    }
 }
 
 /// Maps a statement's error; a failed guard (see `apply::SQL_GUARD`) is said as such.
 fn pg_error(context: &str, e: tokio_postgres::Error) -> Error {
     if e.code() == Some(&SqlState::DIVISION_BY_ZERO) {
-        return Error::Database(format!(
+        return Error::database(format!(
             "Postgres store, {context}: the workflow changed while a transition was being applied (its guard no longer held); nothing was written"
         ));
     }
@@ -86,7 +89,7 @@ fn pg_error(context: &str, e: tokio_postgres::Error) -> Error {
 /// A column, with a type mismatch reported as an error (never a panic).
 fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i)
-        .map_err(|e| corrupt(format!("column {i} of a row: {e}")))
+        .map_err(|e| corrupt_from(format!("column {i} of a row: {e}"), e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,9 +194,10 @@ impl Tx {
         if commit {
             batch.push("COMMIT", Vec::new());
         }
-        let client = self.client.as_ref().ok_or_else(|| {
-            Error::Database("Postgres store: transaction without a connection".into())
-        })?;
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| Error::database("Postgres store: transaction without a connection"))?;
         let mut res = match batch.run_raw(client).await {
             Ok(res) => res,
             Err(e) => return Ok(Err(e)),
@@ -319,14 +323,16 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
-            .map_err(|e| Error::Database(format!("Postgres store: cannot build the pool: {e}")))?;
+            .map_err(|e| {
+                Error::database_from(format!("Postgres store: cannot build the pool: {e}"), e)
+            })?;
         let store_pool = pool.clone();
         {
             let mut client = pool.get().await.map_err(|e| {
-                Error::Database(format!(
-                    "Postgres store: cannot connect to `{}`: {e}",
-                    redact(url)
-                ))
+                Error::database_from(
+                    format!("Postgres store: cannot connect to `{}`: {e}", redact(url)),
+                    e,
+                )
             })?;
             schema::migrate(&mut client, schema).await?;
         }
@@ -352,10 +358,9 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| Error::Database(format!("Postgres store: cannot get a connection: {e}")))
+        self.pool.get().await.map_err(|e| {
+            Error::database_from(format!("Postgres store: cannot get a connection: {e}"), e)
+        })
     }
 
     fn notify(&self, batch: &mut Batch) {
@@ -409,7 +414,7 @@ async fn listen(cfg: &tokio_postgres::Config, channel: &str) -> Result<Listening
                 m = std::future::poll_fn(|cx| conn.poll_message(cx)) => match m {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(db("LISTEN")(e)),
-                    None => return Err(Error::Database("Postgres store: the LISTEN connection closed".into())),
+                    None => return Err(Error::database("Postgres store: the LISTEN connection closed")),
                 }
             }
         }

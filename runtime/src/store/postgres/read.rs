@@ -5,7 +5,7 @@ use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
 use crate::history::{format, HistoryEvent};
 use crate::store::{
-    corrupt, from_json, ListFilter, PendingActivity, WorkflowDescription, WorkflowSummary,
+    corrupt_from, from_json, ListFilter, PendingActivity, WorkflowDescription, WorkflowSummary,
 };
 use deadpool_postgres::Object;
 use serde_json::Value;
@@ -66,9 +66,10 @@ pub(super) async fn history(
         let seq: i64 = col(r, 0)?;
         let payload: String = col(r, 2)?;
         let kind = format::decode_event(&payload).map_err(|e| {
-            corrupt(format!(
-                "history event #{seq} of workflow `{workflow_id}`: {e}"
-            ))
+            corrupt_from(
+                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
+                e,
+            )
         })?;
         out.push(HistoryEvent {
             seq: seq as u64,
@@ -102,7 +103,7 @@ pub(super) async fn describe(
             None,
             Some(
                 format::decode_workflow_error(&e)
-                    .map_err(|e| corrupt(format!("{}: {e}", what("the error"))))?,
+                    .map_err(|e| corrupt_from(format!("{}: {e}", what("the error")), e))?,
             ),
         ),
         _ => (None, None),

@@ -127,7 +127,7 @@ pub(super) fn attempt_facts(conn: &Connection, task_id: i64) -> Result<Option<At
 }
 
 fn guard_failed(plan: &Plan) -> Error {
-    Error::Database(format!(
+    Error::database(format!(
         "workflow `{}` changed while a transition was being applied (its guard no longer holds); nothing was written",
         plan.workflow_id
     ))

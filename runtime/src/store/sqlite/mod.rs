@@ -39,7 +39,7 @@ pub(crate) struct SqliteStore {
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
-    Error::Database(e.to_string())
+    Error::database_from(e.to_string(), e)
 }
 
 impl From<rusqlite::Error> for Error {
@@ -298,16 +298,15 @@ impl SqliteStore {
                     .unwrap_or_else(|_| {
                         Err(Error::Store("internal error: a store job panicked".into()))
                     }),
-                None => Err(Error::Database(
+                None => Err(Error::database(
                     "the store could not give this call a transaction of its own; nothing was written"
-                        .into(),
                 )),
             };
             let failed = r.is_err();
             let reply: Reply = Box::new(move |commit| {
                 let r = match commit {
                     Ok(()) => r,
-                    Err(e) => Err(Error::Database(format!("commit failed: {e}"))),
+                    Err(e) => Err(Error::database(format!("commit failed: {e}"))),
                 };
                 let _ = tx.send(r);
             });

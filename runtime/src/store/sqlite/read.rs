@@ -4,7 +4,9 @@ use super::qrow;
 use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
 use crate::history::{format, HistoryEvent};
-use crate::store::{corrupt, from_json, PendingActivity, WorkflowDescription, WorkflowSummary};
+use crate::store::{
+    corrupt_from, from_json, PendingActivity, WorkflowDescription, WorkflowSummary,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
@@ -28,9 +30,10 @@ pub(super) fn history(
     for row in rows {
         let (seq, time_ms, payload) = row?;
         let kind = format::decode_event(&payload).map_err(|e| {
-            corrupt(format!(
-                "history event #{seq} of workflow `{workflow_id}`: {e}"
-            ))
+            corrupt_from(
+                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
+                e,
+            )
         })?;
         out.push(HistoryEvent {
             seq: seq as u64,
@@ -88,7 +91,9 @@ pub(super) fn describe(
         (WorkflowStatus::Completed, Some(r)) => (Some(from_json(&r, "workflow result")?), None),
         (WorkflowStatus::Failed, Some(e)) => (
             None,
-            Some(format::decode_workflow_error(&e).map_err(corrupt)?),
+            Some(format::decode_workflow_error(&e).map_err(|err| {
+                corrupt_from(format!("the error of workflow `{workflow_id}`: {err}"), err)
+            })?),
         ),
         _ => (None, None),
     };
