@@ -1,7 +1,7 @@
 //! Activities: the `ActivityScheduled` and `ActivityCancelRequested` commands, attempts, their
 //! outcomes, retries, timeouts and deadlines.
 
-use super::facts::{AttemptFacts, TaskState};
+use super::facts::{AttemptFacts, TaskState, WorkflowFacts};
 use super::plan::{Effect, Guard, NewActivityTask, Plan};
 use super::workflow_task::{CommitState, EagerClaim};
 use crate::definition::{ActivityOptions, DEFAULT_START_TO_CLOSE_TIMEOUT};
@@ -293,6 +293,21 @@ pub(crate) enum Finish {
     },
 }
 
+impl Finish {
+    /// The plan the store applies, if the decision writes anything.
+    pub(crate) fn plan_mut(&mut self) -> Option<&mut Plan> {
+        match self {
+            Finish::Fenced => None,
+            Finish::Recorded { plan, .. } => Some(plan),
+        }
+    }
+
+    /// Whether the outcome was recorded (false: the attempt's token no longer held).
+    pub(crate) fn recorded(&self) -> bool {
+        matches!(self, Finish::Recorded { .. })
+    }
+}
+
 /// Ends an attempt of `task` with `resolution`. A retry of an activity whose cancel was requested
 /// becomes its cancellation: a cancelled activity is never started again. With `enqueue`, the
 /// workflow gets a task to see the outcome.
@@ -301,10 +316,11 @@ pub(crate) fn finish(
     token: i64,
     resolution: ActivityResolution,
     heartbeat_details: Option<Value>,
-    workflow_running: bool,
+    workflow: Option<&WorkflowFacts>,
     enqueue: bool,
     now: i64,
 ) -> Result<Finish> {
+    let workflow_running = workflow.is_some_and(WorkflowFacts::running);
     if task.token != token {
         return Ok(Finish::Fenced);
     }

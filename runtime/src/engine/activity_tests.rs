@@ -26,7 +26,7 @@ fn a_stale_token_writes_nothing() {
         1,
         ActivityResolution::Completed(1.into()),
         None,
-        true,
+        Some(&facts_running(5, 1)),
         true,
         NOW,
     )
@@ -41,7 +41,7 @@ fn a_completed_attempt_appends_its_result_and_wakes_the_workflow() {
         2,
         ActivityResolution::Completed(41.into()),
         None,
-        true,
+        Some(&facts_running(5, 1)),
         true,
         NOW,
     )
@@ -72,7 +72,7 @@ fn a_retry_after_a_cancel_request_becomes_the_cancellation() {
             retry_at_ms: NOW + 1_000,
         },
         None,
-        true,
+        Some(&facts_running(5, 1)),
         true,
         NOW,
     )
@@ -100,7 +100,7 @@ fn a_retry_puts_the_task_back_with_the_latest_details_and_no_event() {
             retry_at_ms: NOW + 1_000,
         },
         Some(serde_json::json!("newer")),
-        true,
+        Some(&facts_running(5, 1)),
         true,
         NOW,
     )
@@ -127,7 +127,7 @@ fn an_outcome_after_the_workflow_ended_only_removes_the_task() {
         2,
         ActivityResolution::Completed(1.into()),
         None,
-        false,
+        None,
         true,
         NOW,
     )
@@ -148,7 +148,7 @@ fn damaged_options_are_an_error_only_when_a_retry_needs_them() {
         2,
         ActivityResolution::Completed(1.into()),
         None,
-        true,
+        Some(&facts_running(5, 1)),
         true,
         NOW
     )
@@ -158,7 +158,7 @@ fn damaged_options_are_an_error_only_when_a_retry_needs_them() {
         2,
         ActivityResolution::Retry { retry_at_ms: NOW },
         None,
-        true,
+        Some(&facts_running(5, 1)),
         true,
         NOW,
     )

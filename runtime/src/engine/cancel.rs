@@ -16,6 +16,21 @@ pub(crate) enum CancelDecision {
     Request(Plan),
 }
 
+impl CancelDecision {
+    /// The plan the store applies, if the decision writes anything.
+    pub(crate) fn plan_mut(&mut self) -> Option<&mut Plan> {
+        match self {
+            CancelDecision::Request(plan) => Some(plan),
+            CancelDecision::Ended | CancelDecision::AlreadyRequested => None,
+        }
+    }
+
+    /// What the client hears: false when the workflow already ended.
+    pub(crate) fn accepted(&self) -> bool {
+        !matches!(self, CancelDecision::Ended)
+    }
+}
+
 /// Decides a client's cancel request on a workflow.
 pub(crate) fn request(facts: &WorkflowFacts, now: i64) -> CancelDecision {
     if !facts.running() {

@@ -165,6 +165,42 @@ pub(crate) struct Plan {
     pub wake: bool,
 }
 
+impl super::facts::WorkflowFacts {
+    /// The facts as `plan` leaves them once applied, for the next decision on the same workflow
+    /// in the same transaction (a store firing several of its due timers at once).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn advance(&mut self, plan: &Plan) {
+        use super::facts::TaskState;
+        self.next_event_seq += plan.events.len() as u64;
+        for effect in &plan.effects {
+            match effect {
+                Effect::Close(c) => {
+                    self.status = c.status();
+                    self.task = None;
+                }
+                Effect::BumpWorkflowTaskToken => self.wft_token += 1,
+                Effect::SetCancelRequested => self.cancel_requested = true,
+                Effect::WorkflowTask(WorkflowTaskEffect::Complete) => self.task = None,
+                Effect::WorkflowTask(WorkflowTaskEffect::Enqueue { .. })
+                    if self.running() && self.task.is_none() =>
+                {
+                    self.task = Some(TaskState::Pending)
+                }
+                Effect::WorkflowTask(WorkflowTaskEffect::Requeue { .. }) => {
+                    self.task = Some(TaskState::Pending)
+                }
+                Effect::WorkflowTask(WorkflowTaskEffect::Hold { .. }) if self.task.is_some() => {
+                    self.task = Some(TaskState::Pending)
+                }
+                Effect::WorkflowTask(WorkflowTaskEffect::Lease { .. }) => {
+                    self.task = Some(TaskState::Running)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 impl Plan {
     /// An empty plan for `workflow_id`, guarded by `guard`.
     pub(crate) fn new(workflow_id: &str, guard: Guard, time_ms: i64) -> Plan {
@@ -254,5 +290,24 @@ mod tests {
             Plan::merge_appends(vec![plans[0].clone(), guarded]).len(),
             2
         );
+    }
+
+    #[test]
+    fn facts_advance_as_a_plan_leaves_them() {
+        use crate::engine::facts::TaskState;
+        use crate::engine::testkit::facts_running;
+        let mut f = facts_running(5, 1);
+        f.task = None;
+        let fired = crate::engine::timer::fire("wf", Some(&f), 2, NOW);
+        f.advance(&fired);
+        assert_eq!((f.next_event_seq, f.task), (6, Some(TaskState::Pending)));
+        let timeout = crate::engine::close::execution_timeout(&f, NOW);
+        f.advance(&timeout);
+        assert_eq!(f.next_event_seq, 7);
+        assert!(!f.running());
+        assert_eq!(f.task, None);
+        // A timer of the ended workflow now only removes its row.
+        let late = crate::engine::timer::fire("wf", Some(&f), 3, NOW);
+        assert!(late.events.is_empty());
     }
 }

@@ -285,6 +285,49 @@ pub(crate) enum ContinueDecision {
     },
 }
 
+impl CommitOutcome {
+    /// The outcome once `plan` is applied: its claimed attempts, now with the task ids the store
+    /// gave them, are this worker's.
+    pub(crate) fn applied(mut self, plan: Plan) -> CommitOutcome {
+        self.eager = plan.claimed;
+        self
+    }
+}
+
+impl ContinueDecision {
+    /// The plan the store applies, if the decision writes anything.
+    pub(crate) fn plan_mut(&mut self) -> Option<&mut Plan> {
+        match self {
+            ContinueDecision::Fenced => None,
+            ContinueDecision::Recorded(plan) | ContinueDecision::Continued { plan, .. } => {
+                Some(plan)
+            }
+        }
+    }
+
+    /// What the worker hears, once the plan is applied.
+    pub(crate) fn outcome(self) -> FinishOutcome {
+        match self {
+            ContinueDecision::Fenced => FinishOutcome {
+                recorded: false,
+                continued: None,
+            },
+            ContinueDecision::Recorded(_) => FinishOutcome {
+                recorded: true,
+                continued: None,
+            },
+            ContinueDecision::Continued {
+                plan,
+                event_seq,
+                outcome,
+            } => FinishOutcome {
+                recorded: true,
+                continued: Some((event_seq, outcome.applied(plan))),
+            },
+        }
+    }
+}
+
 /// Whether a worker's instance that has seen the history up to `delivered_through` and wrote
 /// everything up to `own_marker_seq` saw every event of the history: its commands, computed with
 /// the new event, can then be the workflow's next task. An attempt's start is not delivered to
@@ -310,7 +353,6 @@ pub(crate) fn finish_and_continue(
     cont: &Continuation,
     now: i64,
 ) -> Result<ContinueDecision> {
-    let running = workflow.is_some_and(|w| w.running());
     // A continuation is computed with the attempt's outcome: a retry has none (even when it
     // becomes a cancellation here, the instance did not see that).
     let retry = matches!(resolution, ActivityResolution::Retry { .. });
@@ -327,7 +369,7 @@ pub(crate) fn finish_and_continue(
                 token,
                 resolution,
                 heartbeat_details,
-                running,
+                workflow,
                 true,
                 now,
             )? {
@@ -336,16 +378,23 @@ pub(crate) fn finish_and_continue(
             },
         );
     };
-    let (finished, event) =
-        match activity::finish(task, token, resolution, heartbeat_details, true, false, now)? {
-            Finish::Fenced => return Ok(ContinueDecision::Fenced),
-            Finish::Recorded {
-                plan,
-                event: Some(event),
-            } => (plan, event),
-            // A retry has no outcome event for the instance to see: the ordinary way.
-            Finish::Recorded { plan, event: None } => return Ok(ContinueDecision::Recorded(plan)),
-        };
+    let (finished, event) = match activity::finish(
+        task,
+        token,
+        resolution,
+        heartbeat_details,
+        Some(facts),
+        false,
+        now,
+    )? {
+        Finish::Fenced => return Ok(ContinueDecision::Fenced),
+        Finish::Recorded {
+            plan,
+            event: Some(event),
+        } => (plan, event),
+        // A retry has no outcome event for the instance to see: the ordinary way.
+        Finish::Recorded { plan, event: None } => return Ok(ContinueDecision::Recorded(plan)),
+    };
     let event_seq = facts.next_event_seq;
     let mut facts = facts.clone();
     // The finished attempt's task is deleted by this plan.

@@ -261,36 +261,6 @@ pub(super) fn read_due_timers(rows: &[Row]) -> Result<DueTimers> {
     Ok((due, facts))
 }
 
-/// What applying `plan` does to `facts`, for the next decision on the same workflow in the same
-/// transaction (another of its due timers): the row's columns and its task as the plan's
-/// statements leave them.
-pub(super) fn advance(facts: &mut WorkflowFacts, plan: &Plan) {
-    facts.next_event_seq += plan.events.len() as u64;
-    for effect in &plan.effects {
-        match effect {
-            Effect::Close(c) => {
-                facts.status = c.status();
-                facts.task = None;
-            }
-            Effect::BumpWorkflowTaskToken => facts.wft_token += 1,
-            Effect::SetCancelRequested => facts.cancel_requested = true,
-            Effect::WorkflowTask(WorkflowTaskEffect::Complete) => facts.task = None,
-            Effect::WorkflowTask(WorkflowTaskEffect::Enqueue { .. })
-                if facts.running() && facts.task.is_none() =>
-            {
-                facts.task = Some(TaskState::Pending)
-            }
-            Effect::WorkflowTask(WorkflowTaskEffect::Requeue { .. }) => {
-                facts.task = Some(TaskState::Pending)
-            }
-            Effect::WorkflowTask(WorkflowTaskEffect::Hold { .. }) if facts.task.is_some() => {
-                facts.task = Some(TaskState::Pending)
-            }
-            _ => {}
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Plans.
 

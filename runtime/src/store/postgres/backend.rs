@@ -2,12 +2,12 @@
 //! trip, which begins the transaction), asks the engine, and applies its plan (one round trip,
 //! which commits).
 
-use super::apply::{advance, push_facts, push_plan, read_due_timers, Applied, Of, SQL_DUE_TIMERS};
+use super::apply::{push_facts, push_plan, read_due_timers, Applied, Of, SQL_DUE_TIMERS};
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{col, p, pg_error, query, Batch, PostgresStore, Tx};
-use crate::engine::activity::{self as activity_engine, Finish, REAPER_LEASE_MS};
-use crate::engine::cancel::{self as cancel_engine, CancelDecision};
-use crate::engine::workflow_task::{self as wft, ContinueDecision};
+use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
+use crate::engine::cancel as cancel_engine;
+use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
 use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
@@ -231,12 +231,11 @@ impl StoreBackend for PostgresStore {
         let Some(facts) = query.workflow(&res)? else {
             return Ok(None);
         };
-        let Some((mut plan, mut outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
+        let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
             return Ok(None);
         };
         self.commit_plan(&mut tx, &mut plan, ctx).await?;
-        outcome.eager = plan.claimed;
-        Ok(Some(outcome))
+        Ok(Some(outcome.applied(plan)))
     }
 
     async fn hold_workflow_task(
@@ -417,23 +416,20 @@ impl StoreBackend for PostgresStore {
         let Some(task) = query.attempt(&res)? else {
             return Ok(false);
         };
-        let running = query.workflow(&res)?.is_some_and(|w| w.running());
-        let decision = activity_engine::finish(
+        let workflow = query.workflow(&res)?;
+        let mut decision = activity_engine::finish(
             &task,
             token,
             resolution,
             heartbeat_details,
-            running,
+            workflow.as_ref(),
             true,
             now_ms(),
         )?;
-        match decision {
-            Finish::Fenced => Ok(false),
-            Finish::Recorded { mut plan, .. } => {
-                self.commit_plan(&mut tx, &mut plan, ctx).await?;
-                Ok(true)
-            }
+        if let Some(plan) = decision.plan_mut() {
+            self.commit_plan(&mut tx, plan, ctx).await?;
         }
+        Ok(decision.recorded())
     }
 
     async fn finish_activity_and_continue(
@@ -458,15 +454,11 @@ impl StoreBackend for PostgresStore {
             Some(cont.delivered_through),
         );
         let res = tx.run(batch, false, ctx).await?;
-        let fenced = FinishOutcome {
-            recorded: false,
-            continued: None,
-        };
         let Some(task) = query.attempt(&res)? else {
-            return Ok(fenced);
+            return Ok(wft::ContinueDecision::Fenced.outcome());
         };
         let facts = query.workflow(&res)?;
-        let decision = wft::finish_and_continue(
+        let mut decision = wft::finish_and_continue(
             &task,
             facts.as_ref(),
             token,
@@ -475,28 +467,10 @@ impl StoreBackend for PostgresStore {
             &cont,
             now_ms(),
         )?;
-        Ok(match decision {
-            ContinueDecision::Fenced => fenced,
-            ContinueDecision::Recorded(mut plan) => {
-                self.commit_plan(&mut tx, &mut plan, ctx).await?;
-                FinishOutcome {
-                    recorded: true,
-                    continued: None,
-                }
-            }
-            ContinueDecision::Continued {
-                mut plan,
-                event_seq,
-                mut outcome,
-            } => {
-                self.commit_plan(&mut tx, &mut plan, ctx).await?;
-                outcome.eager = plan.claimed;
-                FinishOutcome {
-                    recorded: true,
-                    continued: Some((event_seq, outcome)),
-                }
-            }
-        })
+        if let Some(plan) = decision.plan_mut() {
+            self.commit_plan(&mut tx, plan, ctx).await?;
+        }
+        Ok(decision.outcome())
     }
 
     async fn record_local_activity(
@@ -554,7 +528,7 @@ impl StoreBackend for PostgresStore {
             let plan = timer_engine::fire(wf, facts.as_deref(), *seq, now);
             // A later timer of the same workflow is decided on the facts this plan leaves.
             if let Some(f) = facts.as_mut() {
-                advance(f, &plan);
+                f.advance(&plan);
             }
             plans.push(plan);
         }
@@ -581,14 +555,11 @@ impl StoreBackend for PostgresStore {
         let facts = query
             .workflow(&res)?
             .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
-        match cancel_engine::request(&facts, now_ms()) {
-            CancelDecision::Ended => Ok(false),
-            CancelDecision::AlreadyRequested => Ok(true),
-            CancelDecision::Request(mut plan) => {
-                self.commit_plan(&mut tx, &mut plan, ctx).await?;
-                Ok(true)
-            }
+        let mut decision = cancel_engine::request(&facts, now_ms());
+        if let Some(plan) = decision.plan_mut() {
+            self.commit_plan(&mut tx, plan, ctx).await?;
         }
+        Ok(decision.accepted())
     }
 
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {

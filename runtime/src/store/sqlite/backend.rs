@@ -4,13 +4,13 @@
 use super::apply::{apply, attempt_facts, workflow_facts};
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{exec, qrow, SqliteStore};
-use crate::engine::activity::{self as activity_engine, Finish, REAPER_LEASE_MS};
-use crate::engine::cancel::{self as cancel_engine, CancelDecision};
-use crate::engine::workflow_task::{self as wft, ContinueDecision};
+use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
+use crate::engine::cancel as cancel_engine;
+use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
 use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
-    ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, WorkflowTaskCommit,
+    ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, Plan, WorkflowTaskCommit,
 };
 use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
@@ -48,6 +48,7 @@ fn claim_activities(
         rows.collect::<rusqlite::Result<_>>()?
     };
     let mut out = Vec::with_capacity(ids.len());
+    let mut plans = Vec::with_capacity(ids.len());
     for id in ids {
         let (task, _) = qrow(
             conn,
@@ -55,9 +56,12 @@ fn claim_activities(
             params![id],
             read_activity,
         )?;
-        let (task, mut plan) = activity_engine::start_attempt(&task, worker_id, now);
-        apply(conn, &mut plan)?;
+        let (task, plan) = activity_engine::start_attempt(&task, worker_id, now);
+        plans.push(plan);
         out.push(task);
+    }
+    for mut plan in Plan::merge_appends(plans) {
+        apply(conn, &mut plan)?;
     }
     Ok(out)
 }
@@ -165,13 +169,11 @@ impl StoreBackend for SqliteStore {
             let Some(facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
                 return Ok(None);
             };
-            let Some((mut plan, mut outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms())
-            else {
+            let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
                 return Ok(None);
             };
             apply(conn, &mut plan)?;
-            outcome.eager = plan.claimed;
-            Ok(Some(outcome))
+            Ok(Some(outcome.applied(plan)))
         })
         .await
     }
@@ -292,24 +294,20 @@ impl StoreBackend for SqliteStore {
             let Some(task) = attempt_facts(conn, task_id)? else {
                 return Ok(false);
             };
-            let running =
-                workflow_facts(conn, &task.workflow_id, &[], None)?.is_some_and(|w| w.running());
-            let decision = activity_engine::finish(
+            let workflow = workflow_facts(conn, &task.workflow_id, &[], None)?;
+            let mut decision = activity_engine::finish(
                 &task,
                 token,
                 resolution,
                 heartbeat_details,
-                running,
+                workflow.as_ref(),
                 true,
                 now_ms(),
             )?;
-            match decision {
-                Finish::Fenced => Ok(false),
-                Finish::Recorded { mut plan, .. } => {
-                    apply(conn, &mut plan)?;
-                    Ok(true)
-                }
+            if let Some(plan) = decision.plan_mut() {
+                apply(conn, plan)?;
             }
+            Ok(decision.recorded())
         })
         .await
     }
@@ -324,10 +322,7 @@ impl StoreBackend for SqliteStore {
     ) -> Result<FinishOutcome> {
         self.call(move |conn| {
             let Some(task) = attempt_facts(conn, task_id)? else {
-                return Ok(FinishOutcome {
-                    recorded: false,
-                    continued: None,
-                });
+                return Ok(wft::ContinueDecision::Fenced.outcome());
             };
             let targets = wft::cancel_targets(&cont.commit.commands);
             let facts = workflow_facts(
@@ -336,7 +331,7 @@ impl StoreBackend for SqliteStore {
                 &targets,
                 Some(cont.delivered_through),
             )?;
-            let decision = wft::finish_and_continue(
+            let mut decision = wft::finish_and_continue(
                 &task,
                 facts.as_ref(),
                 token,
@@ -345,31 +340,10 @@ impl StoreBackend for SqliteStore {
                 &cont,
                 now_ms(),
             )?;
-            Ok(match decision {
-                ContinueDecision::Fenced => FinishOutcome {
-                    recorded: false,
-                    continued: None,
-                },
-                ContinueDecision::Recorded(mut plan) => {
-                    apply(conn, &mut plan)?;
-                    FinishOutcome {
-                        recorded: true,
-                        continued: None,
-                    }
-                }
-                ContinueDecision::Continued {
-                    mut plan,
-                    event_seq,
-                    mut outcome,
-                } => {
-                    apply(conn, &mut plan)?;
-                    outcome.eager = plan.claimed;
-                    FinishOutcome {
-                        recorded: true,
-                        continued: Some((event_seq, outcome)),
-                    }
-                }
-            })
+            if let Some(plan) = decision.plan_mut() {
+                apply(conn, plan)?;
+            }
+            Ok(decision.outcome())
         })
         .await
     }
@@ -471,14 +445,11 @@ impl StoreBackend for SqliteStore {
         self.call(move |conn| {
             let facts = workflow_facts(conn, &workflow_id, &[], None)?
                 .ok_or_else(|| missing(&workflow_id))?;
-            match cancel_engine::request(&facts, now_ms()) {
-                CancelDecision::Ended => Ok(false),
-                CancelDecision::AlreadyRequested => Ok(true),
-                CancelDecision::Request(mut plan) => {
-                    apply(conn, &mut plan)?;
-                    Ok(true)
-                }
+            let mut decision = cancel_engine::request(&facts, now_ms());
+            if let Some(plan) = decision.plan_mut() {
+                apply(conn, plan)?;
             }
+            Ok(decision.accepted())
         })
         .await
     }
