@@ -6,17 +6,18 @@
 //! hears of a write before it is durable.
 
 use crate::error::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 mod apply;
 mod backend;
+mod open;
 mod read;
 mod schema;
 
-use schema::{FORMAT_MARKER, MIGRATIONS, SCHEMA_VERSION};
+use schema::{FORMAT_MARKER, MIGRATIONS};
 
 /// How hard each commit holds on to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,194 +56,14 @@ impl SqliteStore {
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
-        let conn = Connection::open(path)
-            .map_err(|e| Error::Store(format!("cannot open `{display}`: {e}")))?;
-        Self::check_existing(&conn, &display, path, existed)?;
-        Self::start(conn, durability)
+        let conn = Connection::open(path).map_err(|e| open::cause(&display, "open", e))?;
+        open::check_existing(&conn, &display, path, existed)?;
+        Self::start(conn, durability).map_err(|e| open::cause_of_start(&display, e))
     }
 
     pub(crate) fn memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;
         Self::start(conn, Durability::Memory)
-    }
-
-    /// Refuses a file that is not ours, is newer than this build, or is damaged, before anything is
-    /// written to it.
-    fn check_existing(conn: &Connection, display: &str, path: &Path, existed: bool) -> Result<()> {
-        if !existed {
-            return Ok(());
-        }
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .and_then(|mut st| {
-                st.query_map([], |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(|e| {
-                Error::Store(format!(
-                    "`{display}` is not a readable SQLite database ({e}); it may be corrupt or another kind of file. It was left untouched: point duraflow at a new path, or restore a backup"
-                ))
-            })?;
-        if tables.is_empty() {
-            return Ok(());
-        }
-        if !tables.iter().any(|t| t == "duraflow_meta") {
-            return Err(Error::Store(format!(
-                "`{display}` is a SQLite database of another program (tables: {}); duraflow will not touch it. Use a new file for duraflow",
-                tables.join(", ")
-            )));
-        }
-        let marker: Option<String> = qrow(
-            conn,
-            "SELECT value FROM duraflow_meta WHERE key = 'format'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| Error::Store(format!("`{display}`: cannot read duraflow_meta: {e}")))?;
-        if marker.as_deref() != Some(FORMAT_MARKER) {
-            return Err(Error::Store(format!(
-                "`{display}` has a duraflow_meta table but no duraflow format marker; it was not written by duraflow and was left untouched"
-            )));
-        }
-        let version: i64 = qrow(
-            conn,
-            "SELECT value FROM duraflow_meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .map_err(|e| Error::Store(format!("`{display}`: no schema version: {e}")))?
-        .parse()
-        .map_err(|_| Error::Store(format!("`{display}`: schema version is not a number")))?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::Store(format!(
-                "`{display}` has schema version {version}, newer than this build of duraflow understands ({SCHEMA_VERSION}); upgrade duraflow. The file was left untouched"
-            )));
-        }
-        Self::check_structure(conn, display, path)
-    }
-
-    /// Damage found before anything is written, at a cost that does not grow with the file (a
-    /// full `PRAGMA quick_check` reads every page: about 10 s for a 1.2 GB store read from disk): the header (SQLite's
-    /// magic, a valid page size, a file that holds every page the header counts when no WAL holds
-    /// the rest, so a file cut short is refused), the page and free-list counts, and both ends of every table and index
-    /// (the pages from each b-tree's root to its first and last leaf, rows included). Damage
-    /// elsewhere is reported when its data is read: the call fails, nothing is written.
-    fn check_structure(conn: &Connection, display: &str, path: &Path) -> Result<()> {
-        use std::io::Read;
-        let damaged = |what: String| {
-            Error::Store(format!(
-                "`{display}` is damaged ({what}); it was left untouched. Restore a backup"
-            ))
-        };
-        let mut header = [0u8; 100];
-        let mut file = std::fs::File::open(path)
-            .map_err(|e| Error::Store(format!("cannot open `{display}`: {e}")))?;
-        file.read_exact(&mut header)
-            .map_err(|e| damaged(format!("its header cannot be read: {e}")))?;
-        if &header[..16] != b"SQLite format 3\0" {
-            return Err(damaged("its header is not SQLite's".into()));
-        }
-        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-            1 => 65_536u64,
-            n => n as u64,
-        };
-        if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
-            return Err(damaged(format!(
-                "its header names a page size of {page_size}"
-            )));
-        }
-        let len = file
-            .metadata()
-            .map_err(|e| Error::Store(format!("cannot read `{display}`: {e}")))?
-            .len();
-        let counted = u32::from_be_bytes([header[28], header[29], header[30], header[31]]) as u64;
-        // The count is valid when the change counter matches "version valid for". With frames in
-        // the WAL the file may be shorter than that, legitimately: a checkpoint cut off by a crash
-        // wrote page 1 before the last pages, and the WAL still holds them.
-        let wal_frames = std::fs::metadata(format!("{}-wal", path.display()))
-            .map(|m| m.len() > 32)
-            .unwrap_or(false);
-        if !wal_frames
-            && header[24..28] == header[92..96]
-            && counted.saturating_mul(page_size) > len
-        {
-            return Err(damaged(format!(
-                "its header counts {counted} pages of {page_size} bytes, the file holds {len} bytes: it was cut short"
-            )));
-        }
-        let probe = |sql: &str| -> Result<i64> {
-            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map_err(|e| damaged(format!("`{sql}`: {e}")))
-        };
-        let pages = probe("PRAGMA page_count")?;
-        let free = probe("PRAGMA freelist_count")?;
-        if free > pages {
-            return Err(damaged(format!("{free} free pages of {pages} in all")));
-        }
-        // Both ends of every b-tree of ours: tables by their key (every column read, overflow pages
-        // included), indexes through their first column.
-        let btrees: Vec<(String, String, String)> = conn
-            .prepare(
-                "SELECT type, name, tbl_name FROM sqlite_master
-                  WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%'",
-            )
-            .and_then(|mut st| {
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(|e| damaged(format!("its schema cannot be read: {e}")))?;
-        for (kind, name, table) in &btrees {
-            let (select, order) = if kind == "table" {
-                let without_rowid: bool = conn
-                    .query_row(
-                        "SELECT sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE name = ?1",
-                        [name],
-                        |r| r.get(0),
-                    )
-                    .map_err(|e| damaged(format!("table `{name}`: {e}")))?;
-                let order = if without_rowid {
-                    let pk: Vec<String> = conn
-                        .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
-                        .and_then(|mut st| st.query_map([name], |r| r.get(0))?.collect())
-                        .map_err(|e| damaged(format!("table `{name}`: {e}")))?;
-                    pk.iter()
-                        .map(|c| format!("\"{c}\" DIR"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                } else {
-                    "rowid DIR".to_string()
-                };
-                (format!("SELECT * FROM \"{table}\""), order)
-            } else {
-                let first: String = conn
-                    .query_row(
-                        "SELECT name FROM pragma_index_info(?1) WHERE seqno = 0",
-                        [name],
-                        |r| r.get(0),
-                    )
-                    .map_err(|e| damaged(format!("index `{name}`: {e}")))?;
-                (
-                    format!("SELECT \"{first}\" FROM \"{table}\" INDEXED BY \"{name}\""),
-                    format!("\"{first}\" DIR"),
-                )
-            };
-            for dir in ["ASC", "DESC"] {
-                let sql = format!("{select} ORDER BY {} LIMIT 1", order.replace("DIR", dir));
-                let mut st = conn
-                    .prepare(&sql)
-                    .map_err(|e| damaged(format!("`{sql}`: {e}")))?;
-                let n = st.column_count();
-                let mut rows = st.query([]).map_err(|e| damaged(format!("`{sql}`: {e}")))?;
-                while let Some(row) = rows.next().map_err(|e| damaged(format!("`{sql}`: {e}")))? {
-                    for i in 0..n {
-                        row.get_ref(i)
-                            .map_err(|e| damaged(format!("`{sql}`: {e}")))?;
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     fn start(conn: Connection, durability: Durability) -> Result<Self> {
