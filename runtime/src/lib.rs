@@ -32,7 +32,9 @@ pub use engine::facts::WorkflowStatus;
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
 pub use retry::RetryPolicy;
-pub use store::{ListFilter, PendingActivity, Store, WorkflowDescription, WorkflowSummary};
+pub use store::{
+    ListFilter, PendingActivity, StatusCounts, Store, WorkflowDescription, WorkflowSummary,
+};
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
 pub use workflow::context::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,

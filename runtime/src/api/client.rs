@@ -5,7 +5,8 @@ use crate::definition::DEFAULT_TASK_QUEUE;
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
 use crate::store::{
-    now_ms, ListFilter, NewWorkflow, Store, WorkflowDescription, WorkflowStatus, WorkflowSummary,
+    now_ms, ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
+    WorkflowSummary,
 };
 use crate::workflow::definition::WorkflowDefinition;
 use serde::de::DeserializeOwned;
@@ -178,8 +179,40 @@ impl Client {
     }
 
     /// Lists workflows, newest first.
+    ///
+    /// ```no_run
+    /// # use duraflow::{Client, ListFilter, WorkflowStatus};
+    /// # async fn demo(client: Client) -> Result<(), duraflow::Error> {
+    /// let hour_ago = std::time::SystemTime::now()
+    ///     .duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;
+    /// let page = client
+    ///     .list(
+    ///         ListFilter::all()
+    ///             .status(WorkflowStatus::Running)
+    ///             .id_prefix("order-")
+    ///             .started_after_ms(hour_ago)
+    ///             .offset(50) // the second page of 50
+    ///             .limit(50),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<WorkflowSummary>> {
         self.store.backend.list(&filter).await
+    }
+
+    /// How many workflows match `filter`, by status; the filter's status, limit and offset do not
+    /// apply.
+    ///
+    /// ```no_run
+    /// # use duraflow::{Client, ListFilter};
+    /// # async fn demo(client: Client) -> Result<(), duraflow::Error> {
+    /// let counts = client.count(ListFilter::all().workflow_type("order")).await?;
+    /// println!("{} running of {}", counts.running, counts.total());
+    /// # Ok(()) }
+    /// ```
+    pub async fn count(&self, filter: ListFilter) -> Result<StatusCounts> {
+        self.store.backend.count_by_status(&filter).await
     }
 
     /// A workflow's event history.

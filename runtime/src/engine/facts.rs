@@ -21,8 +21,8 @@ pub enum WorkflowStatus {
 }
 
 impl WorkflowStatus {
-    /// The status as stored.
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The status as stored and shown: `running`, `completed`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
         match self {
             WorkflowStatus::Running => "running",
             WorkflowStatus::Completed => "completed",

@@ -106,8 +106,17 @@ pub struct ListFilter {
     pub status: Option<WorkflowStatus>,
     /// Only this workflow name.
     pub workflow_type: Option<String>,
+    /// Only workflow ids that start with this.
+    pub id_prefix: Option<String>,
+    /// Only workflows started at or after this time (ms since the epoch).
+    pub started_after_ms: Option<i64>,
+    /// Only workflows started before this time (ms since the epoch).
+    pub started_before_ms: Option<i64>,
     /// At most this many (default 1,000).
     pub limit: Option<usize>,
+    /// Skip this many of the matching workflows first (paging: newest first, so page `n` of size
+    /// `k` is `.offset(n * k).limit(k)`).
+    pub offset: Option<usize>,
 }
 
 impl ListFilter {
@@ -129,6 +138,67 @@ impl ListFilter {
     pub fn limit(mut self, n: usize) -> Self {
         self.limit = Some(n);
         self
+    }
+    /// Only workflows whose id starts with `prefix`.
+    pub fn id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.id_prefix = Some(prefix.into());
+        self
+    }
+    /// Only workflows started at or after `ms` (ms since the epoch).
+    pub fn started_after_ms(mut self, ms: i64) -> Self {
+        self.started_after_ms = Some(ms);
+        self
+    }
+    /// Only workflows started before `ms` (ms since the epoch).
+    pub fn started_before_ms(mut self, ms: i64) -> Self {
+        self.started_before_ms = Some(ms);
+        self
+    }
+    /// Skip the first `n` matching workflows (newest first): the next page after `n`.
+    pub fn offset(mut self, n: usize) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// The limit as the stores bind it.
+    pub(crate) fn limit_i64(&self) -> i64 {
+        self.limit.unwrap_or(1000).min(i64::MAX as usize) as i64
+    }
+
+    /// The offset as the stores bind it.
+    pub(crate) fn offset_i64(&self) -> i64 {
+        self.offset.unwrap_or(0).min(i64::MAX as usize) as i64
+    }
+}
+
+/// How many workflows have each status, as [`crate::Client::count`] returns them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatusCounts {
+    /// Not ended yet.
+    pub running: u64,
+    /// Returned a result.
+    pub completed: u64,
+    /// Returned an error, or could not run.
+    pub failed: u64,
+    /// Ended cancelled.
+    pub cancelled: u64,
+}
+
+impl StatusCounts {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.running + self.completed + self.failed + self.cancelled
+    }
+
+    /// Adds `n` workflows of `status`.
+    pub(crate) fn add(&mut self, status: WorkflowStatus, n: u64) {
+        match status {
+            WorkflowStatus::Running => self.running += n,
+            WorkflowStatus::Completed => self.completed += n,
+            WorkflowStatus::Failed => self.failed += n,
+            WorkflowStatus::Cancelled => self.cancelled += n,
+        }
     }
 }
 
@@ -259,6 +329,10 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 
     /// Workflows matching the filter, newest first.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>>;
+
+    /// How many workflows match the filter, by status (the filter's status, limit and offset are
+    /// ignored).
+    async fn count_by_status(&self, filter: &ListFilter) -> Result<StatusCounts>;
 
     /// A channel that ticks when another process wrote something workers may want (Postgres
     /// `LISTEN/NOTIFY`); `None` for single-process stores.

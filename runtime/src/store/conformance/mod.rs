@@ -3,7 +3,7 @@
 //! a fresh schema per test, dropped after it).
 //!
 //! Each `check_*` drives the trait the way the worker does and asserts exactly what each transition
-//! wrote, read back through `read_history`, `describe`, `list`, the claims and `next_due_ms`.
+//! wrote, read back through `read_history`, `describe`, `list`, `count_by_status`, the claims and `next_due_ms`.
 //! `conformance!` turns each check into three tests: `memory_*`, `sqlite_file_*` and `postgres_*`.
 //!
 //! Postgres: `DURAFLOW_TEST_PG_URL`, else `postgres://postgres@127.0.0.1:5432/test`. With `CI` set,
@@ -16,6 +16,7 @@ mod attempts;
 mod claims;
 mod commit;
 mod continuation;
+mod list;
 mod misc;
 mod start;
 mod support;
@@ -25,6 +26,7 @@ use attempts::*;
 use claims::*;
 use commit::*;
 use continuation::*;
+use list::*;
 use misc::*;
 use start::*;
 use std::sync::Arc;
@@ -235,4 +237,5 @@ conformance! {
     check_hold_and_release => memory_hold_and_release, sqlite_file_hold_and_release, postgres_hold_and_release;
     check_list_and_describe => memory_list_and_describe, sqlite_file_list_and_describe, postgres_list_and_describe;
     check_next_due_ms => memory_next_due_ms, sqlite_file_next_due_ms, postgres_next_due_ms;
+    check_list_filters_and_paging => memory_list_filters_and_paging, sqlite_file_list_filters_and_paging, postgres_list_filters_and_paging;
 }

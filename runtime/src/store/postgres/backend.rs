@@ -17,7 +17,7 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StoreBackend,
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StatusCounts, StoreBackend,
     WorkflowDescription, WorkflowSummary,
 };
 use serde_json::Value;
@@ -568,6 +568,10 @@ impl StoreBackend for PostgresStore {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {
         read::list(&self.client().await?, filter).await
+    }
+
+    async fn count_by_status(&self, filter: &ListFilter) -> Result<StatusCounts> {
+        read::count_by_status(&self.client().await?, filter).await
     }
 
     fn external_wakeups(&self) -> Option<broadcast::Receiver<()>> {

@@ -5,7 +5,8 @@ use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
 use crate::history::{format, HistoryEvent};
 use crate::store::{
-    corrupt_from, from_json, ListFilter, PendingActivity, WorkflowDescription, WorkflowSummary,
+    corrupt_from, from_json, ListFilter, PendingActivity, StatusCounts, WorkflowDescription,
+    WorkflowSummary,
 };
 use deadpool_postgres::Object;
 use serde_json::Value;
@@ -23,11 +24,24 @@ const SQL_DESCRIBE_ACTIVITIES: &str = "
 SELECT activity_seq, activity_type, state, attempt, cancel_requested, heartbeat_details
   FROM activity_tasks WHERE workflow_id = $1::TEXT ORDER BY activity_seq";
 
+/// `list` and `count_by_status` filter alike: $1 status, $2 type, $3 id prefix, $4 started at or
+/// after, $5 started before.
 const SQL_LIST: &str = "
 SELECT workflow_id, run_id, workflow_type, status, created_ms, closed_ms FROM workflows
  WHERE ($1::TEXT IS NULL OR status = $1::TEXT) AND ($2::TEXT IS NULL OR workflow_type = $2::TEXT)
+   AND ($3::TEXT IS NULL OR starts_with(workflow_id, $3::TEXT))
+   AND ($4::BIGINT IS NULL OR created_ms >= $4::BIGINT)
+   AND ($5::BIGINT IS NULL OR created_ms < $5::BIGINT)
  ORDER BY created_ms DESC, workflow_id
- LIMIT $3::BIGINT";
+ LIMIT $6::BIGINT OFFSET $7::BIGINT";
+
+const SQL_COUNT_BY_STATUS: &str = "
+SELECT status, COUNT(*) FROM workflows
+ WHERE ($1::TEXT IS NULL OR workflow_type = $1::TEXT)
+   AND ($2::TEXT IS NULL OR starts_with(workflow_id, $2::TEXT))
+   AND ($3::BIGINT IS NULL OR created_ms >= $3::BIGINT)
+   AND ($4::BIGINT IS NULL OR created_ms < $4::BIGINT)
+ GROUP BY status";
 
 const SQL_NEXT_DUE: &str = "
 SELECT LEAST(
@@ -140,11 +154,18 @@ pub(super) async fn describe(
 
 pub(super) async fn list(client: &Object, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {
     let status = filter.status.map(|s| s.as_str());
-    let limit = filter.limit.unwrap_or(1000).min(i64::MAX as usize) as i64;
     let rows = query(
         client,
         SQL_LIST,
-        &[&status, &filter.workflow_type, &limit],
+        &[
+            &status,
+            &filter.workflow_type,
+            &filter.id_prefix,
+            &filter.started_after_ms,
+            &filter.started_before_ms,
+            &filter.limit_i64(),
+            &filter.offset_i64(),
+        ],
         "listing workflows",
     )
     .await?;
@@ -160,6 +181,28 @@ pub(super) async fn list(client: &Object, filter: &ListFilter) -> Result<Vec<Wor
             })
         })
         .collect()
+}
+
+/// How many workflows match the filter, by status.
+pub(super) async fn count_by_status(client: &Object, filter: &ListFilter) -> Result<StatusCounts> {
+    let rows = query(
+        client,
+        SQL_COUNT_BY_STATUS,
+        &[
+            &filter.workflow_type,
+            &filter.id_prefix,
+            &filter.started_after_ms,
+            &filter.started_before_ms,
+        ],
+        "counting workflows",
+    )
+    .await?;
+    let mut counts = StatusCounts::default();
+    for r in &rows {
+        let status = WorkflowStatus::parse(&col::<String>(r, 0)?)?;
+        counts.add(status, col::<i64>(r, 1)?.max(0) as u64);
+    }
+    Ok(counts)
 }
 
 /// When the next task of these queues and types, timer, retry, lease or deadline falls due.

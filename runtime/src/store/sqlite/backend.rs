@@ -16,7 +16,7 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StoreBackend,
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StatusCounts, StoreBackend,
     WorkflowDescription, WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};
@@ -461,10 +461,13 @@ impl StoreBackend for SqliteStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {
-        let status = filter.status.map(|s| s.as_str());
-        let wtype = filter.workflow_type.clone();
-        let limit = filter.limit.unwrap_or(1000) as i64;
-        self.call(move |conn| read::list(conn, status, wtype, limit))
+        let filter = filter.clone();
+        self.call(move |conn| read::list(conn, &filter)).await
+    }
+
+    async fn count_by_status(&self, filter: &ListFilter) -> Result<StatusCounts> {
+        let filter = filter.clone();
+        self.call(move |conn| read::count_by_status(conn, &filter))
             .await
     }
 }

@@ -5,7 +5,8 @@ use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
 use crate::history::{format, HistoryEvent};
 use crate::store::{
-    corrupt_from, from_json, PendingActivity, WorkflowDescription, WorkflowSummary,
+    corrupt_from, from_json, ListFilter, PendingActivity, StatusCounts, WorkflowDescription,
+    WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -132,27 +133,39 @@ pub(super) fn describe(
     }))
 }
 
-pub(super) fn list(
-    conn: &Connection,
-    status: Option<&str>,
-    wtype: Option<String>,
-    limit: i64,
-) -> Result<Vec<WorkflowSummary>> {
-    let mut st = conn.prepare_cached(
+/// The `WHERE` clause of `list` and `count_by_status`: ?1 status, ?2 type, ?3 id prefix, ?4 started
+/// at or after, ?5 started before.
+const SQL_FILTER: &str = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow_type = ?2)
+     AND (?3 IS NULL OR substr(workflow_id, 1, length(?3)) = ?3)
+     AND (?4 IS NULL OR created_ms >= ?4) AND (?5 IS NULL OR created_ms < ?5)";
+
+pub(super) fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {
+    let mut st = conn.prepare_cached(&format!(
         "SELECT workflow_id, run_id, workflow_type, status, created_ms, closed_ms
-         FROM workflows WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow_type = ?2)
-         ORDER BY created_ms DESC, workflow_id LIMIT ?3",
+         FROM workflows WHERE {SQL_FILTER}
+         ORDER BY created_ms DESC, workflow_id LIMIT ?6 OFFSET ?7"
+    ))?;
+    let rows = st.query_map(
+        params![
+            filter.status.map(|s| s.as_str()),
+            filter.workflow_type,
+            filter.id_prefix,
+            filter.started_after_ms,
+            filter.started_before_ms,
+            filter.limit_i64(),
+            filter.offset_i64()
+        ],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        },
     )?;
-    let rows = st.query_map(params![status, wtype, limit], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, Option<i64>>(5)?,
-        ))
-    })?;
     let mut out = Vec::new();
     for row in rows {
         let (workflow_id, run_id, workflow_type, status, started_ms, closed_ms) = row?;
@@ -166,6 +179,28 @@ pub(super) fn list(
         });
     }
     Ok(out)
+}
+
+pub(super) fn count_by_status(conn: &Connection, filter: &ListFilter) -> Result<StatusCounts> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT status, COUNT(*) FROM workflows WHERE {SQL_FILTER} GROUP BY status"
+    ))?;
+    let rows = st.query_map(
+        params![
+            None::<&str>,
+            filter.workflow_type,
+            filter.id_prefix,
+            filter.started_after_ms,
+            filter.started_before_ms
+        ],
+        |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+    )?;
+    let mut counts = StatusCounts::default();
+    for row in rows {
+        let (status, n) = row?;
+        counts.add(WorkflowStatus::parse(&status)?, n.max(0) as u64);
+    }
+    Ok(counts)
 }
 
 /// When the next task of these queues and types (JSON lists), timer, retry, lease or deadline
