@@ -555,8 +555,12 @@ async fn changed_code_is_held_then_resumes(db: &TestDb) {
         "names the event: {reason}"
     );
     assert!(
-        reason.contains("timer #1 started"),
+        reason.contains("timer #1 started (1ms)"),
         "names the command: {reason}"
+    );
+    assert!(
+        reason.contains("ctx.patched(\"<change-id>\")"),
+        "names the fix: {reason}"
     );
     stop(w2).await;
     let after = history(&client, "evolving-1").await;

@@ -14,6 +14,7 @@
 //! | [`activity`] | scheduling, cancel requests, attempts, outcomes, retries, timeouts, deadlines |
 //! | [`local`] | a local activity's recorded outcome; the lease its workflow task keeps while local activities run |
 //! | [`timer`] | starting, cancelling and firing durable timers |
+//! | [`marker`] | patch and side-effect markers: appended, nothing else planned |
 //! | [`cancel`] | a client's request to cancel a workflow |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
 //!
@@ -24,6 +25,7 @@ pub(crate) mod cancel;
 pub(crate) mod close;
 pub(crate) mod facts;
 pub(crate) mod local;
+pub(crate) mod marker;
 pub(crate) mod plan;
 pub(crate) mod start;
 pub(crate) mod timer;

@@ -5,7 +5,7 @@
 use super::activity::{self, ActivityResolution, ClaimedActivity, Finish};
 use super::facts::{AttemptFacts, TaskState, WorkflowFacts};
 use super::plan::{Effect, Guard, Plan, WorkflowTaskEffect};
-use super::{close, timer};
+use super::{close, marker, timer};
 use crate::error::Result;
 use crate::history::{format, EventKind};
 use serde_json::Value;
@@ -181,6 +181,9 @@ fn plan_commit(
             EventKind::WorkflowCompleted { .. }
             | EventKind::WorkflowFailed { .. }
             | EventKind::WorkflowCancelled {} => close::command(&mut st, cmd),
+            EventKind::PatchMarker { .. } | EventKind::SideEffectMarker { .. } => {
+                marker::record(&mut st, cmd)
+            }
             _ => {}
         }
     }

@@ -64,7 +64,8 @@ pub enum EventKind {
     },
     /// The workflow asked for an activity.
     ActivityScheduled {
-        /// The activity's number within the run.
+        /// The activity's command number within the run (activities, timers and side effects share one
+        /// sequence, in program order).
         activity_seq: u64,
         /// The registered activity name.
         activity_type: String,
@@ -81,7 +82,7 @@ pub enum EventKind {
     },
     /// An attempt began on a worker.
     ActivityStarted {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
         /// The attempt, from 1.
         attempt: u32,
@@ -90,59 +91,59 @@ pub enum EventKind {
     },
     /// The activity returned a result.
     ActivityCompleted {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
         /// The result, as JSON.
         result: Value,
     },
     /// The activity failed for good.
     ActivityFailed {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
         /// The failure, with its cause and attempt count.
         error: ActivityError,
     },
     /// The activity ran out of time for good.
     ActivityTimedOut {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
         /// The timeout, with its kind and the last heartbeat details.
         error: ActivityError,
     },
     /// The workflow asked to cancel the activity.
     ActivityCancelRequested {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
     },
     /// The activity ended cancelled.
     ActivityCancelled {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
         /// The last heartbeat details.
         details: Option<Value>,
     },
     /// The result of a local activity, recorded by the worker that ran it.
     LocalActivityMarker {
-        /// The activity's number within the run.
+        /// The activity's command number within the run.
         activity_seq: u64,
         /// The outcome.
         result: Result<Value, ActivityError>,
     },
     /// A durable timer began.
     TimerStarted {
-        /// The timer's number within the run.
+        /// The timer's command number within the run (shared with activities and side effects).
         timer_seq: u64,
         /// When it fires, in ms since the epoch.
         fire_at_ms: i64,
     },
     /// A durable timer fired.
     TimerFired {
-        /// The timer's number within the run.
+        /// The timer's command number within the run.
         timer_seq: u64,
     },
     /// The workflow dropped a timer before it fired.
     TimerCancelled {
-        /// The timer's number within the run.
+        /// The timer's command number within the run.
         timer_seq: u64,
     },
     /// A client asked to cancel the workflow.
@@ -159,6 +160,23 @@ pub enum EventKind {
     },
     /// The workflow ended cancelled.
     WorkflowCancelled {},
+    /// The workflow's code passed `ctx.patched(patch_id)` (or `ctx.deprecate_patch(patch_id)`) for
+    /// the first time in this run, running new code: the run takes the patched branch from here on,
+    /// also on replay. Not numbered: a patch takes no command number, so adding one does not
+    /// renumber the commands after it.
+    PatchMarker {
+        /// The id given to `ctx.patched`.
+        patch_id: String,
+        /// Recorded by `ctx.deprecate_patch`: code without the call replays this history too.
+        deprecated: bool,
+    },
+    /// The value of a `ctx.side_effect(..)`, recorded the first time and read back on replay.
+    SideEffectMarker {
+        /// The side effect's command number within the run.
+        side_effect_seq: u64,
+        /// The value, as JSON.
+        value: Value,
+    },
 }
 
 impl EventKind {
@@ -172,7 +190,9 @@ impl EventKind {
         format::is_command_name(self.name())
     }
 
-    /// A short description for error messages: the name and the number it concerns.
+    /// A short description for error messages: the name and the command number it concerns
+    /// (e.g. `timer #3 started`, then `activity scheduled #4 of ...`). Activities, timers and side
+    /// effects of a run share one sequence of **command numbers**, given in program order.
     pub fn describe(&self) -> String {
         match self {
             EventKind::ActivityScheduled {
@@ -193,6 +213,16 @@ impl EventKind {
             }
             EventKind::TimerStarted { timer_seq, .. } => format!("timer #{timer_seq} started"),
             EventKind::TimerCancelled { timer_seq } => format!("timer #{timer_seq} cancelled"),
+            EventKind::PatchMarker {
+                patch_id,
+                deprecated,
+            } => format!(
+                "patch marker `{patch_id}`{}",
+                if *deprecated { " (deprecated)" } else { "" }
+            ),
+            EventKind::SideEffectMarker {
+                side_effect_seq, ..
+            } => format!("side effect #{side_effect_seq}"),
             other => other.name().replace('_', " "),
         }
     }

@@ -66,7 +66,7 @@ pub struct WorkflowDescription {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PendingActivity {
-    /// Its number within the run.
+    /// Its command number within the run (shared with timers and side effects).
     pub activity_seq: u64,
     /// The registered activity name.
     pub activity_type: String,

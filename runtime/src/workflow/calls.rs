@@ -187,7 +187,9 @@ impl<O, C: CancelCapability> ActivityHandle<O, C> {
         self.ctx.lock().cancel_activity(self.seq);
     }
 
-    /// The activity's number within the workflow run.
+    /// The activity's **command number** within the workflow run: activities, timers and side
+    /// effects share one sequence, numbered in program order from 1 (a run may show `timer #3`,
+    /// then `activity scheduled #4`). Histories and replay errors name commands by it.
     pub fn activity_seq(&self) -> u64 {
         self.seq
     }

@@ -4,6 +4,7 @@
 
 use crate::error::WorkflowError;
 use crate::history::{EventKind, HistoryEvent};
+use crate::workflow::check::{check_commands, ReplayMismatch};
 use crate::workflow::context::{WfState, WorkflowContext, WorkflowInfo};
 use crate::workflow::definition::DynWorkflow;
 use serde_json::Value;
@@ -16,7 +17,9 @@ type RootFuture = crate::definition::BoxFuture<'static, Result<Value, WorkflowEr
 #[derive(Debug)]
 pub(crate) enum TaskFailure {
     /// The code no longer matches the history.
-    Nondeterminism(String),
+    Nondeterminism(Box<ReplayMismatch>),
+    /// The history cannot be replayed by any code (e.g. commands with no marker after them).
+    Damaged(String),
     /// The workflow's code panicked.
     Panic(String),
 }
@@ -24,7 +27,12 @@ pub(crate) enum TaskFailure {
 impl std::fmt::Display for TaskFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TaskFailure::Nondeterminism(m) => f.write_str(m),
+            TaskFailure::Nondeterminism(m) => write!(
+                f,
+                "{m}. The workflow is held, with nothing lost, until code that matches its \
+                 history runs"
+            ),
+            TaskFailure::Damaged(m) => f.write_str(m),
             TaskFailure::Panic(m) => write!(f, "workflow code panicked: {m}"),
         }
     }
@@ -56,36 +64,6 @@ impl Drop for WorkflowInstance {
         self.lock().discarded = true;
         // Drop the future while `discarded` is set, so its timers record nothing.
         self.future = None;
-    }
-}
-
-fn same_command(a: &EventKind, b: &EventKind) -> bool {
-    use EventKind::*;
-    match (a, b) {
-        (
-            ActivityScheduled {
-                activity_seq: s1,
-                activity_type: t1,
-                local: l1,
-                ..
-            },
-            ActivityScheduled {
-                activity_seq: s2,
-                activity_type: t2,
-                local: l2,
-                ..
-            },
-        ) => s1 == s2 && t1 == t2 && l1 == l2,
-        (
-            ActivityCancelRequested { activity_seq: a },
-            ActivityCancelRequested { activity_seq: b },
-        ) => a == b,
-        (TimerStarted { timer_seq: a, .. }, TimerStarted { timer_seq: b, .. }) => a == b,
-        (TimerCancelled { timer_seq: a }, TimerCancelled { timer_seq: b }) => a == b,
-        (WorkflowCompleted { .. }, WorkflowCompleted { .. })
-        | (WorkflowFailed { .. }, WorkflowFailed { .. })
-        | (WorkflowCancelled {}, WorkflowCancelled {}) => true,
-        _ => false,
     }
 }
 
@@ -144,7 +122,13 @@ impl WorkflowInstance {
                 fut.as_mut().poll(&mut cx)
             }));
             match polled {
-                Err(payload) => return Err(TaskFailure::Panic(panic_message(&*payload))),
+                Err(payload) => {
+                    return Err(match payload.downcast::<ReplayMismatch>() {
+                        // `ctx.side_effect` found a recorded value of another type.
+                        Ok(m) => TaskFailure::Nondeterminism(m),
+                        Err(payload) => TaskFailure::Panic(panic_message(&*payload)),
+                    });
+                }
                 Ok(Poll::Ready(result)) => {
                     self.future = None;
                     self.finished = true;
@@ -202,10 +186,21 @@ impl WorkflowInstance {
                             _ => None,
                         })
                         .collect();
+                    {
+                        let mut st = inst.lock();
+                        st.replaying = true;
+                        st.replay_commands = recorded.iter().map(|e| (*e).clone()).collect();
+                    }
                     let produced = inst.activate(*task_time_ms);
-                    inst.lock().replaying_starts.clear();
+                    {
+                        let mut st = inst.lock();
+                        st.replaying_starts.clear();
+                        st.replaying = false;
+                        st.replay_commands.clear();
+                    }
                     let produced = produced?;
-                    check_commands(&info, &produced, &recorded, ev)?;
+                    check_commands(&info, &produced, &recorded, ev)
+                        .map_err(TaskFailure::Nondeterminism)?;
                     recorded.clear();
                     inst.own_marker_seq = ev.seq;
                 }
@@ -214,7 +209,7 @@ impl WorkflowInstance {
             }
         }
         if let Some(stray) = recorded.first() {
-            return Err(TaskFailure::Nondeterminism(format!(
+            return Err(TaskFailure::Damaged(format!(
                 "workflow `{}`: history event #{} ({}) has no workflow-task marker after it; the history is damaged",
                 info.workflow_id,
                 stray.seq,
@@ -249,48 +244,4 @@ impl WorkflowInstance {
     pub(crate) fn info(&self) -> WorkflowInfo {
         self.lock().info.clone()
     }
-}
-
-fn check_commands(
-    info: &WorkflowInfo,
-    produced: &[EventKind],
-    recorded: &[&HistoryEvent],
-    marker: &HistoryEvent,
-) -> Result<(), TaskFailure> {
-    let n = produced.len().max(recorded.len());
-    for i in 0..n {
-        match (produced.get(i), recorded.get(i)) {
-            (Some(p), Some(r)) if same_command(p, &r.kind) => {}
-            (Some(p), Some(r)) => {
-                return Err(TaskFailure::Nondeterminism(format!(
-                    "workflow `{}` ({}) no longer replays: history event #{} is `{}`, but the code now produces `{}` at that point. The workflow is held, with nothing lost, until code that matches its history runs",
-                    info.workflow_id,
-                    info.workflow_type,
-                    r.seq,
-                    r.kind.describe(),
-                    p.describe()
-                )))
-            }
-            (Some(p), None) => {
-                return Err(TaskFailure::Nondeterminism(format!(
-                    "workflow `{}` ({}) no longer replays: the code now produces `{}`, which the history does not have before event #{} (workflow task completed). The workflow is held, with nothing lost, until code that matches its history runs",
-                    info.workflow_id,
-                    info.workflow_type,
-                    p.describe(),
-                    marker.seq
-                )))
-            }
-            (None, Some(r)) => {
-                return Err(TaskFailure::Nondeterminism(format!(
-                    "workflow `{}` ({}) no longer replays: history event #{} is `{}`, but the code no longer produces it. The workflow is held, with nothing lost, until code that matches its history runs",
-                    info.workflow_id,
-                    info.workflow_type,
-                    r.seq,
-                    r.kind.describe()
-                )))
-            }
-            (None, None) => {}
-        }
-    }
-    Ok(())
 }

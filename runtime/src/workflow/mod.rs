@@ -3,7 +3,9 @@
 //! from a history.
 
 pub(crate) mod calls;
+pub(crate) mod check;
 pub(crate) mod context;
 pub(crate) mod definition;
 pub(crate) mod executor;
+mod markers;
 mod state;

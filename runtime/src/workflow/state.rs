@@ -44,6 +44,13 @@ pub(crate) struct WfState {
     /// While the executor replays a recorded workflow task: the activities and timers (by seq) that
     /// the task's recorded commands scheduled. Empty otherwise.
     pub(crate) replaying_starts: Vec<u64>,
+    /// The executor is replaying a recorded workflow task (not running a new one).
+    pub(crate) replaying: bool,
+    /// While `replaying`: the commands the recorded task produced, in order (what
+    /// `ctx.patched` and `ctx.side_effect` read back).
+    pub(crate) replay_commands: Vec<crate::history::HistoryEvent>,
+    /// What `ctx.patched` answered for each patch id in this run, so it answers the same after.
+    pub(crate) patches: HashMap<String, bool>,
     /// Set when a handle resolved during a poll, so the executor polls again.
     pub(crate) changed: bool,
     /// Set when the instance is being thrown away: drops then record nothing.
@@ -73,6 +80,9 @@ impl WfState {
             rng,
             cancel_requested: false,
             replaying_starts: Vec::new(),
+            replaying: false,
+            replay_commands: Vec::new(),
+            patches: HashMap::new(),
             changed: false,
             discarded: false,
         }

@@ -17,6 +17,10 @@
 //!   dispatch on the version the data was written with. The stores do not record a version yet (every
 //!   database so far is version 1): version 2 must record it (e.g. `duraflow_meta` key
 //!   `format_version`, absent meaning 1) before it writes anything new.
+//! - **New events are additions, not a new version.** An event kind added after version 1 was
+//!   released (`patch_marker`, `side_effect_marker`: see `added.rs`) gets its own frozen stored
+//!   type beside `StoredEventV1`; the JSON of every existing event is unchanged, so the version
+//!   stays 1. A build that predates an addition reports its name as an unknown event.
 //! - **Old versions keep decoding forever.** The V1 types and their conversions to the public types
 //!   stay, so a database written by any earlier release still reads. A public type that changes
 //!   changes only the conversions here, never the stored types.
@@ -93,6 +97,8 @@ pub(crate) mod names {
     pub(crate) const WORKFLOW_COMPLETED: &str = "workflow_completed";
     pub(crate) const WORKFLOW_FAILED: &str = "workflow_failed";
     pub(crate) const WORKFLOW_CANCELLED: &str = "workflow_cancelled";
+    pub(crate) const PATCH_MARKER: &str = "patch_marker";
+    pub(crate) const SIDE_EFFECT_MARKER: &str = "side_effect_marker";
 
     /// Every name of version 1 (the `"event"` tags of `StoredEventV1`; a test checks they agree).
     pub(super) const ALL_V1: [&str; 17] = [
@@ -137,6 +143,8 @@ pub(crate) fn event_name(kind: &EventKind) -> &'static str {
         EventKind::WorkflowCompleted { .. } => WORKFLOW_COMPLETED,
         EventKind::WorkflowFailed { .. } => WORKFLOW_FAILED,
         EventKind::WorkflowCancelled { .. } => WORKFLOW_CANCELLED,
+        EventKind::PatchMarker { .. } => PATCH_MARKER,
+        EventKind::SideEffectMarker { .. } => SIDE_EFFECT_MARKER,
     }
 }
 
@@ -153,6 +161,8 @@ pub(crate) fn is_command_name(name: &str) -> bool {
             | WORKFLOW_COMPLETED
             | WORKFLOW_FAILED
             | WORKFLOW_CANCELLED
+            | PATCH_MARKER
+            | SIDE_EFFECT_MARKER
     )
 }
 
@@ -185,7 +195,11 @@ pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
         | EventKind::WorkflowCancelRequested { .. }
         | EventKind::WorkflowCompleted { .. }
         | EventKind::WorkflowFailed { .. }
-        | EventKind::WorkflowCancelled { .. } => None,
+        | EventKind::WorkflowCancelled { .. }
+        | EventKind::PatchMarker { .. } => None,
+        EventKind::SideEffectMarker {
+            side_effect_seq, ..
+        } => Some(*side_effect_seq as i64),
     }
 }
 
@@ -208,14 +222,22 @@ fn damaged(what: impl Into<Cow<'static, str>>, source: serde_json::Error) -> For
 
 /// The `history.payload` of an event.
 pub(crate) fn encode_event(kind: &EventKind) -> String {
-    to_string(&StoredEventV1::from(kind))
+    // Every kind has a stored form in one of the two; were one missing, the `null` written would
+    // fail to decode with a `FormatError` rather than stop the writer.
+    match StoredEventV1::from_public(kind) {
+        Some(stored) => to_string(&stored),
+        None => to_string(&StoredAddedEventV1::from_public(kind)),
+    }
 }
 
 /// Reads a `history.payload`.
 pub(crate) fn decode_event(payload: &str) -> Result<EventKind, FormatError> {
     match serde_json::from_str::<StoredEventV1<'static>>(payload) {
         Ok(stored) => Ok(stored.into_public()),
-        Err(source) => Err(explain_event_error(payload, source)),
+        Err(source) => match added::decode(payload) {
+            Some(decoded) => decoded,
+            None => Err(explain_event_error(payload, source)),
+        },
     }
 }
 
@@ -228,7 +250,12 @@ fn explain_event_error(payload: &str, source: serde_json::Error) -> FormatError 
             .map(|name| name.to_string())
     });
     match tag {
-        Some(name) if !names::ALL_V1.contains(&name.as_str()) => FormatError::UnknownEvent { name },
+        Some(name)
+            if !names::ALL_V1.contains(&name.as_str())
+                && !added::NAMES.contains(&name.as_str()) =>
+        {
+            FormatError::UnknownEvent { name }
+        }
         Some(name) => damaged(format!("history event `{name}`"), source),
         None => damaged("a history event", source),
     }
@@ -270,8 +297,10 @@ pub(crate) fn decode_value(stored: &str) -> Result<Value, FormatError> {
     serde_json::from_str(stored).map_err(|e| damaged("a JSON payload", e))
 }
 
+mod added;
 #[cfg(test)]
 mod tests;
 mod v1;
 
+use added::StoredAddedEventV1;
 use v1::*;

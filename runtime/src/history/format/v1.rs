@@ -186,10 +186,11 @@ pub(super) fn owned_opt(v: Option<Cow<'_, Value>>) -> Option<Value> {
     v.map(Cow::into_owned)
 }
 
-impl<'a> From<&'a EventKind> for StoredEventV1<'a> {
-    fn from(kind: &'a EventKind) -> Self {
+impl<'a> StoredEventV1<'a> {
+    /// The version-1 form of an event; `None` for kinds added later (see `added.rs`).
+    pub(super) fn from_public(kind: &'a EventKind) -> Option<Self> {
         use Cow::Borrowed as B;
-        match kind {
+        Some(match kind {
             EventKind::WorkflowStarted {
                 workflow_type,
                 input,
@@ -298,7 +299,8 @@ impl<'a> From<&'a EventKind> for StoredEventV1<'a> {
                 error: error.into(),
             },
             EventKind::WorkflowCancelled {} => StoredEventV1::WorkflowCancelled {},
-        }
+            EventKind::PatchMarker { .. } | EventKind::SideEffectMarker { .. } => return None,
+        })
     }
 }
 
