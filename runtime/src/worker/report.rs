@@ -21,12 +21,10 @@ pub(super) fn attempt_will_retry(
         return;
     };
     let retry_in = Duration::from_millis((retry_at_ms - now_ms()).max(0) as u64);
+    // The attempt's span carries the ids too; the line says them for subscribers that hide spans.
     tracing::warn!(
         workflow_id,
-        activity_type,
         activity_id,
-        attempt,
-        %error,
         next_attempt_in = ?retry_in,
         "activity attempt {attempt} of `{activity_type}` failed: {error}; attempt {} in {retry_in:?}",
         attempt + 1
@@ -51,10 +49,7 @@ pub(super) fn attempt_outcome(task: &ClaimedActivity, resolution: &ActivityResol
         ActivityResolution::Failed(error) | ActivityResolution::TimedOut(error) => {
             tracing::warn!(
                 workflow_id = %task.workflow_id,
-                activity_type = %task.activity_type,
                 activity_id = task.activity_seq,
-                attempt = task.attempt,
-                %error,
                 "activity `{}` failed for good after attempt {}: {error}; no attempt follows",
                 task.activity_type,
                 task.attempt
