@@ -15,6 +15,7 @@ mod error;
 mod history;
 mod retry;
 mod store;
+pub mod telemetry;
 mod worker;
 mod workflow;
 
@@ -33,7 +34,8 @@ pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
 pub use retry::RetryPolicy;
 pub use store::{
-    ListFilter, PendingActivity, StatusCounts, Store, WorkflowDescription, WorkflowSummary,
+    ListFilter, PendingActivity, PendingWorkflowTask, Pollers, StatusCounts, Store,
+    WorkflowDescription, WorkflowSummary,
 };
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
 pub use workflow::context::{

@@ -137,8 +137,8 @@ impl Client {
                 "the workflow id is empty; give each workflow a unique, non-empty id".into(),
             ));
         }
-        let run_id =
-            uuid::Uuid::from_u128((now_ms() as u128) << 64 | (rand_u64() as u128)).to_string();
+        // UUID v7: time-ordered (runs sort by start), 74 random bits.
+        let run_id = uuid::Uuid::now_v7().to_string();
         let new = NewWorkflow {
             workflow_id: workflow_id.clone(),
             run_id: run_id.clone(),
@@ -169,8 +169,31 @@ impl Client {
         }
     }
 
-    /// Describes a workflow.
+    /// Describes a workflow: its state, its pending workflow task and activities (attempts, last
+    /// failure, when the next attempt is due), and, in [`WorkflowDescription::notes`], why it
+    /// waits when no worker serves its type or task queue ("no pollers").
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let d = client.describe("order-17").await?;
+    /// for a in &d.pending_activities {
+    ///     if let Some(failure) = &a.last_failure {
+    ///         println!("{} attempt {} failed: {failure}", a.activity_type, a.attempt);
+    ///     }
+    /// }
+    /// for note in &d.notes {
+    ///     println!("{note}"); // e.g. "no pollers: no worker has polled task queue `orders` ..."
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowDescription> {
+        let mut d = self.describe_row(workflow_id).await?;
+        crate::api::waiting::explain(&self.store, &mut d, now_ms()).await?;
+        Ok(d)
+    }
+
+    /// The stored description alone (no poller reads), for the waits on a workflow's end.
+    async fn describe_row(&self, workflow_id: &str) -> Result<WorkflowDescription> {
         self.store
             .backend
             .describe(workflow_id)
@@ -251,7 +274,7 @@ impl Client {
             let notified = waiter.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let d = match self.describe(workflow_id).await {
+            let d = match self.describe_row(workflow_id).await {
                 Ok(d) => d,
                 Err(e) => break Err(e),
             };
@@ -267,15 +290,6 @@ impl Client {
         self.store.hub.forget_closed_waiter(workflow_id, waiter);
         result
     }
-}
-
-fn rand_u64() -> u64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(now_ms() as u64);
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// A started workflow: await its result, cancel it, describe it.

@@ -40,10 +40,17 @@ pub(crate) struct ExpiredActivity {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum ActivityResolution {
     Completed(Value),
-    Cancelled { details: Option<Value> },
+    Cancelled {
+        details: Option<Value>,
+    },
     Failed(ActivityError),
     TimedOut(ActivityError),
-    Retry { retry_at_ms: i64 },
+    /// Retried at `retry_at_ms`; `last_failure` is why the attempt failed (none when its worker's
+    /// shutdown interrupted it): kept on the task for `describe` until the next attempt ends.
+    Retry {
+        retry_at_ms: i64,
+        last_failure: Option<ActivityError>,
+    },
 }
 
 impl ActivityResolution {
@@ -334,12 +341,17 @@ pub(crate) fn finish(
         other => other,
     };
     let mut plan = Plan::new(&task.workflow_id, Guard::append(), now);
-    if let ActivityResolution::Retry { retry_at_ms } = resolution {
+    if let ActivityResolution::Retry {
+        retry_at_ms,
+        last_failure,
+    } = resolution
+    {
         let options = task.options.get()?;
         plan.effects.push(Effect::RetryActivityTask {
             task_id: task.task_id,
             visible_at_ms: retry_at_ms,
             heartbeat_details: details,
+            last_failure,
             pending_deadline: pending_deadline(&options, task.scheduled_ms, retry_at_ms, false),
         });
         plan.wake = true;
@@ -390,7 +402,10 @@ pub(crate) fn resolve_failure(
             .map(|d| at < scheduled_ms.saturating_add(d.as_millis() as i64))
             .unwrap_or(true);
         if within {
-            return ActivityResolution::Retry { retry_at_ms: at };
+            return ActivityResolution::Retry {
+                retry_at_ms: at,
+                last_failure: Some(error),
+            };
         }
     }
     let is_timeout = matches!(error, ActivityError::Timeout { .. });
@@ -425,7 +440,10 @@ pub(crate) fn resolve_result(
     match result {
         Ok(v) => ActivityResolution::Completed(v),
         // Interrupted by its worker's shutdown: not a failure, handed to another worker at once.
-        Err(ActivityError::WorkerShutdown) => ActivityResolution::Retry { retry_at_ms: now },
+        Err(ActivityError::WorkerShutdown) => ActivityResolution::Retry {
+            retry_at_ms: now,
+            last_failure: None,
+        },
         Err(ActivityError::Cancelled { details }) => ActivityResolution::Cancelled {
             details: details.or(last_details),
         },

@@ -70,6 +70,7 @@ fn a_retry_after_a_cancel_request_becomes_the_cancellation() {
         2,
         ActivityResolution::Retry {
             retry_at_ms: NOW + 1_000,
+            last_failure: None,
         },
         None,
         Some(&facts_running(5, 1)),
@@ -93,11 +94,13 @@ fn a_retry_after_a_cancel_request_becomes_the_cancellation() {
 
 #[test]
 fn a_retry_puts_the_task_back_with_the_latest_details_and_no_event() {
+    let failure = ActivityError::application("Boom", "disk full");
     let Finish::Recorded { plan, event } = finish(
         &attempt(false),
         2,
         ActivityResolution::Retry {
             retry_at_ms: NOW + 1_000,
+            last_failure: Some(failure.clone()),
         },
         Some(serde_json::json!("newer")),
         Some(&facts_running(5, 1)),
@@ -116,6 +119,7 @@ fn a_retry_puts_the_task_back_with_the_latest_details_and_no_event() {
             visible_at_ms: NOW + 1_000,
             heartbeat_details: Some(serde_json::json!("newer")),
             pending_deadline: None,
+            last_failure: Some(failure),
         }]
     );
 }
@@ -156,7 +160,10 @@ fn damaged_options_are_an_error_only_when_a_retry_needs_them() {
     let err = finish(
         &a,
         2,
-        ActivityResolution::Retry { retry_at_ms: NOW },
+        ActivityResolution::Retry {
+            retry_at_ms: NOW,
+            last_failure: None,
+        },
         None,
         Some(&facts_running(5, 1)),
         true,
@@ -179,8 +186,10 @@ fn the_retry_policy_decides_retry_or_failure() {
     assert_eq!(
         resolve_failure(&options, "a", 1, 0, err.clone(), None, NOW),
         ActivityResolution::Retry {
-            retry_at_ms: NOW + 1_000
-        }
+            retry_at_ms: NOW + 1_000,
+            last_failure: Some(err.clone()),
+        },
+        "a retry keeps the attempt's error for `describe`"
     );
     assert!(matches!(
         resolve_failure(&options, "a", 2, 0, err.clone(), None, NOW),
@@ -258,7 +267,13 @@ fn an_attempt_its_worker_shutdown_interrupted_is_retried_at_once_whatever_the_po
         ..RetryPolicy::default()
     };
     let r = resolve_result(&task, Err(ActivityError::WorkerShutdown), None, NOW);
-    assert_eq!(r, ActivityResolution::Retry { retry_at_ms: NOW });
+    assert_eq!(
+        r,
+        ActivityResolution::Retry {
+            retry_at_ms: NOW,
+            last_failure: None,
+        }
+    );
 }
 
 #[test]

@@ -124,6 +124,8 @@ pub(crate) enum Effect {
         visible_at_ms: i64,
         heartbeat_details: Option<Value>,
         pending_deadline: Option<(i64, TimeoutKind)>,
+        /// Why the attempt failed, kept for `describe` (none: interrupted by a shutdown).
+        last_failure: Option<crate::error::ActivityError>,
     },
     /// An attempt ended for good: delete its task.
     EndActivityTask { task_id: i64 },

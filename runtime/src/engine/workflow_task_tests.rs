@@ -381,7 +381,10 @@ fn an_unseen_event_or_a_queued_task_falls_back_to_a_workflow_task() {
         &cancelled,
         Some(&f),
         1,
-        ActivityResolution::Retry { retry_at_ms: NOW },
+        ActivityResolution::Retry {
+            retry_at_ms: NOW,
+            last_failure: None,
+        },
         None,
         &cont,
         NOW,

@@ -18,6 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[cfg(test)]
 mod conformance;
 mod hub;
+mod waiting;
+pub(crate) use waiting::{decode_last_failure, Poll, PollKind, PollerRecord, QueueDepth};
+pub use waiting::{PendingWorkflowTask, Pollers};
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
@@ -60,6 +63,16 @@ pub struct WorkflowDescription {
     pub cancel_requested: bool,
     /// Its activities that have not ended.
     pub pending_activities: Vec<PendingActivity>,
+    /// Its workflow task, while one waits for a worker or runs.
+    #[serde(default)]
+    pub pending_task: Option<PendingWorkflowTask>,
+    /// When workers last polled its task queue, and for its type.
+    #[serde(default)]
+    pub pollers: Pollers,
+    /// Why it, or one of its activities, waits, in words, when something is amiss: no worker
+    /// serves its type or task queue, or none has polled recently. Empty when all is well.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// An activity that has not ended, in a [`WorkflowDescription`].
@@ -78,6 +91,22 @@ pub struct PendingActivity {
     pub cancel_requested: bool,
     /// The last heartbeat details.
     pub heartbeat_details: Option<Value>,
+    /// Its task queue.
+    #[serde(default)]
+    pub task_queue: String,
+    /// When it was scheduled (ms since the epoch).
+    #[serde(default)]
+    pub scheduled_ms: i64,
+    /// When its next attempt is due, while `pending` (ms since the epoch): after a failure, the
+    /// retry's time.
+    #[serde(default)]
+    pub due_ms: i64,
+    /// Why its last attempt failed, if one did and another follows (Temporal's `last_failure`).
+    #[serde(default)]
+    pub last_failure: Option<ActivityError>,
+    /// When workers last polled its task queue, and for its type.
+    #[serde(default)]
+    pub pollers: Pollers,
 }
 
 /// One line of `list`.
@@ -333,6 +362,16 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// How many workflows match the filter, by status (the filter's status, limit and offset are
     /// ignored).
     async fn count_by_status(&self, filter: &ListFilter) -> Result<StatusCounts>;
+
+    /// Records that `worker_id` polls these task queues for these types, at `now_ms`: its poller
+    /// heartbeat, which `describe` reads to say when no worker serves a workflow.
+    async fn record_polls(&self, worker_id: &str, polls: &[Poll], now_ms: i64) -> Result<()>;
+
+    /// The poller heartbeats of a task queue.
+    async fn pollers(&self, task_queue: &str) -> Result<Vec<PollerRecord>>;
+
+    /// The tasks due at `now_ms` in these task queues (any type), and the workflows held.
+    async fn queue_depth(&self, queues: &[String], now_ms: i64) -> Result<QueueDepth>;
 
     /// A channel that ticks when another process wrote something workers may want (Postgres
     /// `LISTEN/NOTIFY`); `None` for single-process stores.

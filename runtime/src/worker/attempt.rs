@@ -8,13 +8,30 @@ impl Shared {
         task: ClaimedActivity,
         permit: Option<OwnedSemaphorePermit>,
     ) {
+        // Under the run's span when this worker holds the run (one trace per run), else a root.
+        let run_span = lock(&self.cache)
+            .get(&task.workflow_id)
+            .filter(|c| c.run_id == task.run_id)
+            .map(|c| c.instance.span.clone())
+            .unwrap_or_else(tracing::Span::none);
+        self.spawn_attempt_under(task, permit, run_span)
+    }
+
+    /// [`Shared::spawn_attempt`] with the run's span as the attempt span's parent.
+    pub(super) fn spawn_attempt_under(
+        self: &Arc<Self>,
+        task: ClaimedActivity,
+        permit: Option<OwnedSemaphorePermit>,
+        run_span: tracing::Span,
+    ) {
         let me = self.clone();
         let span = tracing::info_span!(
+            parent: &run_span,
             "activity_attempt",
             workflow_id = %task.workflow_id,
             run_id = %task.run_id,
             activity_type = %task.activity_type,
-            activity_seq = task.activity_seq,
+            activity_id = task.activity_seq,
             attempt = task.attempt,
         );
         self.tasks.spawn(
@@ -77,6 +94,7 @@ impl Shared {
             i64::MAX / 2,
         );
         let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
+        let began = std::time::Instant::now();
         // At the end of a shutdown's grace the attempt is stopped: its future is dropped here.
         let outcome = tokio::select! {
             r = tokio::time::timeout(budget, fut) => Some(r),
@@ -104,6 +122,8 @@ impl Shared {
         };
         let result = interrupted_by_shutdown(&flag, result);
         let resolution = resolve_result(&task, result, details.clone(), now_ms());
+        report::attempt_outcome(&task, &resolution);
+        crate::telemetry::attempt(&resolution, began.elapsed(), now_ms() - task.scheduled_ms);
         if self.try_continue(&task, &resolution, &details).await {
             return;
         }
@@ -221,14 +241,17 @@ impl Shared {
         self.store
             .hub
             .cancel_running(&e.task.workflow_id, e.task.activity_seq);
-        let resolution = resolve_timeout(&e, now_ms());
-        tracing::info!(
-            workflow_id = %e.task.workflow_id,
-            activity_type = %e.task.activity_type,
-            attempt = e.task.attempt,
-            kind = %e.kind,
-            "activity attempt timed out"
-        );
+        let now = now_ms();
+        let resolution = resolve_timeout(&e, now);
+        report::attempt_outcome(&e.task, &resolution);
+        // (A task that never started, timed out schedule-to-start, ran for nothing.)
+        let started = if e.task.started_ms > 0 {
+            e.task.started_ms
+        } else {
+            now
+        };
+        let ran = Duration::from_millis((now - started).max(0) as u64);
+        crate::telemetry::attempt(&resolution, ran, now - e.task.scheduled_ms);
         let task = e.task;
         if let Err(err) = self
             .store

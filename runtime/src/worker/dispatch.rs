@@ -5,6 +5,8 @@ use super::*;
 pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let span = tracing::info_span!("worker", worker_id = %shared.id);
     async move {
+        shared.log_start();
+        let mut heartbeat = None;
         if let Err(e) = shared.store.backend.release_held().await {
             tracing::warn!(error = %e, "could not release held workflows");
         }
@@ -16,6 +18,7 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
             if *stop.borrow() {
                 break;
             }
+            shared.heartbeat_if_due(&mut heartbeat).await;
             let did = match shared.clone().poll_once().await {
                 Ok(did) => did,
                 Err(e) => {

@@ -161,7 +161,18 @@ impl Shared {
                 None,
                 now_ms(),
             ) {
-                ActivityResolution::Retry { retry_at_ms } => {
+                ActivityResolution::Retry {
+                    retry_at_ms,
+                    last_failure,
+                } => {
+                    report::attempt_will_retry(
+                        &info.workflow_id,
+                        activity_type,
+                        seq,
+                        attempt,
+                        last_failure.as_ref(),
+                        retry_at_ms,
+                    );
                     let wait = (retry_at_ms - now_ms()).max(0) as u64;
                     let mut draining = self.draining.subscribe();
                     tokio::select! {

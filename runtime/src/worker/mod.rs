@@ -9,6 +9,7 @@
 //! | `attempt.rs` | activity attempts: run, heartbeats, outcome, the one-commit step, timeouts |
 //! | `local.rs` | local activities, and the lease their workflow task keeps while they run |
 //! | `shutdown.rs` | the worker's shutdown: the notice, the grace, stopping what still runs |
+//! | `report.rs` | what it says: its start line, failed attempts, poller heartbeats, sampled metrics |
 //!
 //! Every task a worker spawns (workflow tasks, attempts and their heartbeat flushers, local
 //! activities, their lease keepers and recorders) is tracked in `Shared::tasks`: `shutdown()`
@@ -18,6 +19,7 @@ mod attempt;
 mod cache;
 mod dispatch;
 mod local;
+mod report;
 mod shutdown;
 mod workflow_task;
 
@@ -194,7 +196,7 @@ impl Worker {
             now_ms() % 100_000
         );
         let opts = self.options;
-        let shared = Arc::new(Shared {
+        let mut shared = Shared {
             wf_types: self.registry.workflow_names(),
             act_types: self.registry.activity_names(),
             wf_slots: Arc::new(Semaphore::new(opts.max_concurrent_workflow_tasks.max(1))),
@@ -212,7 +214,10 @@ impl Worker {
             tasks: TaskTracker::new(),
             draining: watch::channel(false).0,
             kill: CancellationToken::new(),
-        });
+            polls: Vec::new(),
+        };
+        shared.polls = shared.served_polls();
+        let shared = Arc::new(shared);
         let (stop_tx, stop_rx) = watch::channel(false);
         let join = tokio::spawn(dispatch(shared.clone(), stop_rx));
         WorkerHandle {
@@ -317,6 +322,8 @@ struct Shared {
     draining: watch::Sender<bool>,
     /// Cancelled at the end of the shutdown grace: what still runs stops.
     kill: CancellationToken,
+    /// What it serves (task queue and type), recorded as its poller heartbeat.
+    polls: Vec<crate::store::Poll>,
 }
 
 impl Shared {

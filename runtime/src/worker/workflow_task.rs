@@ -1,10 +1,20 @@
 //! Running a workflow task: the cached instance or a replay, the commit, and what follows it.
 
 use super::*;
+use crate::telemetry::TaskOutcome;
 
 impl Shared {
     pub(super) async fn process_workflow_task(self: Arc<Self>, task: ClaimedWorkflowTask) {
+        let began = std::time::Instant::now();
+        // The task's span is a child of the run's (the cached instance's, or a new root that the
+        // replayed instance takes over): one trace per run.
+        let run_span = lock(&self.cache)
+            .get(&task.workflow_id)
+            .filter(|c| c.run_id == task.run_id)
+            .map(|c| c.instance.span.clone())
+            .unwrap_or_else(|| crate::workflow::executor::run_span(&task_info(&task)));
         let span = tracing::info_span!(
+            parent: &run_span,
             "workflow_task",
             workflow_id = %task.workflow_id,
             run_id = %task.run_id,
@@ -14,16 +24,19 @@ impl Shared {
             // At the end of a shutdown's grace the task is dropped: its lease expires and another
             // worker replays it.
             let r = tokio::select! {
-                r = self.clone().run_workflow_task(&task) => r,
+                r = self.clone().run_workflow_task(&task, run_span) => r,
                 _ = self.kill.cancelled() => Ok(()),
             };
+            crate::telemetry::workflow_task_time(began.elapsed());
             let Err(e) = r else {
                 return;
             };
             let Some(reason) = holds_the_workflow(&e) else {
+                crate::telemetry::workflow_task(TaskOutcome::Error);
                 tracing::warn!(error = %e, "workflow task failed; it is retried when its lease ends");
                 return;
             };
+            crate::telemetry::workflow_task(TaskOutcome::Held);
             // Damaged stored data: hold the workflow with the reason, so `describe` shows it, and
             // try again later; nothing is changed or lost.
             tracing::error!(%reason, "workflow held: its stored data cannot be read");
@@ -44,6 +57,7 @@ impl Shared {
     pub(super) async fn run_workflow_task(
         self: Arc<Self>,
         task: &ClaimedWorkflowTask,
+        run_span: tracing::Span,
     ) -> crate::Result<()> {
         let Some(def) = self.registry.workflow(&task.workflow_type).cloned() else {
             return Ok(());
@@ -78,14 +92,9 @@ impl Shared {
             Some(i) => i,
             None => {
                 let history = store.read_history(&task.workflow_id, 1).await?;
-                let info = WorkflowInfo {
-                    workflow_id: task.workflow_id.clone(),
-                    run_id: task.run_id.clone(),
-                    workflow_type: task.workflow_type.clone(),
-                    task_queue: task.task_queue.clone(),
-                };
-                match WorkflowInstance::replay(def, info, &history) {
+                match WorkflowInstance::replay(def, task_info(task), &history) {
                     Ok(mut i) => {
+                        i.span = run_span;
                         if let Some(last) = history.last() {
                             i.delivered_through = i.delivered_through.max(last.seq);
                         }
@@ -127,9 +136,11 @@ impl Shared {
             local_lease,
         };
         let Some(outcome) = store.commit_workflow_task(commit).await? else {
+            crate::telemetry::workflow_task(TaskOutcome::LeaseLost);
             tracing::debug!("workflow task lease was lost; another worker has it");
             return Ok(());
         };
+        crate::telemetry::workflow_task(TaskOutcome::Committed);
         inst.own_marker_seq = outcome.marker_seq;
         let leased = inst.has_unresolved_local() && !outcome.rerun;
         self.after_commit(
@@ -216,7 +227,7 @@ impl Shared {
         }
         // Each eagerly claimed attempt takes one of the slots reserved before the commit.
         for (claimed, permit) in split_slots(outcome.eager, slots) {
-            self.spawn_attempt(claimed, permit);
+            self.spawn_attempt_under(claimed, permit, inst.span.clone());
         }
         if closed {
             drop(inst);
@@ -282,6 +293,11 @@ impl Shared {
         let reason = failure.to_string();
         let fail_now = matches!(failure, TaskFailure::Nondeterminism(_))
             && self.opts.nondeterminism == NondeterminismPolicy::Fail;
+        crate::telemetry::workflow_task(if fail_now {
+            TaskOutcome::Committed
+        } else {
+            TaskOutcome::Held
+        });
         if fail_now {
             tracing::error!(%reason, "workflow no longer replays; failing it (NondeterminismPolicy::Fail)");
             let processed_through = match last {
@@ -350,6 +366,16 @@ pub(super) fn holds_the_workflow(e: &crate::Error) -> Option<&str> {
     match e {
         crate::Error::StoredData { message, .. } => Some(message),
         _ => None,
+    }
+}
+
+/// What the workflow code of `task` learns about its run.
+fn task_info(task: &ClaimedWorkflowTask) -> WorkflowInfo {
+    WorkflowInfo {
+        workflow_id: task.workflow_id.clone(),
+        run_id: task.run_id.clone(),
+        workflow_type: task.workflow_type.clone(),
+        task_queue: task.task_queue.clone(),
     }
 }
 

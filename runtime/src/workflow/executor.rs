@@ -57,6 +57,9 @@ pub(crate) struct WorkflowInstance {
     /// The marker of the last task this instance committed: command events up to it are its own.
     pub(crate) own_marker_seq: u64,
     pub(crate) finished: bool,
+    /// The run's `workflow_run` span, the root of its trace: its workflow tasks and attempts are
+    /// children of it while this instance lives.
+    pub(crate) span: tracing::Span,
 }
 
 impl Drop for WorkflowInstance {
@@ -67,8 +70,20 @@ impl Drop for WorkflowInstance {
     }
 }
 
+/// A new `workflow_run` span: with no parent, so that it roots the run's trace.
+pub(crate) fn run_span(info: &WorkflowInfo) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "workflow_run",
+        workflow_id = %info.workflow_id,
+        run_id = %info.run_id,
+        workflow_type = %info.workflow_type,
+    )
+}
+
 impl WorkflowInstance {
     pub(crate) fn new(def: DynWorkflow, info: WorkflowInfo) -> Self {
+        let span = run_span(&info);
         WorkflowInstance {
             state: Arc::new(Mutex::new(WfState::new(info))),
             def,
@@ -76,6 +91,7 @@ impl WorkflowInstance {
             delivered_through: 0,
             own_marker_seq: 0,
             finished: false,
+            span,
         }
     }
 

@@ -285,6 +285,18 @@ pub(crate) fn decode_workflow_error(stored: &str) -> Result<WorkflowError, Forma
         .map_err(|e| damaged("a workflow's error", e))
 }
 
+/// The `activity_tasks.last_failure` of an activity waiting for its next attempt.
+pub(crate) fn encode_activity_error(error: &ActivityError) -> String {
+    to_string(&StoredActivityErrorV1::from(error))
+}
+
+/// Reads an `activity_tasks.last_failure`.
+pub(crate) fn decode_activity_error(stored: &str) -> Result<ActivityError, FormatError> {
+    serde_json::from_str::<StoredActivityErrorV1<'static>>(stored)
+        .map(IntoPublic::into_public)
+        .map_err(|e| damaged("an activity's last failure", e))
+}
+
 /// A JSON payload column (inputs, results, heartbeat details): the JSON as is.
 #[allow(dead_code)] // The stores still write these columns with `store::to_json`, the same bytes.
 pub(crate) fn encode_value(value: &Value) -> String {

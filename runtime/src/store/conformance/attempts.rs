@@ -81,7 +81,8 @@ pub(super) async fn check_claim_activity_tasks(s: &dyn StoreBackend) {
             a,
             a.token,
             ActivityResolution::Retry {
-                retry_at_ms: now_ms()
+                retry_at_ms: now_ms(),
+                last_failure: None,
             },
             Some(details.clone())
         )
@@ -110,7 +111,8 @@ pub(super) async fn check_heartbeat(s: &dyn StoreBackend) {
             &a1,
             a1.token,
             ActivityResolution::Retry {
-                retry_at_ms: now_ms()
+                retry_at_ms: now_ms(),
+                last_failure: None,
             },
             None
         )
@@ -283,7 +285,10 @@ pub(super) async fn check_finish_retry(s: &dyn StoreBackend) {
             s,
             a1,
             a1.token,
-            ActivityResolution::Retry { retry_at_ms: far },
+            ActivityResolution::Retry {
+                retry_at_ms: far,
+                last_failure: None,
+            },
             Some(details.clone())
         )
         .await
@@ -320,7 +325,10 @@ pub(super) async fn check_finish_retry(s: &dyn StoreBackend) {
             s,
             a2,
             a2.token,
-            ActivityResolution::Retry { retry_at_ms: near },
+            ActivityResolution::Retry {
+                retry_at_ms: near,
+                last_failure: None,
+            },
             None
         )
         .await
@@ -363,7 +371,8 @@ pub(super) async fn check_retry_of_cancelled_attempt(s: &dyn StoreBackend) {
             &a,
             a.token,
             ActivityResolution::Retry {
-                retry_at_ms: now_ms()
+                retry_at_ms: now_ms(),
+                last_failure: None,
             },
             None
         )
@@ -430,7 +439,8 @@ pub(super) async fn check_finish_after_close(s: &dyn StoreBackend) {
             &got[1],
             got[1].token,
             ActivityResolution::Retry {
-                retry_at_ms: now_ms()
+                retry_at_ms: now_ms(),
+                last_failure: None,
             },
             None
         )

@@ -165,7 +165,8 @@ pub(super) async fn check_cancel_pending_activity(s: &dyn StoreBackend) {
             &a2,
             a2.token,
             ActivityResolution::Retry {
-                retry_at_ms: now_ms() + 600_000
+                retry_at_ms: now_ms() + 600_000,
+                last_failure: None,
             },
             Some(details.clone()),
         )

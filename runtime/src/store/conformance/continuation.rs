@@ -263,6 +263,7 @@ pub(super) async fn check_continue_retry(s: &dyn StoreBackend) {
             a.token,
             ActivityResolution::Retry {
                 retry_at_ms: now_ms() + 600_000,
+                last_failure: None,
             },
             None,
             continuation("retried", vec![sched(2, AT)], 1, 3),
@@ -300,6 +301,7 @@ pub(super) async fn check_continue_retry(s: &dyn StoreBackend) {
             a.token,
             ActivityResolution::Retry {
                 retry_at_ms: now_ms(),
+                last_failure: None,
             },
             None,
             continuation("cancel-requested", vec![sched(2, AT)], 5, 7),

@@ -20,6 +20,7 @@ mod list;
 mod misc;
 mod start;
 mod support;
+mod waiting;
 
 use crate::store::{Store, StoreBackend};
 use attempts::*;
@@ -30,6 +31,7 @@ use list::*;
 use misc::*;
 use start::*;
 use std::sync::Arc;
+use waiting::*;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: one fresh store per test.
@@ -238,4 +240,7 @@ conformance! {
     check_list_and_describe => memory_list_and_describe, sqlite_file_list_and_describe, postgres_list_and_describe;
     check_next_due_ms => memory_next_due_ms, sqlite_file_next_due_ms, postgres_next_due_ms;
     check_list_filters_and_paging => memory_list_filters_and_paging, sqlite_file_list_filters_and_paging, postgres_list_filters_and_paging;
+    check_last_failure_and_attempts => memory_last_failure_and_attempts, sqlite_file_last_failure_and_attempts, postgres_last_failure_and_attempts;
+    check_poller_heartbeats => memory_poller_heartbeats, sqlite_file_poller_heartbeats, postgres_poller_heartbeats;
+    check_queue_depth => memory_queue_depth, sqlite_file_queue_depth, postgres_queue_depth;
 }

@@ -227,7 +227,22 @@ pub(super) async fn last_seq(s: &dyn StoreBackend, id: &str) -> u64 {
     history(s, id).await.last().map(|e| e.seq).unwrap_or(0)
 }
 
+/// The description, without what `waiting.rs` checks (a pending activity's queue, times and last
+/// failure; the workflow task), so the other checks compare what they are about.
 pub(super) async fn describe(s: &dyn StoreBackend, id: &str) -> WorkflowDescription {
+    let mut d = describe_full(s, id).await;
+    d.pending_task = None;
+    for a in &mut d.pending_activities {
+        a.task_queue = String::new();
+        a.scheduled_ms = 0;
+        a.due_ms = 0;
+        a.last_failure = None;
+    }
+    d
+}
+
+/// The description as the store reads it.
+pub(super) async fn describe_full(s: &dyn StoreBackend, id: &str) -> WorkflowDescription {
     s.describe(id)
         .await
         .expect("describe")
@@ -242,6 +257,11 @@ pub(super) fn pending(seq: u64, activity_type: &str, state: &str, attempt: u32) 
         attempt,
         cancel_requested: false,
         heartbeat_details: None,
+        task_queue: String::new(),
+        scheduled_ms: 0,
+        due_ms: 0,
+        last_failure: None,
+        pollers: Default::default(),
     }
 }
 

@@ -312,7 +312,8 @@ UPDATE activity_tasks SET state = 'running', attempt = $2::BIGINT, token = $3::B
 
 const SQL_RETRY_ACTIVITY: &str = "
 UPDATE activity_tasks SET state = 'pending', visible_at = $2::BIGINT, lease_owner = NULL,
-       heartbeat_details = $3::TEXT, deadline_ms = $4::BIGINT, deadline_kind = $5::TEXT
+       heartbeat_details = $3::TEXT, deadline_ms = $4::BIGINT, deadline_kind = $5::TEXT,
+       last_failure = COALESCE($6::TEXT, last_failure)
  WHERE id = $1::BIGINT";
 
 const SQL_END_ACTIVITY: &str = "DELETE FROM activity_tasks WHERE id = $1::BIGINT";
@@ -492,6 +493,7 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan) -> Applied {
                 visible_at_ms,
                 heartbeat_details,
                 pending_deadline,
+                last_failure,
             } => {
                 batch.push(
                     SQL_RETRY_ACTIVITY,
@@ -501,6 +503,7 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan) -> Applied {
                         p(heartbeat_details.as_ref().map(to_json)),
                         p(pending_deadline.map(|d| d.0)),
                         p(pending_deadline.map(|d| kind_str(d.1))),
+                        p(last_failure.as_ref().map(format::encode_activity_error)),
                     ],
                 );
             }

@@ -17,8 +17,8 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StatusCounts, StoreBackend,
-    WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, Poll, PollerRecord, QueueDepth,
+    StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
 };
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -572,6 +572,18 @@ impl StoreBackend for PostgresStore {
 
     async fn count_by_status(&self, filter: &ListFilter) -> Result<StatusCounts> {
         read::count_by_status(&self.client().await?, filter).await
+    }
+
+    async fn record_polls(&self, worker_id: &str, polls: &[Poll], now: i64) -> Result<()> {
+        read::record_polls(&self.client().await?, worker_id, polls, now).await
+    }
+
+    async fn pollers(&self, task_queue: &str) -> Result<Vec<PollerRecord>> {
+        read::pollers(&self.client().await?, task_queue).await
+    }
+
+    async fn queue_depth(&self, queues: &[String], now: i64) -> Result<QueueDepth> {
+        read::queue_depth(&self.client().await?, queues, now).await
     }
 
     fn external_wakeups(&self) -> Option<broadcast::Receiver<()>> {

@@ -161,6 +161,8 @@ struct Tx {
     begin: &'static str,
     open: bool,
     begun: bool,
+    /// When the transaction began, for the commit latency metric.
+    began: std::time::Instant,
 }
 
 impl Tx {
@@ -174,6 +176,7 @@ impl Tx {
             begin,
             open: false,
             begun: false,
+            began: std::time::Instant::now(),
         }
     }
 
@@ -205,6 +208,7 @@ impl Tx {
         if commit {
             res.pop();
             self.open = false;
+            crate::telemetry::postgres_commit(self.began.elapsed());
         }
         if lead && !res.is_empty() {
             res.remove(0);

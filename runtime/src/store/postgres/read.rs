@@ -5,8 +5,8 @@ use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
 use crate::history::{format, HistoryEvent};
 use crate::store::{
-    corrupt_from, from_json, ListFilter, PendingActivity, StatusCounts, WorkflowDescription,
-    WorkflowSummary,
+    corrupt_from, decode_last_failure, from_json, ListFilter, PendingActivity, PendingWorkflowTask,
+    Poll, PollerRecord, Pollers, QueueDepth, StatusCounts, WorkflowDescription, WorkflowSummary,
 };
 use deadpool_postgres::Object;
 use serde_json::Value;
@@ -21,8 +21,33 @@ SELECT run_id, workflow_type, task_queue, status, result, created_ms, closed_ms,
   FROM workflows WHERE workflow_id = $1::TEXT";
 
 const SQL_DESCRIBE_ACTIVITIES: &str = "
-SELECT activity_seq, activity_type, state, attempt, cancel_requested, heartbeat_details
+SELECT activity_seq, activity_type, state, attempt, cancel_requested, heartbeat_details,
+       task_queue, scheduled_ms, visible_at, last_failure
   FROM activity_tasks WHERE workflow_id = $1::TEXT ORDER BY activity_seq";
+
+const SQL_DESCRIBE_TASK: &str =
+    "SELECT state, visible_at, lease_owner FROM workflow_tasks WHERE workflow_id = $1::TEXT";
+
+/// One upsert for all of a worker's polls; rows in key order, so that two workers never wait on
+/// each other's rows in opposite orders.
+const SQL_RECORD_POLLS: &str = "
+INSERT INTO pollers(task_queue, kind, type_name, worker_id, last_poll_ms)
+SELECT q, k, t, $4::TEXT, $5::BIGINT
+  FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS x(q, k, t) ORDER BY q, k, t
+    ON CONFLICT (task_queue, kind, type_name) DO UPDATE
+   SET worker_id = excluded.worker_id, last_poll_ms = excluded.last_poll_ms";
+
+const SQL_POLLERS: &str = "
+SELECT kind, type_name, worker_id, last_poll_ms FROM pollers WHERE task_queue = $1::TEXT";
+
+/// Due tasks of the queues, and held workflows (a held workflow always has a pending task).
+const SQL_QUEUE_DEPTH: &str = "
+SELECT (SELECT count(*) FROM workflow_tasks WHERE state = 'pending' AND visible_at <= $1::BIGINT
+           AND task_queue = ANY($2::TEXT[])),
+       (SELECT count(*) FROM activity_tasks WHERE state = 'pending' AND visible_at <= $1::BIGINT
+           AND task_queue = ANY($2::TEXT[])),
+       (SELECT count(*) FROM workflow_tasks t JOIN workflows w ON w.workflow_id = t.workflow_id
+         WHERE t.state = 'pending' AND w.held_reason IS NOT NULL)";
 
 /// `list` and `count_by_status` filter alike: $1 status, $2 type, $3 id prefix, $4 started at or
 /// after, $5 started before.
@@ -104,6 +129,7 @@ pub(super) async fn describe(
     let mut batch = Batch::default();
     batch.push(SQL_DESCRIBE, vec![p(workflow_id.to_string())]);
     batch.push(SQL_DESCRIBE_ACTIVITIES, vec![p(workflow_id.to_string())]);
+    batch.push(SQL_DESCRIBE_TASK, vec![p(workflow_id.to_string())]);
     let res = tx.run(batch, false, ctx).await?;
     let Some(r) = res[0].first() else {
         return Ok(None);
@@ -133,8 +159,25 @@ pub(super) async fn describe(
             attempt: col::<i64>(a, 3)? as u32,
             cancel_requested: col(a, 4)?,
             heartbeat_details: d.and_then(|d| serde_json::from_str(&d).ok()),
+            task_queue: col(a, 6)?,
+            scheduled_ms: col(a, 7)?,
+            due_ms: col(a, 8)?,
+            last_failure: decode_last_failure(
+                col::<Option<String>>(a, 9)?.as_deref(),
+                workflow_id,
+                col::<i64>(a, 0)? as u64,
+            )?,
+            pollers: Pollers::default(),
         });
     }
+    let pending_task = match res[2].first() {
+        Some(t) => Some(PendingWorkflowTask {
+            state: col(t, 0)?,
+            due_ms: col(t, 1)?,
+            worker: col(t, 2)?,
+        }),
+        None => None,
+    };
     Ok(Some(WorkflowDescription {
         workflow_id: workflow_id.to_string(),
         run_id: col(r, 0)?,
@@ -149,7 +192,69 @@ pub(super) async fn describe(
         held_reason: col(r, 8)?,
         cancel_requested: col(r, 9)?,
         pending_activities: pending,
+        pending_task,
+        pollers: Pollers::default(),
+        notes: Vec::new(),
     }))
+}
+
+/// Records a worker's poller heartbeats.
+pub(super) async fn record_polls(
+    client: &Object,
+    worker_id: &str,
+    polls: &[Poll],
+    now: i64,
+) -> Result<()> {
+    let queues: Vec<&str> = polls.iter().map(|p| p.task_queue.as_str()).collect();
+    let kinds: Vec<&str> = polls.iter().map(|p| p.kind.as_str()).collect();
+    let types: Vec<&str> = polls.iter().map(|p| p.type_name.as_str()).collect();
+    query(
+        client,
+        SQL_RECORD_POLLS,
+        &[&queues, &kinds, &types, &worker_id, &now],
+        "recording a worker's polls",
+    )
+    .await?;
+    Ok(())
+}
+
+/// The poller heartbeats of a task queue.
+pub(super) async fn pollers(client: &Object, task_queue: &str) -> Result<Vec<PollerRecord>> {
+    let rows = query(client, SQL_POLLERS, &[&task_queue], "reading pollers").await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PollerRecord {
+                kind: col(r, 0)?,
+                type_name: col(r, 1)?,
+                worker_id: col(r, 2)?,
+                last_poll_ms: col(r, 3)?,
+            })
+        })
+        .collect()
+}
+
+/// Tasks due at `now` in these queues, and the workflows held.
+pub(super) async fn queue_depth(
+    client: &Object,
+    queues: &[String],
+    now: i64,
+) -> Result<QueueDepth> {
+    let rows = query(
+        client,
+        SQL_QUEUE_DEPTH,
+        &[&now, &queues],
+        "reading queue depths",
+    )
+    .await?;
+    let Some(r) = rows.first() else {
+        return Ok(QueueDepth::default());
+    };
+    let n = |i: usize| col::<i64>(r, i).map(|v| v.max(0) as u64);
+    Ok(QueueDepth {
+        workflow_tasks: n(0)?,
+        activity_tasks: n(1)?,
+        held_workflows: n(2)?,
+    })
 }
 
 pub(super) async fn list(client: &Object, filter: &ListFilter) -> Result<Vec<WorkflowSummary>> {

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -15,11 +15,13 @@ const OUR_TABLES: &[&str] = &[
     "workflow_tasks",
     "activity_tasks",
     "timers",
+    "pollers",
 ];
 
 /// Migrations, index `i` takes a schema from version `i` to `i + 1`. Unqualified names: they land in
 /// the first schema of the connection's `search_path` (the store's schema).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE duraflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE workflows (
     workflow_id      TEXT PRIMARY KEY,
@@ -88,7 +90,21 @@ CREATE TABLE timers (
     PRIMARY KEY (workflow_id, timer_seq)
 );
 CREATE INDEX timers_due ON timers(fire_at);
-"#];
+"#,
+    // 2: what `describe` says about waiting work: a pending activity's last failure, and the workers'
+    // poller heartbeats (who served which task queue and type, when).
+    r#"
+ALTER TABLE activity_tasks ADD COLUMN last_failure TEXT;
+CREATE TABLE pollers (
+    task_queue   TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    type_name    TEXT NOT NULL,
+    worker_id    TEXT NOT NULL,
+    last_poll_ms BIGINT NOT NULL,
+    PRIMARY KEY (task_queue, kind, type_name)
+);
+"#,
+];
 
 /// Creates the schema if asked and missing, refuses one that is not ours or is newer than this
 /// build, and migrates it to [`SCHEMA_VERSION`], in one transaction (one migrator at a time).

@@ -275,18 +275,21 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                 visible_at_ms,
                 heartbeat_details,
                 pending_deadline,
+                last_failure,
             } => {
                 exec(
                     conn,
                     "UPDATE activity_tasks SET state = 'pending', visible_at = ?2, lease_owner = NULL,
-                         heartbeat_details = ?3, deadline_ms = ?4, deadline_kind = ?5
+                         heartbeat_details = ?3, deadline_ms = ?4, deadline_kind = ?5,
+                         last_failure = COALESCE(?6, last_failure)
                       WHERE id = ?1",
                     params![
                         task_id,
                         visible_at_ms,
                         heartbeat_details.as_ref().map(to_json),
                         pending_deadline.map(|d| d.0),
-                        pending_deadline.map(|d| kind_str(d.1))
+                        pending_deadline.map(|d| kind_str(d.1)),
+                        last_failure.as_ref().map(format::encode_activity_error)
                     ],
                 )?;
             }

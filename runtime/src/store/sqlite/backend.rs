@@ -16,8 +16,8 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, StatusCounts, StoreBackend,
-    WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, Poll, PollerRecord, QueueDepth,
+    StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -457,6 +457,42 @@ impl StoreBackend for SqliteStore {
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
         let workflow_id = workflow_id.to_string();
         self.call(move |conn| read::describe(conn, workflow_id))
+            .await
+    }
+
+    async fn record_polls(&self, worker_id: &str, polls: &[Poll], now: i64) -> Result<()> {
+        let worker_id = worker_id.to_string();
+        let polls = polls.to_vec();
+        self.call(move |conn| {
+            let mut st = conn.prepare_cached(
+                "INSERT INTO pollers(task_queue, kind, type_name, worker_id, last_poll_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(task_queue, kind, type_name) DO UPDATE
+                    SET worker_id = excluded.worker_id, last_poll_ms = excluded.last_poll_ms",
+            )?;
+            for p in &polls {
+                st.execute(params![
+                    p.task_queue,
+                    p.kind.as_str(),
+                    p.type_name,
+                    worker_id,
+                    now
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pollers(&self, task_queue: &str) -> Result<Vec<PollerRecord>> {
+        let task_queue = task_queue.to_string();
+        self.call(move |conn| read::pollers(conn, &task_queue))
+            .await
+    }
+
+    async fn queue_depth(&self, queues: &[String], now: i64) -> Result<QueueDepth> {
+        let queues = json_list(queues);
+        self.call(move |conn| read::queue_depth(conn, &queues, now))
             .await
     }
 

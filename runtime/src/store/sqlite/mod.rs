@@ -190,9 +190,11 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let (began, calls) = (std::time::Instant::now(), jobs.len());
         run_batch(&conn, jobs, &mut |conn, sql| {
             exec(conn, sql, []).map(|_| ())
         });
+        crate::telemetry::sqlite_commit(began.elapsed(), calls);
     }
 }
 

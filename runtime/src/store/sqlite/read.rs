@@ -4,9 +4,10 @@ use super::qrow;
 use crate::engine::{ClaimedActivity, WorkflowStatus};
 use crate::error::Result;
 use crate::history::{format, HistoryEvent};
+use crate::store::decode_last_failure;
 use crate::store::{
-    corrupt_from, from_json, ListFilter, PendingActivity, StatusCounts, WorkflowDescription,
-    WorkflowSummary,
+    corrupt_from, from_json, ListFilter, PendingActivity, PendingWorkflowTask, PollerRecord,
+    Pollers, QueueDepth, StatusCounts, WorkflowDescription, WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -101,21 +102,50 @@ pub(super) fn describe(
     let pending = {
         let mut st = conn.prepare_cached(
             "SELECT activity_seq, activity_type, state, attempt, cancel_requested,
-                 heartbeat_details FROM activity_tasks WHERE workflow_id = ?1 ORDER BY activity_seq",
+                 heartbeat_details, task_queue, scheduled_ms, visible_at, last_failure
+               FROM activity_tasks WHERE workflow_id = ?1 ORDER BY activity_seq",
         )?;
         let rows = st.query_map(params![workflow_id], |r| {
             let d: Option<String> = r.get(5)?;
-            Ok(PendingActivity {
-                activity_seq: r.get::<_, i64>(0)? as u64,
-                activity_type: r.get(1)?,
-                state: r.get(2)?,
-                attempt: r.get::<_, i64>(3)? as u32,
-                cancel_requested: r.get::<_, i64>(4)? != 0,
-                heartbeat_details: d.and_then(|d| serde_json::from_str(&d).ok()),
-            })
+            let failure: Option<String> = r.get(9)?;
+            Ok((
+                PendingActivity {
+                    activity_seq: r.get::<_, i64>(0)? as u64,
+                    activity_type: r.get(1)?,
+                    state: r.get(2)?,
+                    attempt: r.get::<_, i64>(3)? as u32,
+                    cancel_requested: r.get::<_, i64>(4)? != 0,
+                    heartbeat_details: d.and_then(|d| serde_json::from_str(&d).ok()),
+                    task_queue: r.get(6)?,
+                    scheduled_ms: r.get(7)?,
+                    due_ms: r.get(8)?,
+                    last_failure: None,
+                    pollers: Pollers::default(),
+                },
+                failure,
+            ))
         })?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()?
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut a, failure) = row?;
+            a.last_failure = decode_last_failure(failure.as_deref(), &workflow_id, a.activity_seq)?;
+            out.push(a);
+        }
+        out
     };
+    let pending_task = qrow(
+        conn,
+        "SELECT state, visible_at, lease_owner FROM workflow_tasks WHERE workflow_id = ?1",
+        params![workflow_id],
+        |r| {
+            Ok(PendingWorkflowTask {
+                state: r.get(0)?,
+                due_ms: r.get(1)?,
+                worker: r.get(2)?,
+            })
+        },
+    )
+    .optional()?;
     Ok(Some(WorkflowDescription {
         workflow_id,
         run_id,
@@ -130,7 +160,51 @@ pub(super) fn describe(
         held_reason: held,
         cancel_requested: cancel != 0,
         pending_activities: pending,
+        pending_task,
+        pollers: Pollers::default(),
+        notes: Vec::new(),
     }))
+}
+
+/// The poller heartbeats of a task queue.
+pub(super) fn pollers(conn: &Connection, task_queue: &str) -> Result<Vec<PollerRecord>> {
+    let mut st = conn.prepare_cached(
+        "SELECT kind, type_name, worker_id, last_poll_ms FROM pollers WHERE task_queue = ?1",
+    )?;
+    let rows = st.query_map(params![task_queue], |r| {
+        Ok(PollerRecord {
+            kind: r.get(0)?,
+            type_name: r.get(1)?,
+            worker_id: r.get(2)?,
+            last_poll_ms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Tasks due at `now` in the task queues `queues` (a JSON list), and held workflows (a held
+/// workflow always has a pending task, so only the task rows are read).
+pub(super) fn queue_depth(conn: &Connection, queues: &str, now: i64) -> Result<QueueDepth> {
+    let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<u64> {
+        Ok(qrow(conn, sql, p, |r| r.get::<_, i64>(0))?.max(0) as u64)
+    };
+    Ok(QueueDepth {
+        workflow_tasks: count(
+            "SELECT count(*) FROM workflow_tasks WHERE state = 'pending' AND visible_at <= ?1
+                AND task_queue IN (SELECT value FROM json_each(?2))",
+            &[&now, &queues],
+        )?,
+        activity_tasks: count(
+            "SELECT count(*) FROM activity_tasks WHERE state = 'pending' AND visible_at <= ?1
+                AND task_queue IN (SELECT value FROM json_each(?2))",
+            &[&now, &queues],
+        )?,
+        held_workflows: count(
+            "SELECT count(*) FROM workflow_tasks t JOIN workflows w ON w.workflow_id = t.workflow_id
+              WHERE t.state = 'pending' AND w.held_reason IS NOT NULL",
+            &[],
+        )?,
+    })
 }
 
 /// The `WHERE` clause of `list` and `count_by_status`: ?1 status, ?2 type, ?3 id prefix, ?4 started

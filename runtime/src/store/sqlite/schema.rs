@@ -1,11 +1,12 @@
 //! The SQLite schema and its migrations.
 
 /// The schema this build writes. Older files are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 pub(super) const FORMAT_MARKER: &str = "duraflow";
 
 /// Migrations, index `i` takes a file from version `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE duraflow_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE workflows (
     workflow_id    TEXT PRIMARY KEY,
@@ -73,4 +74,18 @@ CREATE TABLE timers (
     PRIMARY KEY (workflow_id, timer_seq)
 ) WITHOUT ROWID;
 CREATE INDEX timers_due ON timers(fire_at);
-"#];
+"#,
+    // 2: what `describe` says about waiting work: a pending activity's last failure, and the workers'
+    // poller heartbeats (who served which task queue and type, when).
+    r#"
+ALTER TABLE activity_tasks ADD COLUMN last_failure TEXT;
+CREATE TABLE pollers (
+    task_queue   TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    type_name    TEXT NOT NULL,
+    worker_id    TEXT NOT NULL,
+    last_poll_ms INTEGER NOT NULL,
+    PRIMARY KEY (task_queue, kind, type_name)
+) WITHOUT ROWID;
+"#,
+];
