@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 mod apply;
 mod backend;
 mod open;
+pub(crate) use open::{classify, Cause};
 mod read;
 mod schema;
 
