@@ -324,6 +324,26 @@ pub enum Error {
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl Error {
+    /// True for a failure of the store that may pass by itself: the database cannot be reached,
+    /// a connection was cut, the server is restarting or shutting a session down, a statement
+    /// timed out, a lock was busy, a disk was full or failed. Waiting and trying again may help;
+    /// [`WorkflowHandle::result`](crate::WorkflowHandle::result) waits through such errors (up to a
+    /// bound), workers retry them with backoff. Any other error is permanent.
+    ///
+    /// ```
+    /// # use duraflow::Error;
+    /// assert!(!Error::WorkflowNotFound("w-1".into()).is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Database { source: None, .. } => true,
+            Error::Database {
+                source: Some(s), ..
+            } => crate::store::transient_source(&**s),
+            _ => false,
+        }
+    }
+
     /// A database error without an underlying one.
     pub(crate) fn database(message: impl Into<String>) -> Error {
         Error::Database {

@@ -8,6 +8,7 @@
 
 mod activity;
 mod api;
+mod backoff;
 mod definition;
 mod duration;
 mod engine;
@@ -21,7 +22,7 @@ mod workflow;
 
 pub use activity::context::{ActivityContext, ActivityInfo, CancelReason, TestActivityProbe};
 pub use activity::definition::{ActivityDefinition, DynActivity};
-pub use api::client::{Client, StartOptions, WorkflowHandle};
+pub use api::client::{Client, StartOptions, WaitOptions, WorkflowHandle};
 pub use api::registry::{AnyDefinition, Register, Registry};
 pub use definition::{
     ActivityOptions, BoxFuture, CanCancel, CancelCapability, Cancellable, DefinitionKind,

@@ -24,6 +24,43 @@ pub struct StartOptions {
     pub execution_timeout: Option<Duration>,
 }
 
+/// How a wait for a workflow's end ([`WorkflowHandle::result_with`], [`Client::wait_with`]) treats
+/// a store that fails meanwhile.
+///
+/// ```no_run
+/// # use duraflow::prelude::*;
+/// # use std::time::Duration;
+/// # async fn demo(handle: duraflow::WorkflowHandle<String>) -> Result<(), duraflow::Error> {
+/// // Wait through an outage of the database of up to 5 minutes.
+/// let opts = duraflow::WaitOptions::default().outage_tolerance(Duration::from_secs(300));
+/// let out = handle.result_with(opts).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WaitOptions {
+    /// How long the wait goes on through transient store errors in a row ([`Error::is_transient`]:
+    /// a server restarting, a cut connection, a busy lock), retrying with backoff, before it
+    /// returns the last one. A permanent error returns at once. Default: 60 s.
+    pub outage_tolerance: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            outage_tolerance: Duration::from_secs(60),
+        }
+    }
+}
+
+impl WaitOptions {
+    /// Sets [`WaitOptions::outage_tolerance`]; `Duration::ZERO` returns the first error.
+    pub fn outage_tolerance(mut self, d: Duration) -> Self {
+        self.outage_tolerance = d;
+        self
+    }
+}
+
 /// Starts workflows and looks at them. Cheap to clone.
 ///
 /// ```no_run
@@ -266,16 +303,47 @@ impl Client {
         Ok(r)
     }
 
-    /// Waits until the workflow ends; returns its description then.
+    /// Waits until the workflow ends; returns its description then. Waits through transient
+    /// store errors for up to a minute (see [`Client::wait_with`]).
     pub async fn wait(&self, workflow_id: &str) -> Result<WorkflowDescription> {
+        self.wait_with(workflow_id, WaitOptions::default()).await
+    }
+
+    /// [`Client::wait`] with options: how long to wait through an outage of the store.
+    pub async fn wait_with(
+        &self,
+        workflow_id: &str,
+        opts: WaitOptions,
+    ) -> Result<WorkflowDescription> {
         let mut external = self.store.backend.external_wakeups();
         let waiter = self.store.hub.closed_waiter(workflow_id);
+        let mut backoff = crate::backoff::Backoff::store();
+        let mut outage_since: Option<tokio::time::Instant> = None;
         let result = loop {
             let notified = waiter.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let d = match self.describe_row(workflow_id).await {
-                Ok(d) => d,
+                Ok(d) => {
+                    if outage_since.take().is_some() {
+                        tracing::info!(
+                            workflow_id,
+                            "the store answers again; still waiting for the workflow"
+                        );
+                        backoff.reset();
+                    }
+                    d
+                }
+                Err(e) if e.is_transient() => {
+                    let since = *outage_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= opts.outage_tolerance {
+                        break Err(e);
+                    }
+                    let wait = backoff.next_delay();
+                    tracing::warn!(workflow_id, error = %e, retry_in = ?wait, "could not read the workflow's status; waiting through the outage");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 Err(e) => break Err(e),
             };
             if d.status != WorkflowStatus::Running {
@@ -341,9 +409,15 @@ impl<O> WorkflowHandle<O> {
 
 impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// Waits for the workflow to end. Its result, or [`Error::WorkflowFailed`] /
-    /// [`Error::WorkflowCancelled`].
+    /// [`Error::WorkflowCancelled`]. Waits through transient store errors (a database restarting,
+    /// a cut connection) for up to a minute; [`WorkflowHandle::result_with`] sets that bound.
     pub async fn result(&self) -> Result<O> {
-        let d = self.client.wait(&self.workflow_id).await?;
+        self.result_with(WaitOptions::default()).await
+    }
+
+    /// [`WorkflowHandle::result`] with options: how long to wait through an outage of the store.
+    pub async fn result_with(&self, opts: WaitOptions) -> Result<O> {
+        let d = self.client.wait_with(&self.workflow_id, opts).await?;
         match d.status {
             WorkflowStatus::Completed => {
                 let v = d.result.unwrap_or(Value::Null);

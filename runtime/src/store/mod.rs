@@ -25,6 +25,20 @@ pub use waiting::{PendingWorkflowTask, Pollers};
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
+/// Whether a store error's source is a failure that may pass by itself (see
+/// [`Error::is_transient`](crate::Error::is_transient)).
+pub(crate) fn transient_source(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(e) = e.downcast_ref::<rusqlite::Error>() {
+        use sqlite::Cause;
+        return matches!(sqlite::classify(e), Cause::Lock | Cause::Io);
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(t) = postgres::transient(e) {
+        return t;
+    }
+    false
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()

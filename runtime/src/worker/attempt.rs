@@ -127,21 +127,66 @@ impl Shared {
         if self.try_continue(&task, &resolution, &details).await {
             return;
         }
-        match self
-            .store
-            .backend
-            .finish_activity(task.task_id, task.token, resolution, details)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!("attempt result dropped: its lease was taken over (fenced)")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout")
+        self.record_result(&task, resolution, details).await;
+        self.store.hub.wake_workers();
+    }
+
+    /// Records an attempt's result, waiting through a short outage of the store: a transient error
+    /// is retried with backoff for up to [`RECORD_PATIENCE`] (a retry after a commit whose answer
+    /// was lost is fenced by the attempt's token: nothing is recorded twice). After that, or on a
+    /// permanent error, the attempt is retried elsewhere when its timeout or its worker's liveness
+    /// lease ends.
+    async fn record_result(
+        self: &Arc<Self>,
+        task: &ClaimedActivity,
+        resolution: ActivityResolution,
+        details: Option<Value>,
+    ) {
+        let mut backoff = crate::backoff::Backoff::store();
+        let give_up = tokio::time::Instant::now() + RECORD_PATIENCE;
+        loop {
+            let r = self
+                .store
+                .backend
+                .finish_activity(
+                    task.task_id,
+                    task.token,
+                    resolution.clone(),
+                    details.clone(),
+                )
+                .await;
+            match r {
+                Ok(true) => {
+                    if backoff.failures() > 0 {
+                        tracing::info!(
+                            failures = backoff.failures(),
+                            "attempt result recorded after the store came back"
+                        );
+                    }
+                    return;
+                }
+                Ok(false) => {
+                    tracing::info!("attempt result dropped: its lease was taken over (fenced)");
+                    return;
+                }
+                Err(e)
+                    if e.is_transient()
+                        && tokio::time::Instant::now() < give_up
+                        && !self.kill.is_cancelled() =>
+                {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?wait, "could not record the attempt's result; retrying after a backoff");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.kill.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record the attempt's result; it is retried when its timeout or this worker's lease ends");
+                    return;
+                }
             }
         }
-        self.store.hub.wake_workers();
     }
 
     /// The one-commit step: when this worker holds the workflow's instance, it runs the workflow's
@@ -230,8 +275,10 @@ impl Shared {
                 self.store.hub.wake_workers();
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not record the attempt's result; it is retried after its timeout");
-                self.store.hub.wake_workers();
+                // Recorded the ordinary way, which waits through a short outage (if this commit
+                // went through after all, that one is fenced and writes nothing).
+                tracing::warn!(error = %e, "could not record the attempt's result with the workflow's next step; recording it alone");
+                return false;
             }
         }
         true
@@ -264,6 +311,9 @@ impl Shared {
         self.store.hub.wake_workers();
     }
 }
+
+/// How long a worker keeps trying to record an attempt's result through transient store errors.
+pub(super) const RECORD_PATIENCE: Duration = Duration::from_secs(60);
 
 /// An attempt that ends in a cancellation while its worker shuts down, with no cancel requested,
 /// was interrupted by the shutdown (the cancellation is the shutdown's, not the workflow's): it

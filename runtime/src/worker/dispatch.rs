@@ -11,6 +11,9 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
             tracing::warn!(error = %e, "could not release held workflows");
         }
         let mut external = shared.store.backend.external_wakeups();
+        // After a store error the next poll waits: a failing poll would otherwise be retried at
+        // once by every queued wake-up (about 60 tries in 5 ms per worker while a server is down).
+        let mut backoff = crate::backoff::Backoff::store();
         loop {
             let notified = shared.store.hub.wake.notified();
             tokio::pin!(notified);
@@ -20,10 +23,27 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
             }
             shared.heartbeat_if_due(&mut heartbeat).await;
             let did = match shared.clone().poll_once().await {
-                Ok(did) => did,
+                Ok(did) => {
+                    let failures = backoff.reset();
+                    if failures > 0 {
+                        tracing::info!(failures, "the store answers again; polling resumes");
+                    }
+                    did
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "store error while polling; retrying");
-                    false
+                    let wait = backoff.next_delay();
+                    tracing::warn!(
+                        error = %e,
+                        failures = backoff.failures(),
+                        retry_in = ?wait,
+                        "store error while polling; retrying after a backoff"
+                    );
+                    // Wake-ups do not cut the backoff short; a stop does.
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
                 }
             };
             if did {

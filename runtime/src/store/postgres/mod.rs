@@ -76,6 +76,36 @@ fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     }
 }
 
+/// Whether `e` (a Postgres or pool error) may pass by itself, or `None` when it is neither: the
+/// connection failed or was cut, the server is starting, restarting or shutting sessions down
+/// (SQLSTATE classes 08, 57 and 53), a statement was cancelled or timed out (57014), a
+/// serialization failure or deadlock (class 40), a lock was not available (55P03).
+pub(crate) fn transient(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<bool> {
+    fn pg(e: &tokio_postgres::Error) -> bool {
+        match e.code() {
+            None => true,
+            Some(code) => {
+                let c = code.code();
+                ["08", "57", "53", "58", "40"]
+                    .iter()
+                    .any(|k| c.starts_with(k))
+                    || c == "55P03"
+            }
+        }
+    }
+    if let Some(e) = e.downcast_ref::<tokio_postgres::Error>() {
+        return Some(pg(e));
+    }
+    if let Some(e) = e.downcast_ref::<deadpool_postgres::PoolError>() {
+        return Some(match e {
+            deadpool_postgres::PoolError::Backend(e) => pg(e),
+            deadpool_postgres::PoolError::Timeout(_) => true,
+            _ => false,
+        });
+    }
+    None
+}
+
 /// Maps a statement's error; a failed guard (see `apply::SQL_GUARD`) is said as such.
 fn pg_error(context: &str, e: tokio_postgres::Error) -> Error {
     if e.code() == Some(&SqlState::DIVISION_BY_ZERO) {

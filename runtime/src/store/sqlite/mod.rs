@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 mod apply;
 mod backend;
 mod open;
+pub(crate) use open::{classify, Cause};
 mod read;
 mod schema;
 
@@ -40,7 +41,7 @@ pub(crate) struct SqliteStore {
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
-    Error::database_from(e.to_string(), e)
+    Error::database_from(open::explain(&e), e)
 }
 
 impl From<rusqlite::Error> for Error {
@@ -208,7 +209,7 @@ type Control<'a> = dyn FnMut(&Connection, &str) -> rusqlite::Result<()> + 'a;
 /// transaction holds is unknown, so the whole batch is rolled back and every job answers an error.
 fn run_batch(conn: &Connection, jobs: Vec<Job>, ctl: &mut Control<'_>) {
     if let Err(e) = ctl(conn, "BEGIN IMMEDIATE") {
-        let msg = e.to_string();
+        let msg = open::explain(&e);
         for job in jobs {
             let (_, reply) = job(None);
             reply(Err(msg.clone()));
@@ -247,7 +248,7 @@ fn run_batch(conn: &Connection, jobs: Vec<Job>, ctl: &mut Control<'_>) {
     }
     let commit = match broken {
         Some(msg) => Err(msg),
-        None => ctl(conn, "COMMIT").map_err(|e| e.to_string()),
+        None => ctl(conn, "COMMIT").map_err(|e| open::explain(&e)),
     };
     if let Err(msg) = &commit {
         tracing::error!(error = %msg, "SQLite store: a group commit failed; its calls answer an error");

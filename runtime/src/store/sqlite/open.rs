@@ -42,6 +42,23 @@ pub(crate) fn classify(e: &rusqlite::Error) -> Cause {
     }
 }
 
+/// A SQLite error met while the store runs, with what to do when it is not the store's fault: a full
+/// disk or an I/O error, a file or file system that became read-only.
+pub(crate) fn explain(e: &rusqlite::Error) -> String {
+    match (classify(e), e.sqlite_error_code()) {
+        (Cause::Io, Some(ErrorCode::DiskFull)) => format!(
+            "{e}: the file system holding the store has no space left; nothing of this call was written and the last committed state is intact. Free some space: the store goes on by itself"
+        ),
+        (Cause::Io, _) => format!(
+            "{e}: the operating system reported an I/O error; nothing of this call was written. Check the disk and the file system (the kernel log)"
+        ),
+        (Cause::Permission, _) => format!(
+            "{e}: the store's file, or its file system, cannot be written any more (read-only?); nothing of this call was written and the last committed state is intact. Make it writable again: the store goes on by itself"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// The error for `e`, met while trying to `doing` on the file `display`, by its real cause.
 pub(crate) fn cause(display: &str, doing: &str, e: rusqlite::Error) -> Error {
     let class = classify(&e);
