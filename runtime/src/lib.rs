@@ -18,6 +18,11 @@ mod store;
 mod worker;
 mod workflow;
 
+/// Fuzz targets and their driver (the crate's tests, and feature `fuzzing` for `fuzz/`). Not API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
+
 pub use activity::context::{ActivityContext, ActivityInfo, CancelReason, TestActivityProbe};
 pub use activity::definition::{ActivityDefinition, DynActivity};
 pub use api::client::{Client, StartOptions, WorkflowHandle};

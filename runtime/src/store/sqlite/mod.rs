@@ -84,7 +84,7 @@ impl SqliteStore {
                 ))
             })?;
         if tables.is_empty() {
-            return Ok(());
+            return Self::check_empty(conn, display);
         }
         if !tables.iter().any(|t| t == "duraflow_meta") {
             return Err(Error::Store(format!(
@@ -120,6 +120,24 @@ impl SqliteStore {
             )));
         }
         Self::check_structure(conn, display, path)
+    }
+
+    /// A SQLite file without tables: duraflow will create its schema in it, so it must be sound
+    /// first. Creating tables in a file whose first page is damaged fails half-way, after switching
+    /// the file to WAL mode (a header change), and the file would no longer be as it was. With no
+    /// table in it, `PRAGMA quick_check` reads only the schema page and the free list.
+    fn check_empty(conn: &Connection, display: &str) -> Result<()> {
+        let verdict: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .unwrap_or_else(|e| e.to_string());
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Store(format!(
+                "`{display}` is a SQLite database without tables, and damaged ({}); it was left untouched. Point duraflow at a new path",
+                verdict.replace('\n', " ")
+            )))
+        }
     }
 
     /// Damage found before anything is written, at a cost that does not grow with the file (a
