@@ -69,7 +69,7 @@ pub(crate) mod serde_ms {
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -83,12 +83,35 @@ pub(crate) mod serde_opt_ms {
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+/// `at_ms` plus `d` in whole milliseconds, saturating: a duration too long for an `i64` of
+/// milliseconds (a stored or configured `u64::MAX` ms, `Duration::MAX`) means "never", not a time
+/// wrapped into the past.
+pub(crate) fn after_ms(at_ms: i64, d: Duration) -> i64 {
+    at_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_ms_saturates() {
+        assert_eq!(after_ms(10, Duration::from_millis(5)), 15);
+        assert_eq!(after_ms(10, Duration::from_millis(u64::MAX)), i64::MAX);
+        assert_eq!(after_ms(10, Duration::MAX), i64::MAX);
+        assert_eq!(
+            after_ms(-10, Duration::from_millis(u64::MAX)),
+            i64::MAX - 10
+        );
     }
 }

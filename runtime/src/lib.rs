@@ -20,6 +20,11 @@ pub mod telemetry;
 mod worker;
 mod workflow;
 
+/// Fuzz targets and their driver (the crate's tests, and feature `fuzzing` for `fuzz/`). Not API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
+
 pub use activity::context::{ActivityContext, ActivityInfo, CancelReason, TestActivityProbe};
 pub use activity::definition::{ActivityDefinition, DynActivity};
 pub use api::client::{Client, StartOptions, WaitOptions, WorkflowHandle};

@@ -98,18 +98,18 @@ pub(crate) fn attempt_deadline(
     let mut best = (i64::MAX, TimeoutKind::StartToClose);
     if let Some(d) = stc {
         best = (
-            started_ms.saturating_add(d.as_millis() as i64),
+            crate::duration::after_ms(started_ms, d),
             TimeoutKind::StartToClose,
         );
     }
     if let Some(d) = options.heartbeat_timeout {
-        let t = last_heartbeat_ms.saturating_add(d.as_millis() as i64);
+        let t = crate::duration::after_ms(last_heartbeat_ms, d);
         if t < best.0 {
             best = (t, TimeoutKind::Heartbeat);
         }
     }
     if let Some(d) = options.schedule_to_close_timeout {
-        let t = scheduled_ms.saturating_add(d.as_millis() as i64);
+        let t = crate::duration::after_ms(scheduled_ms, d);
         if t < best.0 {
             best = (t, TimeoutKind::ScheduleToClose);
         }
@@ -127,7 +127,7 @@ pub(crate) fn pending_deadline(
     let s2s = if first_attempt {
         options.schedule_to_start_timeout.map(|d| {
             (
-                visible_ms.saturating_add(d.as_millis() as i64),
+                crate::duration::after_ms(visible_ms, d),
                 TimeoutKind::ScheduleToStart,
             )
         })
@@ -136,7 +136,7 @@ pub(crate) fn pending_deadline(
     };
     let s2c = options.schedule_to_close_timeout.map(|d| {
         (
-            scheduled_ms.saturating_add(d.as_millis() as i64),
+            crate::duration::after_ms(scheduled_ms, d),
             TimeoutKind::ScheduleToClose,
         )
     });
@@ -396,10 +396,10 @@ pub(crate) fn resolve_failure(
     };
     let policy = &options.retry_policy;
     if policy.should_retry(attempt, &etype, non_retryable) {
-        let at = now.saturating_add(policy.backoff(attempt).as_millis() as i64);
+        let at = crate::duration::after_ms(now, policy.backoff(attempt));
         let within = options
             .schedule_to_close_timeout
-            .map(|d| at < scheduled_ms.saturating_add(d.as_millis() as i64))
+            .map(|d| at < crate::duration::after_ms(scheduled_ms, d))
             .unwrap_or(true);
         if within {
             return ActivityResolution::Retry {

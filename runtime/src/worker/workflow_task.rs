@@ -40,7 +40,7 @@ impl Shared {
             // Damaged stored data: hold the workflow with the reason, so `describe` shows it, and
             // try again later; nothing is changed or lost.
             tracing::error!(%reason, "workflow held: its stored data cannot be read");
-            let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
+            let retry = crate::duration::after_ms(now_ms(), self.opts.held_retry_interval);
             if let Err(e) = self
                 .store
                 .backend
@@ -326,7 +326,7 @@ impl Shared {
             self.store.hub.notify_closed(&task.workflow_id);
         } else {
             tracing::error!(%reason, "workflow held: its task cannot run; nothing is lost, it is retried");
-            let retry = now_ms() + self.opts.held_retry_interval.as_millis() as i64;
+            let retry = crate::duration::after_ms(now_ms(), self.opts.held_retry_interval);
             self.store
                 .backend
                 .hold_workflow_task(&task.workflow_id, task.token, &reason, retry)

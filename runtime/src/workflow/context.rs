@@ -118,7 +118,7 @@ impl WorkflowContext {
         } else if duration.is_zero() {
             Some(Ok(()))
         } else {
-            let fire_at_ms = st.now_ms.saturating_add(duration.as_millis() as i64);
+            let fire_at_ms = crate::duration::after_ms(st.now_ms, duration);
             st.commands.push(EventKind::TimerStarted {
                 timer_seq: seq,
                 fire_at_ms,

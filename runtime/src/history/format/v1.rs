@@ -167,7 +167,7 @@ pub(super) trait IntoPublic {
 
 /// Whole milliseconds, as version 1 stores a duration (sub-millisecond parts are dropped).
 pub(super) fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 pub(super) fn opt_ms(d: Option<Duration>) -> Option<u64> {

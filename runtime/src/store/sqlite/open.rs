@@ -155,7 +155,7 @@ pub(super) fn check_existing(
         })
         .map_err(|e| cause(display, "read", e))?;
     if tables.is_empty() {
-        return Ok(());
+        return check_empty(conn, display);
     }
     if !tables.iter().any(|t| t == "duraflow_meta") {
         return Err(Error::Store(format!(
@@ -202,6 +202,24 @@ pub(super) fn check_existing(
 /// the rest, so a file cut short is refused), the page and free-list counts, and both ends of every table and index
 /// (the pages from each b-tree's root to its first and last leaf, rows included). Damage
 /// elsewhere is reported when its data is read: the call fails, nothing is written.
+/// A SQLite file without tables: duraflow will create its schema in it, so it must be sound
+/// first. Creating tables in a file whose first page is damaged fails half-way, after switching
+/// the file to WAL mode (a header change), and the file would no longer be as it was. With no
+/// table in it, `PRAGMA quick_check` reads only the schema page and the free list.
+fn check_empty(conn: &Connection, display: &str) -> Result<()> {
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|e| cause(display, "check", e))?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(Error::Store(format!(
+            "`{display}` is a SQLite database without tables, and damaged ({}); it was left untouched. Point duraflow at a new path",
+            verdict.replace('\n', " ")
+        )))
+    }
+}
+
 fn check_structure(conn: &Connection, display: &str, path: &Path) -> Result<()> {
     use std::io::Read;
     let damaged = |what: String| {
