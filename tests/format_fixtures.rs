@@ -573,3 +573,19 @@ async fn unknown_and_damaged_stored_data_are_reported() {
         expected_history("failed")
     );
 }
+
+/// The exported version-1 histories (`v1-history-*.json`) replay on the definitions above through
+/// the public Replayer, as a user's CI replays exported histories.
+#[test]
+fn exported_v1_histories_replay_on_their_code() {
+    let registry = Registry::new()
+        .register(fx_completed_wf)
+        .register(fx_failed_wf)
+        .register(fx_expired_wf)
+        .register(fx_cancelled_wf)
+        .register(fx_local_wf)
+        .register(fx_parked_wf);
+    let report = duraflow::testing::Replayer::new(registry).replay_dir(fixtures_dir());
+    assert_eq!(report.histories.len(), NAMES.len(), "{report}");
+    assert!(report.is_ok(), "{report}");
+}

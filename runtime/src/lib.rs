@@ -17,6 +17,7 @@ mod history;
 mod retry;
 mod store;
 pub mod telemetry;
+pub mod testing;
 mod worker;
 mod workflow;
 

@@ -45,17 +45,17 @@ impl std::fmt::Display for ReplayMismatch {
         match (&self.recorded, &self.produced) {
             (Some(r), Some(p)) => write!(
                 f,
-                "history event #{} is `{r}`, but the code now produces `{p}` at that point",
+                "history event #{} is \"{r}\", but the code now produces \"{p}\" at that point",
                 self.event_seq
             )?,
             (None, Some(p)) => write!(
                 f,
-                "the code now produces `{p}`, which the history does not have before event #{} (workflow task completed)",
+                "the code now produces \"{p}\", which the history does not have before event #{} (workflow task completed)",
                 self.event_seq
             )?,
             (Some(r), None) => write!(
                 f,
-                "history event #{} is `{r}`, but the code no longer produces it",
+                "history event #{} is \"{r}\", but the code no longer produces it",
                 self.event_seq
             )?,
             (None, None) => write!(f, "history event #{}", self.event_seq)?,

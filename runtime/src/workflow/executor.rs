@@ -224,7 +224,13 @@ impl WorkflowInstance {
                 _ => {}
             }
         }
-        if let Some(stray) = recorded.first() {
+        // A workflow's end that no task produced (its execution timeout, a termination) closes
+        // the history without a marker.
+        let closed_by_the_engine = matches!(
+            recorded.as_slice(),
+            [last] if crate::engine::close::is_close(&last.kind) && last.seq == history.last().map_or(0, |e| e.seq)
+        );
+        if let Some(stray) = recorded.first().filter(|_| !closed_by_the_engine) {
             return Err(TaskFailure::Damaged(format!(
                 "workflow `{}`: history event #{} ({}) has no workflow-task marker after it; the history is damaged",
                 info.workflow_id,
