@@ -8,6 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "duraflow",
+    term_width = 100,
     version,
     after_help = "Examples:\n  duraflow --db app.db list --status running\n  duraflow --db app.db history order-17\n  duraflow --postgres postgres://user@host/db describe order-17\n  duraflow --db app.db ui"
 )]
@@ -16,7 +17,7 @@ pub struct Cli {
     pub store: StoreArgs,
 
     /// Print JSON instead of tables (list, describe, history, start, cancel).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
 
     #[command(subcommand)]
@@ -27,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// The SQLite file a duraflow store lives in (it must exist). Wins over `--postgres`.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Store")]
     pub db: Option<PathBuf>,
 
     /// A Postgres database, e.g. postgres://user@host:5432/db.
@@ -36,7 +37,8 @@ pub struct StoreArgs {
         global = true,
         value_name = "URL",
         env = "DURAFLOW_POSTGRES_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        help_heading = "Store"
     )]
     pub postgres: Option<String>,
 
@@ -45,7 +47,9 @@ pub struct StoreArgs {
         long,
         global = true,
         value_name = "SCHEMA",
-        env = "DURAFLOW_POSTGRES_SCHEMA"
+        env = "DURAFLOW_POSTGRES_SCHEMA",
+        hide_env_values = true,
+        help_heading = "Store"
     )]
     pub postgres_schema: Option<String>,
 }

@@ -151,21 +151,51 @@ fn print_description(d: &WorkflowDescription) {
     if let Some(h) = &d.held_reason {
         row("held", output::shorten(h, 200));
     }
+    if let Some(task) = &d.pending_task {
+        let age = output::duration(now - task.due_ms);
+        row(
+            "workflow task",
+            match &task.worker {
+                Some(w) => format!("{} on {w} (due {age} ago)", task.state),
+                None => format!("{} for {age}", task.state),
+            },
+        );
+    }
+    for note in &d.notes {
+        row("note", note.clone());
+    }
     print_table(&t);
     if !d.pending_activities.is_empty() {
         println!();
         println!("Pending activities:");
-        let mut t = table(&["SEQ", "ACTIVITY", "STATE", "ATTEMPT", "CANCEL", "HEARTBEAT"]);
+        let mut t = table(&[
+            "SEQ",
+            "ACTIVITY",
+            "STATE",
+            "ATTEMPT",
+            "CANCEL",
+            "HEARTBEAT",
+            "LAST FAILURE",
+        ]);
         for a in &d.pending_activities {
+            let state = if a.state == "pending" && a.due_ms > now {
+                format!("retry in {}", output::duration(a.due_ms - now))
+            } else {
+                a.state.clone()
+            };
             t.add_row(vec![
                 a.activity_seq.to_string(),
                 a.activity_type.clone(),
-                a.state.clone(),
+                state,
                 a.attempt.to_string(),
                 if a.cancel_requested { "requested" } else { "" }.to_string(),
                 a.heartbeat_details
                     .as_ref()
                     .map(|h| output::short_json(h, Some(PAYLOAD_CHARS)))
+                    .unwrap_or_default(),
+                a.last_failure
+                    .as_ref()
+                    .map(|f| output::shorten(&f.to_string(), 60))
                     .unwrap_or_default(),
             ]);
         }

@@ -30,6 +30,13 @@ pub async fn open(args: &StoreArgs) -> Result<Store, CliError> {
                     "`{shown}` is a directory; give the path of the store's SQLite file"
                 )))
             }
+            // SQLite takes an empty file for a new database: the CLI does not make one.
+            Ok(m) if m.len() == 0 => {
+                return Err(CliError::new(format!(
+                    "`{shown}` is empty, not a duraflow store; give the path of the file a \
+                     program opened with `Store::sqlite(..)`"
+                )))
+            }
             Ok(_) => {}
         }
         return Store::sqlite(path).map_err(|e| {

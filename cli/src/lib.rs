@@ -96,12 +96,19 @@ where
                 print!("{e}");
                 return Ok(());
             }
-            // clap's message is several lines (usage, a tip); keep its first line, and point at help.
+            // clap's message is several lines (what is wrong, a tip, the usage): keep what comes
+            // before the usage, on one line, and point at the help.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let what: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let what = what.join(" ");
+            let what = what.strip_prefix("error: ").unwrap_or(&what);
             return Err(CliError::usage(format!(
-                "{first}; see `duraflow --help` or `duraflow <command> --help`"
+                "{what}; see `duraflow --help` or `duraflow <command> --help`"
             )));
         }
     };

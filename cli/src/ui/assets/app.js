@@ -221,6 +221,11 @@ function renderRun(main, d, events, reload) {
   fact('Events', String(d.history_length));
   fact('Cancel requested', d.cancel_requested ? 'yes' : null);
   fact('Held', d.held_reason);
+  if (d.pending_task) {
+    const age = dur(Date.now() - d.pending_task.due_ms);
+    fact('Workflow task', d.pending_task.worker ? `${d.pending_task.state} on ${d.pending_task.worker}` : `${d.pending_task.state} for ${age}`);
+  }
+  for (const note of d.notes || []) fact('Note', el('span', { class: 'note', text: note }));
   if (d.result !== null && d.result !== undefined) fact('Result', el('pre', { class: 'payload', text: JSON.stringify(d.result, null, 2) }));
   if (d.error) fact('Error', el('pre', { class: 'payload', text: JSON.stringify(d.error, null, 2) }));
 
@@ -252,7 +257,7 @@ function renderRun(main, d, events, reload) {
 }
 
 function pendingTable(pending) {
-  const cols = ['#', 'Activity', 'State', 'Attempt', 'Cancel', 'Last heartbeat'];
+  const cols = ['#', 'Activity', 'State', 'Attempt', 'Cancel', 'Last heartbeat', 'Last failure'];
   return el('table', { id: 'pending' },
     el('thead', {}, el('tr', {}, ...cols.map((c) => el('th', { text: c })))),
     el('tbody', {}, ...pending.map((a) => el('tr', {},
@@ -260,7 +265,8 @@ function pendingTable(pending) {
       el('td', { text: a.state }), el('td', { text: a.attempt }),
       el('td', { text: a.cancel_requested ? 'requested' : '' }),
       el('td', {}, a.heartbeat_details === null || a.heartbeat_details === undefined ? ''
-        : el('pre', { class: 'payload', text: JSON.stringify(a.heartbeat_details) }))))));
+        : el('pre', { class: 'payload', text: JSON.stringify(a.heartbeat_details) })),
+      el('td', {}, a.last_failure ? el('pre', { class: 'payload', text: JSON.stringify(a.last_failure) }) : '')))));
 }
 
 // The rows of the timeline, from the history: one per activity (scheduled -> closed), one per
