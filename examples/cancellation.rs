@@ -2,7 +2,10 @@
 //! cancels it. The activity hears the cancel through its heartbeat, cleans up, and ends cancelled; the
 //! run then prints the activity's final state as the durable history recorded it.
 //!
-//! Run: `cargo run --example cancellation` (embedded SQLite store, WAL + synchronous=FULL).
+//! Run: `cargo run --example cancellation` (embedded SQLite store, WAL + synchronous=FULL). The
+//! store file is kept, and its path printed, so you can look at the run afterwards:
+//! `duraflow --db <that file> list`, `duraflow --db <that file> ui`. Give a path of your own with
+//! `cargo run --example cancellation -- my.db`.
 
 use duraflow::prelude::*;
 use duraflow::{Client, EventKind, Store, Worker};
@@ -68,9 +71,11 @@ pub async fn cancellation_workflow(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("duraflow-example-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("cancellation.db");
+    // The store file: the first argument, else one in the temp directory. It is kept afterwards.
+    let path = match std::env::args_os().nth(1) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::env::temp_dir().join("duraflow-cancellation.db"),
+    };
     let store = Store::sqlite(&path)?;
     println!("Embedded store: {} ({})", path.display(), store.kind());
 
@@ -84,7 +89,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let handle = client
         .start(
             cancellation_workflow,
-            "cancellation-example",
+            // A new id on each run, so runs can share one store file.
+            format!("cancellation-{}", run_stamp()),
             ComposeArgs { arg1: 1, arg2: 2 },
         )
         .await?;
@@ -113,11 +119,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     worker.shutdown().await;
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "The store is kept at {}; look at the run with:",
+        path.display()
+    );
+    println!(
+        "  cargo run -p duraflow-cli -- --db {} list",
+        path.display()
+    );
+    println!("  cargo run -p duraflow-cli -- --db {} ui", path.display());
     if final_state != "cancelled" {
         return Err(
             format!("expected the activity to end cancelled, it ended {final_state}").into(),
         );
     }
     Ok(())
+}
+
+/// Seconds since the epoch, for a workflow id that is new on each run.
+fn run_stamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

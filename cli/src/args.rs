@@ -1,0 +1,163 @@
+//! The command line, declared with clap's derive.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Look at and operate duraflow workflows, in a SQLite file or a Postgres database.
+#[derive(Debug, Parser)]
+#[command(
+    name = "duraflow",
+    term_width = 100,
+    version,
+    after_help = "Examples:\n  duraflow --db app.db list --status running\n  duraflow --db app.db history order-17\n  duraflow --postgres postgres://user@host/db describe order-17\n  duraflow --db app.db ui"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Print JSON instead of tables (list, describe, history, start, cancel).
+    #[arg(long, global = true, help_heading = "Output")]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which store to open.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The SQLite file a duraflow store lives in (it must exist). Wins over `--postgres`.
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Store")]
+    pub db: Option<PathBuf>,
+
+    /// A Postgres database, e.g. postgres://user@host:5432/db.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "DURAFLOW_POSTGRES_URL",
+        hide_env_values = true,
+        help_heading = "Store"
+    )]
+    pub postgres: Option<String>,
+
+    /// The Postgres schema duraflow's tables are in (default: the connection's search path).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SCHEMA",
+        env = "DURAFLOW_POSTGRES_SCHEMA",
+        hide_env_values = true,
+        help_heading = "Store"
+    )]
+    pub postgres_schema: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List workflows, newest first.
+    List(ListArgs),
+    /// Show a workflow: status, result or error, pending activities.
+    Describe {
+        /// The workflow id.
+        id: String,
+    },
+    /// Show a workflow's event history (`--json`: the JSON that replay reads).
+    History {
+        /// The workflow id.
+        id: String,
+        /// Show payloads in full instead of shortened.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Start a workflow by its registered name, with JSON input; a worker that serves it runs it.
+    Start {
+        /// The registered workflow name.
+        #[arg(value_name = "TYPE")]
+        workflow_type: String,
+        /// The new workflow's id (unique in the store).
+        id: String,
+        /// The input as JSON, e.g. '{"arg1": 1, "arg2": 2}' (default: null).
+        #[arg(value_name = "JSON")]
+        input: Option<String>,
+        /// The task queue (default: the registered definition's, else `default`).
+        #[arg(long, value_name = "QUEUE")]
+        task_queue: Option<String>,
+        /// Wait for the workflow to end and print its result.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Ask a workflow to cancel.
+    Cancel {
+        /// The workflow id.
+        id: String,
+        /// Wait for the workflow to end.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Serve the web UI: workflows with filters, and each run's timeline.
+    Ui(UiArgs),
+}
+
+/// `duraflow list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only workflows with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// Only workflows of this registered name.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub workflow_type: Option<String>,
+    /// Only workflow ids that start with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Only workflows started at or after this time: 2026-12-01T14:00:00Z, or an age like 2h.
+    #[arg(long, value_name = "TIME")]
+    pub after: Option<String>,
+    /// Only workflows started before this time: 2026-12-01T14:00:00Z, or an age like 30m.
+    #[arg(long, value_name = "TIME")]
+    pub before: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// Skip this many first (the next page starts at the previous offset + limit).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub offset: usize,
+}
+
+/// A workflow status, on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum StatusArg {
+    /// Not ended yet.
+    Running,
+    /// Returned a result.
+    Completed,
+    /// Returned an error.
+    Failed,
+    /// Ended cancelled.
+    Cancelled,
+}
+
+impl From<StatusArg> for duraflow::WorkflowStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Running => duraflow::WorkflowStatus::Running,
+            StatusArg::Completed => duraflow::WorkflowStatus::Completed,
+            StatusArg::Failed => duraflow::WorkflowStatus::Failed,
+            StatusArg::Cancelled => duraflow::WorkflowStatus::Cancelled,
+        }
+    }
+}
+
+/// `duraflow ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The address to serve on. Anything but a loopback address exposes every workflow's data.
+    #[arg(long, default_value = "127.0.0.1:8233", value_name = "ADDR")]
+    pub bind: SocketAddr,
+    /// Allow the page to cancel workflows and send signals (read-only without it).
+    #[arg(long)]
+    pub allow_writes: bool,
+}
