@@ -1,6 +1,6 @@
 //! The Postgres schema: its version, its migrations, and the check that a schema is ours.
 
-use super::{col, db, pg_message, query};
+use super::{col, db, pg_message, query, quote_ident};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
@@ -124,7 +124,7 @@ pub(super) async fn migrate(
     )
     .await?;
     if let Some(s) = schema {
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s)))
             .await
             .map_err(db("creating the schema"))?;
     }
