@@ -44,6 +44,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod apply;
 mod backend;
+mod liveness;
 mod read;
 mod schema;
 #[cfg(test)]

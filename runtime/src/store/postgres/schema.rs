@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -16,6 +16,7 @@ const OUR_TABLES: &[&str] = &[
     "activity_tasks",
     "timers",
     "pollers",
+    "workers",
 ];
 
 /// Migrations, index `i` takes a schema from version `i` to `i + 1`. Unqualified names: they land in
@@ -102,6 +103,14 @@ CREATE TABLE pollers (
     worker_id    TEXT NOT NULL,
     last_poll_ms BIGINT NOT NULL,
     PRIMARY KEY (task_queue, kind, type_name)
+);
+"#,
+    // 3: the workers' liveness leases (`engine::liveness`).
+    r#"
+CREATE TABLE workers (
+    worker_id     TEXT PRIMARY KEY,
+    lease_expires BIGINT NOT NULL,
+    process       TEXT
 );
 "#,
 ];
