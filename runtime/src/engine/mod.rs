@@ -17,6 +17,7 @@
 //! | [`marker`] | patch and side-effect markers: appended, nothing else planned |
 //! | [`cancel`] | a client's request to cancel a workflow |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
+//! | [`liveness`] | when a worker holding running attempts is dead, and what becomes of its attempts |
 //!
 //! The conformance suite in `store/conformance.rs` checks that every store applies plans alike.
 
@@ -24,6 +25,7 @@ pub(crate) mod activity;
 pub(crate) mod cancel;
 pub(crate) mod close;
 pub(crate) mod facts;
+pub(crate) mod liveness;
 pub(crate) mod local;
 pub(crate) mod marker;
 pub(crate) mod plan;

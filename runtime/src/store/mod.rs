@@ -2,6 +2,7 @@
 //! [`StoreBackend`], atomic on its own. The SQLite store (default), the in-memory store (SQLite in
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
+pub(crate) use crate::engine::liveness::WorkerLease;
 pub(crate) use crate::engine::start::NewWorkflow;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
@@ -386,6 +387,26 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 
     /// The tasks due at `now_ms` in these task queues (any type), and the workflows held.
     async fn queue_depth(&self, queues: &[String], now_ms: i64) -> Result<QueueDepth>;
+    /// Renews (or creates) this worker's liveness lease: it ends `lease_ms` from now; `process`
+    /// is the worker's process identity (see `engine::liveness`).
+    async fn renew_worker_lease(&self, worker_id: &str, process: &str, lease_ms: i64)
+        -> Result<()>;
+
+    /// Removes this worker's liveness lease (it stops).
+    async fn end_worker_lease(&self, worker_id: &str) -> Result<()>;
+
+    /// The liveness leases of the other workers that hold running attempts.
+    async fn worker_leases(&self, except_worker: &str) -> Result<Vec<WorkerLease>>;
+
+    /// Takes up to `max` running attempts of a worker judged lost, provided its lease still ends at
+    /// `lease_expires_ms` (else it renewed since, lives, and nothing is taken): each token is
+    /// bumped, so the lost worker's result is fenced. Its lease row goes once all are taken.
+    async fn claim_lost_attempts(
+        &self,
+        worker_id: &str,
+        lease_expires_ms: i64,
+        max: usize,
+    ) -> Result<Vec<ClaimedActivity>>;
 
     /// A channel that ticks when another process wrote something workers may want (Postgres
     /// `LISTEN/NOTIFY`); `None` for single-process stores.

@@ -10,6 +10,9 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         if let Err(e) = shared.store.backend.release_held().await {
             tracing::warn!(error = %e, "could not release held workflows");
         }
+        let liveness = tokio::spawn(
+            super::liveness::run(shared.clone(), stop.clone()).instrument(tracing::Span::current()),
+        );
         let mut external = shared.store.backend.external_wakeups();
         // After a store error the next poll waits: a failing poll would otherwise be retried at
         // once by every queued wake-up (about 60 tries in 5 ms per worker while a server is down).
@@ -57,6 +60,7 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
                 _ = crate::store::next_external(&mut external) => {}
             }
         }
+        let _ = liveness.await;
     }
     .instrument(span)
     .await

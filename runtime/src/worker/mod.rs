@@ -18,6 +18,7 @@
 mod attempt;
 mod cache;
 mod dispatch;
+mod liveness;
 mod local;
 mod report;
 mod shutdown;
@@ -86,6 +87,11 @@ pub struct WorkerOptions {
     pub shutdown_grace: Duration,
     /// How many workflow instances stay in memory between tasks. Default 10,000.
     pub max_cached_workflows: usize,
+    /// The worker's liveness lease, renewed in the background every third of it. When a worker
+    /// dies, the others hand its running activity attempts on once its lease has expired and
+    /// stayed so for one more lease period (or at once when its process, on the same machine, is
+    /// seen gone), instead of at the attempts' `start_to_close_timeout`. Default 5 s.
+    pub liveness_lease: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -99,6 +105,7 @@ impl Default for WorkerOptions {
             held_retry_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             max_cached_workflows: 10_000,
+            liveness_lease: Duration::from_secs(5),
         }
     }
 }

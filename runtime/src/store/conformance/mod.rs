@@ -17,6 +17,7 @@ mod claims;
 mod commit;
 mod continuation;
 mod list;
+mod liveness;
 mod misc;
 mod start;
 mod support;
@@ -28,6 +29,7 @@ use claims::*;
 use commit::*;
 use continuation::*;
 use list::*;
+use liveness::*;
 use misc::*;
 use start::*;
 use std::sync::Arc;
@@ -243,4 +245,5 @@ conformance! {
     check_last_failure_and_attempts => memory_last_failure_and_attempts, sqlite_file_last_failure_and_attempts, postgres_last_failure_and_attempts;
     check_poller_heartbeats => memory_poller_heartbeats, sqlite_file_poller_heartbeats, postgres_poller_heartbeats;
     check_queue_depth => memory_queue_depth, sqlite_file_queue_depth, postgres_queue_depth;
+    check_lost_worker => memory_lost_worker, sqlite_file_lost_worker, postgres_lost_worker;
 }

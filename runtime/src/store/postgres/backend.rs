@@ -348,6 +348,32 @@ impl StoreBackend for PostgresStore {
         Ok(tasks)
     }
 
+    async fn renew_worker_lease(
+        &self,
+        worker_id: &str,
+        process: &str,
+        lease_ms: i64,
+    ) -> Result<()> {
+        self.renew_lease(worker_id, process, lease_ms).await
+    }
+
+    async fn end_worker_lease(&self, worker_id: &str) -> Result<()> {
+        self.end_lease(worker_id).await
+    }
+
+    async fn worker_leases(&self, except_worker: &str) -> Result<Vec<crate::store::WorkerLease>> {
+        self.leases(except_worker).await
+    }
+
+    async fn claim_lost_attempts(
+        &self,
+        worker_id: &str,
+        lease_expires_ms: i64,
+        max: usize,
+    ) -> Result<Vec<ClaimedActivity>> {
+        self.claim_lost(worker_id, lease_expires_ms, max).await
+    }
+
     async fn claim_expired_activities(&self, max: usize) -> Result<Vec<ExpiredActivity>> {
         let now = now_ms();
         let client = self.client().await?;

@@ -39,14 +39,17 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{AsyncMessage, NoTls, Row, Statement};
+use tokio_postgres::{AsyncMessage, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod apply;
 mod backend;
+mod liveness;
 mod read;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 /// Connections in the pool of one store handle.
 const POOL_SIZE: usize = 12;
@@ -296,6 +299,12 @@ impl Drop for PostgresStore {
     }
 }
 
+/// `name` as a quoted SQL identifier (`"` doubled inside): the one way a name reaches SQL text in
+/// this store; every value is a bind parameter.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A schema name we put into SQL and into the connection options: letters, digits and `_`.
 fn check_schema_name(schema: &str) -> Result<()> {
     let ok = !schema.is_empty()
@@ -325,14 +334,19 @@ fn random_instance_id() -> String {
 impl PostgresStore {
     /// Connects, creates the schema if asked and missing, migrates, and starts the listener.
     pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
-        let mut cfg: tokio_postgres::Config = url
+        let tls = tls::split(url)?;
+        let mut cfg: tokio_postgres::Config = tls
+            .url
             .parse()
             .map_err(|e| Error::InvalidOption(format!("Postgres URL `{}`: {e}", redact(url))))?;
+        cfg.ssl_mode(tls.ssl_mode());
+        let connector = tls.connector()?;
         if let Some(s) = schema {
             check_schema_name(s)?;
             let opts = format!(
-                "{} -c search_path=\"{s}\"",
-                cfg.get_options().unwrap_or_default()
+                "{} -c search_path={}",
+                cfg.get_options().unwrap_or_default(),
+                quote_ident(s)
             );
             cfg.options(opts.trim_start());
         }
@@ -349,7 +363,7 @@ impl PostgresStore {
 
         let manager = Manager::from_config(
             cfg.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -374,9 +388,10 @@ impl PostgresStore {
         let (wake_tx, _) = broadcast::channel(64);
         let instance = random_instance_id();
         // The first LISTEN is in place before `connect` returns: no notification after it is missed.
-        let first = listen(&cfg, &channel).await?;
+        let first = listen(&cfg, &connector, &channel).await?;
         let listener = tokio::spawn(listener_loop(
             cfg,
+            connector,
             channel.clone(),
             instance.clone(),
             wake_tx.clone(),
@@ -405,9 +420,10 @@ impl PostgresStore {
     }
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: the password of a `postgres://user:pw@` URL, and
+/// the value of a `password` parameter (in the query or in `key=value` form), become `***`.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
             match creds.find(':') {
@@ -416,7 +432,19 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    let mut from = 0;
+    while let Some(k) = out[from..]
+        .find("password=")
+        .map(|k| from + k + "password=".len())
+    {
+        let end = out[k..]
+            .find(|c: char| c == '&' || c.is_whitespace())
+            .map_or(out.len(), |e| k + e);
+        out.replace_range(k..end, "***");
+        from = k + 3;
     }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,18 +452,25 @@ fn redact(url: &str) -> String {
 
 type Listening = (
     tokio_postgres::Client,
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    tokio_postgres::Connection<
+        tokio_postgres::Socket,
+        <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+    >,
 );
 
 /// Opens the dedicated connection and `LISTEN`s (driving the connection ourselves meanwhile).
-async fn listen(cfg: &tokio_postgres::Config, channel: &str) -> Result<Listening> {
+async fn listen(
+    cfg: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+    channel: &str,
+) -> Result<Listening> {
     let mut cfg = cfg.clone();
     cfg.keepalives_idle(Duration::from_secs(30));
     let (client, mut conn) = cfg
-        .connect(NoTls)
+        .connect(tls.clone())
         .await
         .map_err(db("connecting the LISTEN connection"))?;
-    let sql = format!("LISTEN \"{channel}\"");
+    let sql = format!("LISTEN {}", quote_ident(channel));
     {
         let listen = client.batch_execute(&sql);
         tokio::pin!(listen);
@@ -460,6 +495,7 @@ async fn listen(cfg: &tokio_postgres::Config, channel: &str) -> Result<Listening
 /// drops. Ends when the store is dropped (the task is aborted).
 async fn listener_loop(
     cfg: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     channel: String,
     instance: String,
     tx: broadcast::Sender<()>,
@@ -470,7 +506,7 @@ async fn listener_loop(
     loop {
         let (client, mut conn) = match current.take() {
             Some(c) => c,
-            None => match listen(&cfg, &channel).await {
+            None => match listen(&cfg, &tls, &channel).await {
                 Ok(c) => {
                     backoff = Duration::from_millis(100);
                     // Notifications may have been missed while disconnected.

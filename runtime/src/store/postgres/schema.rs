@@ -1,11 +1,11 @@
 //! The Postgres schema: its version, its migrations, and the check that a schema is ours.
 
-use super::{col, db, pg_message, query};
+use super::{col, db, pg_message, query, quote_ident};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -16,6 +16,7 @@ const OUR_TABLES: &[&str] = &[
     "activity_tasks",
     "timers",
     "pollers",
+    "workers",
 ];
 
 /// Migrations, index `i` takes a schema from version `i` to `i + 1`. Unqualified names: they land in
@@ -104,6 +105,14 @@ CREATE TABLE pollers (
     PRIMARY KEY (task_queue, kind, type_name)
 );
 "#,
+    // 3: the workers' liveness leases (`engine::liveness`).
+    r#"
+CREATE TABLE workers (
+    worker_id     TEXT PRIMARY KEY,
+    lease_expires BIGINT NOT NULL,
+    process       TEXT
+);
+"#,
 ];
 
 /// Creates the schema if asked and missing, refuses one that is not ours or is newer than this
@@ -124,7 +133,7 @@ pub(super) async fn migrate(
     )
     .await?;
     if let Some(s) = schema {
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s)))
             .await
             .map_err(db("creating the schema"))?;
     }

@@ -102,3 +102,21 @@ async fn a_guard_that_does_not_hold_writes_nothing() {
         .await
         .unwrap();
 }
+
+#[test]
+fn redact_hides_every_form_of_password() {
+    use super::redact;
+    assert_eq!(
+        redact("postgres://u:s3cr3t@h:5/db"),
+        "postgres://u:***@h:5/db"
+    );
+    assert_eq!(
+        redact("postgres://u@h/db?password=s3cr3t&sslmode=require"),
+        "postgres://u@h/db?password=***&sslmode=require"
+    );
+    assert_eq!(
+        redact("host=h password=s3cr3t user=u"),
+        "host=h password=*** user=u"
+    );
+    assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+}

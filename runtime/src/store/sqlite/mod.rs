@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 mod apply;
 mod backend;
+mod liveness;
 mod open;
 pub(crate) use open::{classify, Cause};
 mod read;

@@ -136,6 +136,11 @@ fn io_cause(display: &str, e: std::io::Error) -> Error {
     )
 }
 
+/// A name read from the file (a table, an index, a column) as a quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Refuses a file that is not ours, is newer than this build, or is damaged, before anything is
 /// written to it. A permission, lock or I/O error on the way is reported as what it is.
 pub(super) fn check_existing(
@@ -297,13 +302,13 @@ fn check_structure(conn: &Connection, display: &str, path: &Path) -> Result<()> 
                     .and_then(|mut st| st.query_map([name], |r| r.get(0))?.collect())
                     .map_err(|e| sql_err(format!("table `{name}`"), e))?;
                 pk.iter()
-                    .map(|c| format!("\"{c}\" DIR"))
+                    .map(|c| format!("{} DIR", ident(c)))
                     .collect::<Vec<_>>()
                     .join(", ")
             } else {
                 "rowid DIR".to_string()
             };
-            (format!("SELECT * FROM \"{table}\""), order)
+            (format!("SELECT * FROM {}", ident(table)), order)
         } else {
             let first: String = conn
                 .query_row(
@@ -313,8 +318,13 @@ fn check_structure(conn: &Connection, display: &str, path: &Path) -> Result<()> 
                 )
                 .map_err(|e| sql_err(format!("index `{name}`"), e))?;
             (
-                format!("SELECT \"{first}\" FROM \"{table}\" INDEXED BY \"{name}\""),
-                format!("\"{first}\" DIR"),
+                format!(
+                    "SELECT {} FROM {} INDEXED BY {}",
+                    ident(&first),
+                    ident(table),
+                    ident(name)
+                ),
+                format!("{} DIR", ident(&first)),
             )
         };
         for dir in ["ASC", "DESC"] {

@@ -1,7 +1,7 @@
 //! The SQLite schema and its migrations.
 
 /// The schema this build writes. Older files are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 pub(super) const FORMAT_MARKER: &str = "duraflow";
 
 /// Migrations, index `i` takes a file from version `i` to `i + 1`.
@@ -87,5 +87,13 @@ CREATE TABLE pollers (
     last_poll_ms INTEGER NOT NULL,
     PRIMARY KEY (task_queue, kind, type_name)
 ) WITHOUT ROWID;
+"#,
+    // 3: the workers' liveness leases (`engine::liveness`).
+    r#"
+CREATE TABLE workers (
+    worker_id     TEXT PRIMARY KEY,
+    lease_expires INTEGER NOT NULL,
+    process       TEXT
+);
 "#,
 ];
