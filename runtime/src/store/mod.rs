@@ -22,6 +22,8 @@ mod hub;
 mod waiting;
 pub(crate) use waiting::{decode_last_failure, Poll, PollKind, PollerRecord, QueueDepth};
 pub use waiting::{PendingWorkflowTask, Pollers};
+#[cfg(test)]
+mod model;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;

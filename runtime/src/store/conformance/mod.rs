@@ -90,13 +90,13 @@ impl Fixture {
 }
 
 #[cfg(feature = "postgres")]
-mod pg {
+pub(super) mod pg {
     use std::time::Duration;
 
     const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
     /// The server's URL, or `None` when it does not answer outside CI. In CI it must answer.
-    pub(super) async fn url() -> Option<String> {
+    pub(crate) async fn url() -> Option<String> {
         let url = std::env::var("DURAFLOW_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.into());
         let answers = tokio::time::timeout(
             Duration::from_secs(5),
@@ -120,13 +120,13 @@ mod pg {
     }
 
     /// A schema for one test, dropped (with everything in it) when the guard drops.
-    pub(super) struct SchemaGuard {
+    pub(crate) struct SchemaGuard {
         url: String,
-        pub(super) schema: String,
+        pub(crate) schema: String,
     }
 
     impl SchemaGuard {
-        pub(super) fn new(url: &str, check: &str) -> SchemaGuard {
+        pub(crate) fn new(url: &str, check: &str) -> SchemaGuard {
             let hash = check.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
             });
