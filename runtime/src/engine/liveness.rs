@@ -187,7 +187,10 @@ mod tests {
         let task = crate::engine::testkit::claimed(1);
         assert!(matches!(
             attempt_lost(&task, 5_000),
-            ActivityResolution::Retry { retry_at_ms: 5_000 }
+            ActivityResolution::Retry {
+                retry_at_ms: 5_000,
+                ..
+            }
         ));
     }
 }
