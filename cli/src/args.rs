@@ -160,4 +160,7 @@ pub struct UiArgs {
     /// Allow the page to cancel workflows and send signals (read-only without it).
     #[arg(long)]
     pub allow_writes: bool,
+    /// Serve this process's metrics and the workflows by status on /metrics (Prometheus format).
+    #[arg(long)]
+    pub metrics: bool,
 }

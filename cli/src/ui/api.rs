@@ -212,3 +212,34 @@ pub(super) async fn cancel(
         ))
     }
 }
+
+/// `GET /metrics`: the Prometheus text format, with the workflows by status read now.
+pub(super) async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
+    let Some(handle) = &state.options.metrics else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "metrics are off; start the UI with `duraflow ui --metrics`",
+        ));
+    };
+    let counts = state
+        .client
+        .count(ListFilter::all())
+        .await
+        .map_err(store_error)?;
+    for (status, n) in [
+        ("running", counts.running),
+        ("completed", counts.completed),
+        ("failed", counts.failed),
+        ("cancelled", counts.cancelled),
+    ] {
+        metrics::gauge!(super::WORKFLOWS_GAUGE, "status" => status).set(n as f64);
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response())
+}

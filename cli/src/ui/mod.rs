@@ -21,14 +21,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use duraflow::Client;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
 
-/// What the UI allows.
+/// What the UI allows and serves.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct UiOptions {
     /// Whether the page may cancel workflows (and send signals). Default: read-only.
     pub allow_writes: bool,
+    /// Serves `/metrics` in Prometheus' text format from this recorder's handle: the metrics of
+    /// this process (a worker's, when the UI is served from inside a worker's process), and the
+    /// gauge `duraflow_workflows{status}` read from the store at each scrape. Default: no
+    /// `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 impl UiOptions {
@@ -42,7 +48,24 @@ impl UiOptions {
         self.allow_writes = allow;
         self
     }
+
+    /// Serves `/metrics` from `handle`, the handle of the Prometheus recorder installed in this
+    /// process:
+    ///
+    /// ```no_run
+    /// let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+    ///     .install_recorder()
+    ///     .expect("no other metrics recorder in this process");
+    /// let options = duraflow_cli::ui::UiOptions::default().prometheus(handle);
+    /// ```
+    pub fn prometheus(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
 }
+
+/// The gauge `/metrics` sets from the store at each scrape: workflows by `status`.
+pub const WORKFLOWS_GAUGE: &str = "duraflow_workflows";
 
 pub(crate) struct UiState {
     pub(crate) client: Client,
@@ -55,7 +78,7 @@ const STYLE_CSS: &str = include_str!("assets/style.css");
 
 /// The UI's routes: the pages (`/`, `/run?id=..`), their script and style, and the JSON API under
 /// `/api/` (`workflows`, `workflow?id=`, `history?id=`, `config`, and `POST cancel?id=` when
-/// writes are allowed).
+/// writes are allowed), and `/metrics` when [`UiOptions::metrics`] is set.
 pub fn router(client: Client, options: UiOptions) -> Router {
     let state = Arc::new(UiState { client, options });
     Router::new()
@@ -68,6 +91,7 @@ pub fn router(client: Client, options: UiOptions) -> Router {
         .route("/api/workflow", get(api::workflow))
         .route("/api/history", get(api::history))
         .route("/api/cancel", post(api::cancel))
+        .route("/metrics", get(api::metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -148,7 +172,17 @@ pub(crate) async fn serve_cli(client: Client, args: &UiArgs) -> Result<(), CliEr
             "read-only; --allow-writes allows cancel"
         }
     );
-    let options = UiOptions::default().allow_writes(args.allow_writes);
+    let mut options = UiOptions::default().allow_writes(args.allow_writes);
+    if args.metrics {
+        let handle = PrometheusBuilder::new().install_recorder().map_err(|e| {
+            CliError::new(format!(
+                "cannot serve /metrics: {e}; run without --metrics, or serve the UI from a process \
+                 without a metrics recorder"
+            ))
+        })?;
+        options = options.prometheus(handle);
+        println!("metrics: http://{addr}/metrics (Prometheus text format)");
+    }
     serve(listener, client, options, async {
         let _ = tokio::signal::ctrl_c().await;
     })

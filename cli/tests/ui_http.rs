@@ -1,0 +1,234 @@
+//! The web UI's HTTP surface, over real sockets: the pages and their headers, the JSON API, clear
+//! 4xx answers to bad requests (never a panic, and the server keeps serving), read-only by
+//! default, and `/metrics` in Prometheus' text format.
+
+mod support;
+
+use duraflow::{Client, Store};
+use duraflow_cli::ui::{serve, UiOptions};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use support::seed::seed;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .expect("an error message")
+            .to_string()
+    }
+}
+
+async fn raw(addr: SocketAddr, request: &str) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("send");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"));
+    Reply {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+async fn req(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    raw(
+        addr,
+        &format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+    )
+    .await
+}
+
+async fn start(
+    client: Client,
+    options: UiOptions,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, client, options, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_api_and_bad_requests() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::sqlite(dir.path().join("app.db")).expect("store");
+    seed(&store).await;
+    let client = Client::new(&store);
+    client
+        .start_by_name("not_served", "waiting-1", json!(1))
+        .await
+        .unwrap();
+    let (addr, _stop) = start(client.clone(), UiOptions::default()).await;
+
+    let page = req(addr, "GET", "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers.contains("content-type: text/html"));
+    assert!(
+        page.headers
+            .contains("content-security-policy: default-src 'self'"),
+        "{}",
+        page.headers
+    );
+    assert!(
+        page.body.contains("/assets/app.js") && !page.body.contains("http"),
+        "everything is served from here"
+    );
+    assert_eq!(req(addr, "GET", "/run?id=anything").await.status, 200);
+    let js = req(addr, "GET", "/assets/app.js").await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.body.contains("textContent") && !js.body.contains("innerHTML"),
+        "payloads go in as text"
+    );
+    assert_eq!(req(addr, "GET", "/assets/style.css").await.status, 200);
+
+    let list = req(addr, "GET", "/api/workflows?status=running").await;
+    assert_eq!(list.status, 200);
+    let list = list.json();
+    assert_eq!(
+        list["counts"],
+        json!({"running": 1, "completed": 2, "failed": 0, "cancelled": 0})
+    );
+    assert_eq!(list["workflows"][0]["workflow_id"], "waiting-1");
+    assert_eq!(list["matching"], 1);
+    let page2 = req(addr, "GET", "/api/workflows?limit=1&offset=1&prefix=&type=")
+        .await
+        .json();
+    assert_eq!(page2["workflows"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["matching"], 3);
+    let d = req(addr, "GET", "/api/workflow?id=cancellation-seed")
+        .await
+        .json();
+    assert_eq!(d["status"], "completed");
+    let h = req(addr, "GET", "/api/history?id=cancellation-seed")
+        .await
+        .json();
+    assert_eq!(h, client.history_json("cancellation-seed").await.unwrap());
+
+    // Bad requests: a 4xx with a message that says what to send.
+    for (path, status, says) in [
+        (
+            "/api/workflows?status=sleeping",
+            400,
+            "`status` must be running",
+        ),
+        (
+            "/api/workflows?limit=lots",
+            400,
+            "`limit` must be a whole number",
+        ),
+        (
+            "/api/workflows?offset=-1",
+            400,
+            "`offset` must be a whole number",
+        ),
+        (
+            "/api/workflows?after=yesterday",
+            400,
+            "2026-12-01T14:00:00Z",
+        ),
+        ("/api/workflow", 400, "?id=WORKFLOW_ID"),
+        ("/api/workflow?id=", 400, "?id=WORKFLOW_ID"),
+        ("/api/workflow?id=nope", 404, "no workflow with id `nope`"),
+        ("/api/history?id=nope", 404, "no workflow with id `nope`"),
+        ("/api/history?id=%ZZ%", 404, "no workflow with id"),
+    ] {
+        let r = req(addr, "GET", path).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(r.error().contains(says), "{path}: {}", r.body);
+    }
+    let r = req(addr, "POST", "/api/cancel?id=waiting-1").await;
+    assert_eq!(r.status, 403, "read-only by default");
+    assert!(r.error().contains("--allow-writes"));
+    assert!(!client.describe("waiting-1").await.unwrap().cancel_requested);
+    assert_eq!(
+        req(addr, "GET", "/api/cancel?id=waiting-1").await.status,
+        405
+    );
+    let r = req(addr, "GET", "/no/such/page").await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("/run?id="));
+    let r = req(addr, "GET", "/metrics").await;
+    assert_eq!(r.status, 404, "no /metrics unless asked");
+    assert!(r.error().contains("--metrics"));
+    // Not HTTP at all, then a request line too long: answered, and the server goes on.
+    let r = raw(addr, "HELLO THERE\r\n\r\n").await;
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    let long = format!(
+        "GET /api/workflow?id={} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "x".repeat(200_000)
+    );
+    let r = raw(addr, &long).await;
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    assert_eq!(
+        req(addr, "GET", "/api/workflow?id=cancellation-seed")
+            .await
+            .status,
+        200
+    );
+
+    // With writes allowed, cancel works, and says so when there is nothing to cancel.
+    let (rw, _stop_rw) = start(client.clone(), UiOptions::default().allow_writes(true)).await;
+    assert_eq!(
+        req(rw, "GET", "/api/config").await.json()["allow_writes"],
+        true
+    );
+    let r = req(rw, "POST", "/api/cancel?id=waiting-1").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(client.describe("waiting-1").await.unwrap().cancel_requested);
+    let r = req(rw, "POST", "/api/cancel?id=echo-1").await;
+    assert_eq!(r.status, 409);
+    assert!(r.error().contains("already ended"));
+    assert_eq!(req(rw, "POST", "/api/cancel?id=nope").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_in_prometheus_format() {
+    // The only test of this binary that installs the process's metrics recorder.
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("install the recorder");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::sqlite(dir.path().join("app.db")).expect("store");
+    seed(&store).await; // a worker in this process runs the seed scenario
+    let (addr, _stop) = start(Client::new(&store), UiOptions::default().prometheus(handle)).await;
+    let r = req(addr, "GET", "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .headers
+        .contains("content-type: text/plain; version=0.0.4"));
+    for line in [
+        "duraflow_workflows{status=\"completed\"} 2",
+        "duraflow_workflows{status=\"running\"} 0",
+        // (other tests of this binary run workers too: their attempts count as well)
+        "duraflow_activity_attempts_total{outcome=\"cancelled\"}",
+        "duraflow_activity_attempts_total{outcome=\"completed\"}",
+        "duraflow_workflow_tasks_total{outcome=\"committed\"}",
+        "duraflow_store_commit_seconds",
+    ] {
+        assert!(r.body.contains(line), "`{line}` in:\n{}", r.body);
+    }
+}
