@@ -82,6 +82,51 @@ fn random_password() -> String {
     format!("pw{:016x}Zq", h.finish())
 }
 
+/// One initdb per test process, in `<tmp>/duraflow-pg-template-<pid>` (the templates of processes
+/// that ended are removed here): trust on the local socket, passwords (scram) over TCP.
+fn template(bin: &Path) -> PathBuf {
+    static TEMPLATE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if let Some(pid) = name.strip_prefix("duraflow-pg-template-") {
+                        if !Path::new(&format!("/proc/{pid}")).exists() {
+                            let _ = std::fs::remove_dir_all(e.path());
+                        }
+                    }
+                }
+            }
+            let dir =
+                std::env::temp_dir().join(format!("duraflow-pg-template-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            chown_to_postgres(&dir);
+            let out = command(&bin.join("initdb"))
+                .arg("-D")
+                .arg(dir.join("data"))
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ])
+                .output()
+                .expect("run initdb");
+            assert!(
+                out.status.success(),
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .clone()
+}
+
 impl PgCluster {
     /// A new cluster, started; `None` (with a message) when no Postgres binaries are installed,
     /// which fails in CI (`CI` set), where they must be.
@@ -104,28 +149,15 @@ impl PgCluster {
             .tempdir()
             .unwrap();
         let password = random_password();
-        std::fs::write(dir.path().join("pw"), &password).unwrap();
         chown_to_postgres(dir.path());
-        let out = command(&bin.join("initdb"))
-            .arg("-D")
+        // A copy of one initdb per test process (initdb costs seconds; a copy, milliseconds).
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(template(&bin).join("data"))
             .arg(dir.path().join("data"))
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ])
-            .arg(format!("--pwfile={}", dir.path().join("pw").display()))
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(copied, "cannot copy the initdb template");
         let mut c = PgCluster {
             dir,
             bin,
@@ -135,6 +167,27 @@ impl PgCluster {
             extra: settings.iter().map(|s| s.to_string()).collect(),
         };
         c.launch();
+        // This cluster's own password, set through the local socket (trusted).
+        let out = Command::new(c.bin.join("psql"))
+            .arg("-h")
+            .arg(c.dir.path())
+            .args([
+                "-p",
+                &c.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+            ])
+            .arg(format!("ALTER USER postgres PASSWORD '{}'", c.password))
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "cannot set the password: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(c)
     }
 
