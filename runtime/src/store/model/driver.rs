@@ -8,6 +8,7 @@ use super::rules::{Cmd, Model, Outcome, Resolved, Timeout, MAX_ATTEMPTS};
 use super::{Op, Reopen};
 use crate::definition::ActivityOptions;
 use crate::engine::activity::{resolve_result, resolve_timeout};
+use crate::engine::EagerClaim;
 use crate::error::{ActivityError, TimeoutKind, WorkflowError};
 use crate::history::{format, CancellationType, EventKind};
 use crate::retry::RetryPolicy;
@@ -125,9 +126,19 @@ impl Driver {
 
     async fn apply(&mut self, op: &Op) {
         match op {
-            Op::Start(w) => self.start(IDS[*w as usize % IDS.len()]).await,
+            Op::Start {
+                workflow,
+                timed_out,
+            } => {
+                self.start(IDS[*workflow as usize % IDS.len()], *timed_out)
+                    .await
+            }
             Op::ClaimWorkflowTasks { lease_expires } => self.claim_wfts(*lease_expires).await,
-            Op::Commit { handle, commands } => self.commit(*handle, commands).await,
+            Op::Commit {
+                handle,
+                commands,
+                eager,
+            } => self.commit(*handle, commands, *eager).await,
             Op::ClaimActivities => self.claim_activities().await,
             Op::Heartbeat(h) => self.heartbeat(*h).await,
             Op::Finish(h, outcome) => self.finish(*h, *outcome).await,
@@ -161,7 +172,7 @@ impl Driver {
         }
     }
 
-    async fn start(&mut self, id: &str) {
+    async fn start(&mut self, id: &str, timed_out: bool) {
         let got = self
             .store
             .create_workflow(NewWorkflow {
@@ -170,7 +181,7 @@ impl Driver {
                 workflow_type: WT.into(),
                 task_queue: Q.into(),
                 input: json!({ "id": id }),
-                execution_deadline_ms: None,
+                execution_deadline_ms: timed_out.then(|| now_ms() - 1),
             })
             .await;
         let created = match got {
@@ -178,7 +189,7 @@ impl Driver {
             Err(crate::Error::DuplicateWorkflowId(_)) => false,
             Err(e) => self.fail(format!("create_workflow failed: {e}")),
         };
-        let want = self.model.start(id);
+        let want = self.model.start(id, timed_out);
         self.same("workflow created", created, want);
     }
 
@@ -210,7 +221,7 @@ impl Driver {
         }
     }
 
-    async fn commit(&mut self, handle: u8, commands: &[Cmd]) {
+    async fn commit(&mut self, handle: u8, commands: &[Cmd], eager: bool) {
         if self.wfts.is_empty() {
             return;
         }
@@ -258,13 +269,27 @@ impl Driver {
                 processed_through: h.seen as u64,
                 task_time_ms: now_ms(),
                 commands: events,
-                eager: None,
+                eager: eager.then(|| EagerClaim {
+                    worker_id: WORKER.into(),
+                    activity_types: vec![AT.into()],
+                    queues: vec![Q.into()],
+                    max: 10,
+                }),
                 local_lease: None,
             })
             .await;
-        let accepted = self.ok("commit_workflow_task", got).is_some();
-        let want = self.model.commit(&h.id, h.claim, h.seen, &resolved);
-        self.same("commit accepted", accepted, want);
+        let outcome = self.ok("commit_workflow_task", got);
+        let want = self.model.commit(&h.id, h.claim, h.seen, &resolved, eager);
+        let given = outcome
+            .as_ref()
+            .map(|o| o.eager.iter().map(|t| t.activity_seq).collect::<Vec<_>>());
+        self.same("commit accepted, activities claimed with it", given, want);
+        for task in outcome.map(|o| o.eager).unwrap_or_default() {
+            self.attempts.push(AttemptHandle {
+                task,
+                generation: 1,
+            });
+        }
     }
 
     async fn claim_activities(&mut self) {

@@ -23,13 +23,19 @@ use std::sync::Arc;
 /// many there are; an operation with nothing to act on does nothing.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
-    /// A client starts workflow `w<n>` (again: refused as a duplicate).
-    Start(u8),
+    /// A client starts workflow `w<n>` (again: refused as a duplicate), with an execution
+    /// deadline that has passed already or none.
+    Start { workflow: u8, timed_out: bool },
     /// A worker claims the due workflow tasks with a lease that holds, or that has expired at once
     /// (the next claim takes the task over and fences this one).
     ClaimWorkflowTasks { lease_expires: bool },
-    /// A worker commits these commands with a workflow task it holds (or held).
-    Commit { handle: u8, commands: Vec<Cmd> },
+    /// A worker commits these commands with a workflow task it holds (or held), asking or not
+    /// for the activities it schedules (eager claims).
+    Commit {
+        handle: u8,
+        commands: Vec<Cmd>,
+        eager: bool,
+    },
     /// A worker claims the due activity tasks.
     ClaimActivities,
     /// A held attempt heartbeats.
@@ -70,17 +76,18 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        2 => (0u8..3).prop_map(Op::Start),
+        2 => (0u8..3, prop::bool::weighted(0.2))
+            .prop_map(|(workflow, timed_out)| Op::Start { workflow, timed_out }),
         3 => Just(Op::ClaimWorkflowTasks { lease_expires: false }),
         1 => Just(Op::ClaimWorkflowTasks { lease_expires: true }),
-        5 => (any::<u8>(), prop::collection::vec(cmd(), 0..4))
-            .prop_map(|(handle, commands)| Op::Commit { handle, commands }),
+        5 => (any::<u8>(), prop::collection::vec(cmd(), 0..4), any::<bool>())
+            .prop_map(|(handle, commands, eager)| Op::Commit { handle, commands, eager }),
         3 => Just(Op::ClaimActivities),
         1 => any::<u8>().prop_map(Op::Heartbeat),
         5 => (any::<u8>(), outcome()).prop_map(|(h, o)| Op::Finish(h, o)),
         1 => (0u8..3).prop_map(Op::CancelWorkflow),
         1 => Just(Op::FireTimers),
-        1 => Just(Op::Expire),
+        2 => Just(Op::Expire),
         1 => Just(Op::Crash),
     ]
 }
@@ -154,9 +161,15 @@ proptest! {
     #![proptest_config(config(128))]
     #[test]
     fn model_memory(ops in ops()) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("model.db");
         runtime().block_on(async {
             let store = Store::memory().expect("memory store").backend;
             driver::Driver::new(store, Reopen::Nothing).run(&ops).await;
+            let store = Store::sqlite(&path).expect("SQLite file store").backend;
+            driver::Driver::new(store, Reopen::File(path.clone()))
+                .run(&ops)
+                .await;
         });
     }
 }
@@ -209,24 +222,66 @@ fn model_regressions() {
     let cases: Vec<Vec<Op>> = vec![
         // A retryable failure of the last attempt fails the activity.
         vec![
-            Start(0),
+            Start {
+                workflow: 0,
+                timed_out: false,
+            },
             ClaimWorkflowTasks {
                 lease_expires: false,
             },
             Commit {
                 handle: 0,
                 commands: vec![Cmd::Schedule(Timeout::Long)],
+                eager: false,
             },
             ClaimActivities,
             Finish(0, Outcome::FailRetryable),
             ClaimActivities,
             Finish(0, Outcome::FailRetryable),
         ],
+        // A short activity whose two attempts both time out ends timed out; its retry in
+        // between is due at once.
+        vec![
+            Start {
+                workflow: 1,
+                timed_out: false,
+            },
+            ClaimWorkflowTasks {
+                lease_expires: false,
+            },
+            Commit {
+                handle: 0,
+                commands: vec![Cmd::Schedule(Timeout::Short), Cmd::StartTimer(true)],
+                eager: true,
+            },
+            Expire,
+            ClaimActivities,
+            Expire,
+            FireTimers,
+            ClaimWorkflowTasks {
+                lease_expires: true,
+            },
+            Crash,
+            ClaimWorkflowTasks {
+                lease_expires: false,
+            },
+            Commit {
+                handle: 0,
+                commands: vec![Cmd::Complete],
+                eager: false,
+            },
+        ],
     ];
     for ops in cases {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("model.db");
         runtime().block_on(async {
             let store = Store::memory().expect("memory store").backend;
             driver::Driver::new(store, Reopen::Nothing).run(&ops).await;
+            let store = Store::sqlite(&path).expect("SQLite file store").backend;
+            driver::Driver::new(store, Reopen::File(path.clone()))
+                .run(&ops)
+                .await;
         });
     }
 }

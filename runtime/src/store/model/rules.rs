@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+/// The timer of a workflow's execution timeout.
+pub(super) const EXECUTION_TIMER: u64 = 0;
+
 /// Attempts an activity gets: the model's retry policy (no backoff, so a retry is due at once).
 pub(super) const MAX_ATTEMPTS: u32 = 2;
 
@@ -205,12 +208,17 @@ impl Model {
             .unwrap_or_else(|| panic!("the model has no workflow `{id}`"))
     }
 
-    /// `create_workflow`: false for an id that exists.
-    pub(super) fn start(&mut self, id: &str) -> bool {
+    /// `create_workflow`: false for an id that exists. `timed_out`: its execution deadline has
+    /// already passed (the timer fires at the next `fire_due_timers`).
+    pub(super) fn start(&mut self, id: &str, timed_out: bool) -> bool {
         if self.workflows.contains_key(id) {
             return false;
         }
-        self.workflows.insert(id.into(), Workflow::new());
+        let mut w = Workflow::new();
+        if timed_out {
+            w.timers.insert(EXECUTION_TIMER, true);
+        }
+        self.workflows.insert(id.into(), w);
         true
     }
 
@@ -235,13 +243,35 @@ impl Model {
         (w.claims, w.history.len())
     }
 
-    /// `commit_workflow_task` with the handle of claim `claim` that saw `seen` events: whether it
-    /// was accepted.
-    pub(super) fn commit(&mut self, id: &str, claim: u64, seen: usize, cmds: &[Resolved]) -> bool {
+    /// `commit_workflow_task` with the handle of claim `claim` that saw `seen` events.
+    ///
+    /// `eager`: the worker asks for the activities it schedules (none of a commit that closes the
+    /// workflow, nor one it cancels in the same commit): they start at once, their
+    /// `activity_started` after the marker. Returns the activity seqs it was given, or `None` if
+    /// the commit was refused.
+    pub(super) fn commit(
+        &mut self,
+        id: &str,
+        claim: u64,
+        seen: usize,
+        cmds: &[Resolved],
+        eager: bool,
+    ) -> Option<Vec<u64>> {
         let w = self.wf(id);
         if !(w.running() && w.claims == claim && matches!(w.task, Some(Task::Running { .. }))) {
-            return false;
+            return None;
         }
+        let closes = cmds
+            .iter()
+            .any(|c| matches!(c, Resolved::Complete | Resolved::Fail | Resolved::Cancelled));
+        let cancelled: Vec<u64> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Resolved::CancelActivity(seq) => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        let mut claimed = Vec::new();
         let mut rerun = w.history.len() > seen;
         let mut closed = false;
         for cmd in cmds {
@@ -250,13 +280,17 @@ impl Model {
                     w.next_seq = seq + 1;
                     w.scheduled.push(seq);
                     w.history.push(format!("activity_scheduled#{seq}"));
+                    let now = eager && !closes && !cancelled.contains(&seq);
+                    if now {
+                        claimed.push(seq);
+                    }
                     w.activities.insert(
                         seq,
                         Activity {
                             timeout,
-                            running: false,
-                            attempt: 0,
-                            generation: 0,
+                            running: now,
+                            attempt: now as u32,
+                            generation: now as u64,
                             cancel_requested: false,
                             heartbeated: false,
                         },
@@ -299,6 +333,9 @@ impl Model {
             }
         }
         w.history.push("workflow_task_completed".into());
+        for seq in &claimed {
+            w.history.push(format!("activity_started#{seq}.1"));
+        }
         if closed {
             let status = match cmds.last() {
                 Some(Resolved::Complete) => Status::Completed,
@@ -311,7 +348,7 @@ impl Model {
         } else {
             w.task = None;
         }
-        true
+        Some(claimed)
     }
 
     /// Whether `claim_activity_tasks` takes this activity.
@@ -424,16 +461,24 @@ impl Model {
     pub(super) fn fire_timers(&mut self) -> usize {
         let mut fired = 0;
         for w in self.workflows.values_mut() {
-            let due: Vec<u64> = w
+            // In fire time order: the due timers of the workflow's code (fire time 1000 + seq),
+            // then its execution deadline (a moment ago).
+            let mut due: Vec<u64> = w
                 .timers
                 .iter()
                 .filter(|(_, d)| **d)
                 .map(|(s, _)| *s)
                 .collect();
+            due.sort_by_key(|s| (*s == EXECUTION_TIMER, *s));
             for seq in due {
-                w.timers.remove(&seq);
+                if w.timers.remove(&seq).is_none() {
+                    continue;
+                }
                 fired += 1;
-                if w.running() {
+                if seq == EXECUTION_TIMER {
+                    w.history.push("workflow_failed".into());
+                    w.close(Status::Failed);
+                } else if w.running() {
                     w.history.push(format!("timer_fired#{seq}"));
                     w.enqueue();
                 }
