@@ -9,6 +9,7 @@
 mod activity;
 mod api;
 mod backoff;
+mod clock;
 mod definition;
 mod duration;
 mod engine;

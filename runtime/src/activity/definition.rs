@@ -87,6 +87,53 @@ impl<A: ActivityDefinition> ErasedActivity for A {
     }
 }
 
+/// A stand-in for activity `A` in a test (`TestEnv`'s mocks): `A`'s name and options, the
+/// closure's body.
+pub(crate) struct MockActivity<A, F> {
+    pub(crate) activity: A,
+    pub(crate) body: F,
+}
+
+impl<A, F, Fut> ErasedActivity for MockActivity<A, F>
+where
+    A: ActivityDefinition,
+    F: Fn(ActivityContext, A::Input) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<A::Output, ActivityError>> + Send + 'static,
+{
+    fn options(&self) -> ActivityOptions {
+        self.activity.options()
+    }
+    fn meta(&self) -> DefinitionMeta {
+        self.activity.meta()
+    }
+    fn execute_json(
+        &self,
+        ctx: ActivityContext,
+        input: Value,
+    ) -> BoxFuture<'static, Result<Value, ActivityError>> {
+        let name = self.activity.name();
+        let input: A::Input = match serde_json::from_value(input) {
+            Ok(i) => i,
+            Err(e) => {
+                return Box::pin(std::future::ready(Err(ActivityError::non_retryable(
+                    "PayloadError",
+                    format!("the input of mocked activity `{name}` does not deserialize: {e}"),
+                ))))
+            }
+        };
+        let fut = (self.body)(ctx, input);
+        Box::pin(async move {
+            let out = fut.await?;
+            serde_json::to_value(out).map_err(|e| {
+                ActivityError::non_retryable(
+                    "PayloadError",
+                    format!("the result of mocked activity `{name}` does not serialize: {e}"),
+                )
+            })
+        })
+    }
+}
+
 /// A type-erased activity definition, as the registry holds it.
 #[derive(Clone)]
 pub struct DynActivity(Arc<dyn ErasedActivity>);
@@ -95,6 +142,15 @@ impl DynActivity {
     /// Erases a definition.
     pub fn new<A: ActivityDefinition>(a: A) -> Self {
         DynActivity(Arc::new(a))
+    }
+    /// Erases a mock (see [`MockActivity`]).
+    pub(crate) fn mock<A, F, Fut>(activity: A, body: F) -> Self
+    where
+        A: ActivityDefinition,
+        F: Fn(ActivityContext, A::Input) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<A::Output, ActivityError>> + Send + 'static,
+    {
+        DynActivity(Arc::new(MockActivity { activity, body }))
     }
     pub(crate) fn options(&self) -> ActivityOptions {
         self.0.options()

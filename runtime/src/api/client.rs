@@ -186,7 +186,7 @@ impl Client {
             input,
             execution_deadline_ms: options
                 .execution_timeout
-                .map(|d| now_ms() + d.as_millis() as i64),
+                .map(|d| self.store.clock.now_ms() + d.as_millis() as i64),
         };
         self.store.backend.create_workflow(new).await?;
         self.store.hub.wake_workers();

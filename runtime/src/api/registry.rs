@@ -102,6 +102,12 @@ impl Registry {
         self
     }
 
+    /// Puts `activity` under its name, replacing what was there (a test's mock).
+    pub(crate) fn replace_activity(mut self, activity: DynActivity) -> Self {
+        self.activities.insert(activity.meta().name, activity);
+        self
+    }
+
     /// Adds every definition of `other`.
     pub fn merge(mut self, other: Registry) -> Self {
         self.activities.extend(other.activities);

@@ -14,7 +14,6 @@ pub(crate) use hub::LocalHub;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg(test)]
 mod conformance;
@@ -44,10 +43,7 @@ pub(crate) fn transient_source(e: &(dyn std::error::Error + Send + Sync + 'stati
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::real_now_ms()
 }
 
 /// A workflow run as `describe` shows it.
@@ -430,6 +426,9 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 pub struct Store {
     pub(crate) backend: Arc<dyn StoreBackend>,
     pub(crate) hub: Arc<LocalHub>,
+    /// The clock the store's transitions, its workers and its clients read (real, but for
+    /// `TestEnv`'s in-memory store).
+    pub(crate) clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for Store {
@@ -445,7 +444,17 @@ impl Store {
         Store {
             backend,
             hub: Arc::new(LocalHub::default()),
+            clock: crate::clock::Clock::default(),
         }
+    }
+
+    /// An in-memory store on `clock` (a virtual one: `TestEnv`).
+    pub(crate) fn memory_with_clock(clock: crate::clock::Clock) -> Result<Store> {
+        let mut store = Self::from_backend(Arc::new(sqlite::SqliteStore::memory_with_clock(
+            clock.clone(),
+        )?));
+        store.clock = clock;
+        Ok(store)
     }
 
     /// Opens (or creates) the SQLite file at `path`: WAL journal, `synchronous=FULL`, schema migrated

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 ///
 /// # Examples
 ///
-/// A user's CI test: every history in `tests/histories/` must replay on the current code.
+/// A user's CI test: every history in `tests/histories/` must replay on the current code (in
+/// `tests/replay.rs`, with `#[test]` on the fn).
 ///
 /// ```
 /// use duraflow::prelude::*;
@@ -34,7 +35,6 @@ use std::path::{Path, PathBuf};
 ///     Ok(ctx.activity(charge, cents).await?)
 /// }
 ///
-/// #[test]
 /// fn recorded_histories_replay_on_this_code() {
 ///     let report = Replayer::new(Registry::all()).replay_dir("tests/histories");
 ///     assert!(report.is_ok(), "{report}");

@@ -93,11 +93,11 @@ impl Shared {
             task.started_ms,
             i64::MAX / 2,
         );
-        let budget = Duration::from_millis((hard_deadline - now_ms()).max(0) as u64);
+        let budget = Duration::from_millis((hard_deadline - self.now_ms()).max(0) as u64);
         let began = std::time::Instant::now();
         // At the end of a shutdown's grace the attempt is stopped: its future is dropped here.
         let outcome = tokio::select! {
-            r = tokio::time::timeout(budget, fut) => Some(r),
+            r = self.store.clock.timeout(budget, fut) => Some(r),
             _ = self.kill.cancelled() => None,
         };
         if let Some(f) = flusher {
@@ -121,9 +121,13 @@ impl Shared {
             Some(Ok(Ok(r))) => r,
         };
         let result = interrupted_by_shutdown(&flag, result);
-        let resolution = resolve_result(&task, result, details.clone(), now_ms());
+        let resolution = resolve_result(&task, result, details.clone(), self.now_ms());
         report::attempt_outcome(&task, &resolution);
-        crate::telemetry::attempt(&resolution, began.elapsed(), now_ms() - task.scheduled_ms);
+        crate::telemetry::attempt(
+            &resolution,
+            began.elapsed(),
+            self.now_ms() - task.scheduled_ms,
+        );
         if self.try_continue(&task, &resolution, &details).await {
             return;
         }
@@ -210,7 +214,7 @@ impl Shared {
             return false;
         }
         inst.deliver_kind(&event);
-        let now = now_ms();
+        let now = self.now_ms();
         let Ok(commands) = inst.activate(now) else {
             // Let the ordinary workflow task replay it and hold it with the reason.
             return false;
@@ -288,7 +292,7 @@ impl Shared {
         self.store
             .hub
             .cancel_running(&e.task.workflow_id, e.task.activity_seq);
-        let now = now_ms();
+        let now = self.now_ms();
         let resolution = resolve_timeout(&e, now);
         report::attempt_outcome(&e.task, &resolution);
         // (A task that never started, timed out schedule-to-start, ran for nothing.)
@@ -364,8 +368,12 @@ pub(super) async fn heartbeat_flusher(
     let store_one = |details: Option<Value>| {
         let (store, task) = (store.clone(), task.clone());
         async move {
-            let deadline =
-                attempt_deadline(&task.options, task.scheduled_ms, task.started_ms, now_ms());
+            let deadline = attempt_deadline(
+                &task.options,
+                task.scheduled_ms,
+                task.started_ms,
+                store.clock.now_ms(),
+            );
             store
                 .backend
                 .heartbeat(task.task_id, task.token, details, deadline)

@@ -49,7 +49,7 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
                     continue;
                 }
             };
-            if did {
+            if did || shared.skip_time().await {
                 continue;
             }
             let wait = shared.next_wait().await;
@@ -125,6 +125,38 @@ impl Shared {
         Ok(more)
     }
 
+    /// On a virtual clock (`TestEnv`), when this worker has nothing running and nothing is due,
+    /// moves the clock to the next due timer, retry, lease or deadline: time skips while every
+    /// workflow waits. True if it moved. The real clock never skips.
+    pub(super) async fn skip_time(&self) -> bool {
+        let clock = &self.store.clock;
+        if !clock.is_virtual() || !self.idle() {
+            return false;
+        }
+        let next = self
+            .store
+            .backend
+            .next_due_ms(&self.queues, &self.wf_types, &self.act_types)
+            .await
+            .ok()
+            .flatten();
+        match next {
+            Some(t) if t > clock.now_ms() && self.idle() => {
+                tracing::debug!(to_ms = t, "virtual clock skips ahead");
+                clock.advance_to(t);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Nothing of this worker runs: no workflow task, no activity attempt, no local activity.
+    pub(super) fn idle(&self) -> bool {
+        self.wf_slots.available_permits() == self.opts.max_concurrent_workflow_tasks.max(1)
+            && self.act_slots.available_permits() == self.opts.max_concurrent_activities.max(1)
+            && lock(&self.local_tasks).is_empty()
+    }
+
     pub(super) async fn next_wait(&self) -> Duration {
         let poll = self.opts.poll_interval;
         let next = self
@@ -137,7 +169,7 @@ impl Shared {
         match next {
             None => poll,
             Some(t) => {
-                let now = now_ms();
+                let now = self.now_ms();
                 if t > now {
                     Duration::from_millis((t - now) as u64).min(poll)
                 } else if self.wf_slots.available_permits() == 0

@@ -106,14 +106,14 @@ impl Shared {
                 )),
             }));
         };
-        let scheduled = now_ms();
+        let scheduled = self.now_ms();
         let mut attempt = 1u32;
         loop {
             if self.is_draining() {
                 // No new attempt once the worker is shutting down.
                 return LocalOutcome::Interrupted;
             }
-            let started = now_ms();
+            let started = self.now_ms();
             let (deadline, kind) = attempt_deadline(&options, scheduled, started, i64::MAX / 2);
             let ainfo = ActivityInfo {
                 activity_id: seq.to_string(),
@@ -135,7 +135,7 @@ impl Shared {
             let budget = Duration::from_millis((deadline - started).max(0) as u64);
             // At the end of a shutdown's grace the attempt is stopped: its future is dropped here.
             let outcome = tokio::select! {
-                r = tokio::time::timeout(budget, fut) => r,
+                r = self.store.clock.timeout(budget, fut) => r,
                 _ = self.kill.cancelled() => return LocalOutcome::Interrupted,
             };
             let error = match outcome {
@@ -159,7 +159,7 @@ impl Shared {
                 scheduled,
                 error,
                 None,
-                now_ms(),
+                self.now_ms(),
             ) {
                 ActivityResolution::Retry {
                     retry_at_ms,
@@ -173,10 +173,10 @@ impl Shared {
                         last_failure.as_ref(),
                         retry_at_ms,
                     );
-                    let wait = (retry_at_ms - now_ms()).max(0) as u64;
+                    let wait = (retry_at_ms - self.now_ms()).max(0) as u64;
                     let mut draining = self.draining.subscribe();
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                        _ = self.store.clock.sleep(Duration::from_millis(wait)) => {}
                         _ = draining.wait_for(|d| *d) => return LocalOutcome::Interrupted,
                     }
                     attempt += 1;
@@ -304,7 +304,7 @@ impl Shared {
             } else if extended.elapsed() >= renew_every {
                 LeaseRequest::Extend(LocalLease {
                     worker_id: self.id.clone(),
-                    until_ms: now_ms().saturating_add(lease.as_millis() as i64),
+                    until_ms: self.now_ms().saturating_add(lease.as_millis() as i64),
                 })
             } else {
                 LeaseRequest::Check

@@ -36,7 +36,7 @@ use crate::engine::{EagerClaim, LeaseRequest, LeaseState, LocalLease};
 use crate::error::{ActivityError, WorkflowError};
 use crate::history::{EventKind, HistoryEvent};
 use crate::store::{
-    now_ms, ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
+    ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
     ExpiredActivity, FinishOutcome, Store, WorkflowTaskCommit,
 };
 use crate::workflow::context::WorkflowInfo;
@@ -200,7 +200,7 @@ impl Worker {
             "{}-{}-{}",
             std::process::id(),
             WORKER_COUNTER.fetch_add(1, Ordering::Relaxed),
-            now_ms() % 100_000
+            crate::store::now_ms() % 100_000
         );
         let opts = self.options;
         let mut shared = Shared {
@@ -259,6 +259,25 @@ struct Running {
 }
 
 impl WorkerHandle {
+    /// Whether nothing of this worker runs (no workflow task, attempt or local activity).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.running.as_ref().is_none_or(|r| r.shared.idle())
+    }
+
+    /// Whether work of this worker's queues and types is due now (on the store's clock).
+    pub(crate) async fn has_due_work(&self) -> bool {
+        let Some(r) = &self.running else {
+            return false;
+        };
+        let s = &r.shared;
+        let next = s
+            .store
+            .backend
+            .next_due_ms(&s.queues, &s.wf_types, &s.act_types)
+            .await;
+        matches!(next, Ok(Some(t)) if t <= s.now_ms())
+    }
+
     /// The worker's id, as recorded in `ActivityStarted` events.
     pub fn id(&self) -> &str {
         &self.id
@@ -334,6 +353,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// Now, on the store's clock (real, or `TestEnv`'s virtual one).
+    fn now_ms(&self) -> i64 {
+        self.store.clock.now_ms()
+    }
+
     /// Whether the worker is shutting down.
     fn is_draining(&self) -> bool {
         *self.draining.borrow()

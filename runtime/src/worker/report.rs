@@ -20,7 +20,7 @@ pub(super) fn attempt_will_retry(
         // Interrupted by its worker's shutdown: not a failure, handed on at once.
         return;
     };
-    let retry_in = Duration::from_millis((retry_at_ms - now_ms()).max(0) as u64);
+    let retry_in = Duration::from_millis((retry_at_ms - crate::store::now_ms()).max(0) as u64);
     // The attempt's span carries the ids too; the line says them for subscribers that hide spans.
     tracing::warn!(
         workflow_id,
@@ -106,10 +106,13 @@ impl Shared {
         }
         *last = Some(now);
         let store = &self.store.backend;
-        if let Err(e) = store.record_polls(&self.id, &self.polls, now_ms()).await {
+        if let Err(e) = store
+            .record_polls(&self.id, &self.polls, self.now_ms())
+            .await
+        {
             tracing::warn!(error = %e, "could not record the worker's poller heartbeat");
         }
-        match store.queue_depth(&self.queues, now_ms()).await {
+        match store.queue_depth(&self.queues, self.now_ms()).await {
             Ok(depth) => crate::telemetry::queue_depth(&depth),
             Err(e) => tracing::debug!(error = %e, "could not sample the queue depths"),
         }

@@ -40,7 +40,7 @@ impl Shared {
             // Damaged stored data: hold the workflow with the reason, so `describe` shows it, and
             // try again later; nothing is changed or lost.
             tracing::error!(%reason, "workflow held: its stored data cannot be read");
-            let retry = crate::duration::after_ms(now_ms(), self.opts.held_retry_interval);
+            let retry = crate::duration::after_ms(self.now_ms(), self.opts.held_retry_interval);
             if let Err(e) = self
                 .store
                 .backend
@@ -104,7 +104,7 @@ impl Shared {
                 }
             }
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let commands = match inst.activate(now) {
             Ok(c) => c,
             Err(f) => return self.task_failed(task, f, None).await,
@@ -122,7 +122,7 @@ impl Shared {
                 until_ms: if self.is_draining() {
                     now
                 } else {
-                    now_ms().saturating_add(lease_ms)
+                    self.now_ms().saturating_add(lease_ms)
                 },
             }
         });
@@ -314,7 +314,7 @@ impl Shared {
                 workflow_id: task.workflow_id.clone(),
                 token: task.token,
                 processed_through,
-                task_time_ms: now_ms(),
+                task_time_ms: self.now_ms(),
                 commands: vec![EventKind::WorkflowFailed {
                     error: WorkflowError::Nondeterminism(reason),
                 }],
@@ -326,7 +326,7 @@ impl Shared {
             self.store.hub.notify_closed(&task.workflow_id);
         } else {
             tracing::error!(%reason, "workflow held: its task cannot run; nothing is lost, it is retried");
-            let retry = crate::duration::after_ms(now_ms(), self.opts.held_retry_interval);
+            let retry = crate::duration::after_ms(self.now_ms(), self.opts.held_retry_interval);
             self.store
                 .backend
                 .hold_workflow_task(&task.workflow_id, task.token, &reason, retry)

@@ -2,6 +2,7 @@
 //! job of the writer thread (one savepoint of a group commit).
 
 use super::apply::{apply, attempt_facts, workflow_facts};
+use super::now_ms;
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{exec, qrow, SqliteStore};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
@@ -16,7 +17,7 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, Poll, PollerRecord, QueueDepth,
+    kind_parse, kind_str, to_json, ListFilter, NewWorkflow, Poll, PollerRecord, QueueDepth,
     StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};

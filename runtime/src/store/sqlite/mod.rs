@@ -5,6 +5,7 @@
 //! answers each caller: many workflows' transitions share one fsync (group commit), and no caller
 //! hears of a write before it is durable.
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use rusqlite::{params, Connection};
 use std::path::Path;
@@ -64,11 +65,20 @@ impl SqliteStore {
     }
 
     pub(crate) fn memory() -> Result<Self> {
+        Self::memory_with_clock(Clock::default())
+    }
+
+    /// An in-memory store whose transitions read `clock` (a virtual one for `TestEnv`).
+    pub(crate) fn memory_with_clock(clock: Clock) -> Result<Self> {
         let conn = Connection::open_in_memory()?;
-        Self::start(conn, Durability::Memory)
+        Self::start_with_clock(conn, Durability::Memory, clock)
     }
 
     fn start(conn: Connection, durability: Durability) -> Result<Self> {
+        Self::start_with_clock(conn, durability, Clock::default())
+    }
+
+    fn start_with_clock(conn: Connection, durability: Durability, clock: Clock) -> Result<Self> {
         match durability {
             Durability::Memory => {}
             Durability::Full | Durability::Normal => {
@@ -104,7 +114,10 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("duraflow-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || {
+                WRITER_CLOCK.with(|c| *c.borrow_mut() = clock);
+                writer_loop(conn, rx)
+            })
             .map_err(|e| Error::Store(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(SqliteStore { jobs: tx, kind })
     }
@@ -181,6 +194,17 @@ fn migrate(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+thread_local! {
+    /// The clock of the store whose writer thread this is (each store has its own thread).
+    static WRITER_CLOCK: std::cell::RefCell<Clock> = std::cell::RefCell::new(Clock::default());
+}
+
+/// Now, on the clock of the store whose writer thread runs the caller: every transition reads
+/// the time here, inside its transaction.
+pub(super) fn now_ms() -> i64 {
+    WRITER_CLOCK.with(|c| c.borrow().now_ms())
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
