@@ -207,6 +207,7 @@
 //! Cleanup that must run all the same goes through [`WorkflowContext::detached`], whose documentation
 //! has a saga.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use duraflow_macros::{activity, workflow};
 pub use duraflow_runtime::*;
