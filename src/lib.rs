@@ -206,7 +206,16 @@
 //! activity or sleep started through its context resolves `Cancelled` at once, without being scheduled.
 //! Cleanup that must run all the same goes through [`WorkflowContext::detached`], whose documentation
 //! has a saga.
+//!
+//! # Operating
+//!
+//! [`Client::describe`] says what a workflow does and why it waits: its pending workflow task and
+//! activities (attempts, last failure, next attempt), and notes when no worker polls its task queue
+//! or registers its type. Workers log at start what they serve and log each failed attempt at
+//! `WARN`. Metrics go through the `metrics` facade and traces through `tracing`: [`telemetry`] lists
+//! every metric with its labels, and shows how to get one OpenTelemetry trace per run.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use duraflow_macros::{activity, workflow};
 pub use duraflow_runtime::*;

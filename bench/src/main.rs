@@ -214,96 +214,8 @@ pub async fn parked_wf(ctx: WorkflowContext, x: i64) -> Result<i64, WorkflowErro
 
 // ------------------------------------------------------------------ arguments
 
-#[derive(Clone, Debug)]
-struct Args {
-    store: String,
-    pg_url: String,
-    workloads: Vec<String>,
-    n: Option<usize>,
-    k: Option<usize>,
-    c: Option<usize>,
-    quick: bool,
-    deadline_s: u64,
-    tick_ms: u64,
-    stagger_ms: u64,
-    parked_cache: Option<usize>,
-    phase: Option<String>,
-    db: Option<String>,
-    schema: Option<String>,
-}
-
-const USAGE: &str = "usage: duraflow-bench [--store sqlite|postgres] [--pg-url URL] \
-[--workloads chain-seq,chain-conc,fanout,cancel,timer-cancel,replay,parked] [-n N] [-k K] [-c C] \
-[--quick] [--deadline SECONDS] [--tick-ms MS] [--stagger-ms MS] [--parked-cache N]\n\
-  --store        sqlite (WAL + synchronous=FULL, default) or postgres\n\
-  --pg-url       Postgres URL (else $DURAFLOW_BENCH_PG_URL, else postgres://postgres@127.0.0.1:5432/test)\n\
-  -n / -k / -c   workflows (or trials, activities) / steps per workflow / concurrency, for every workload named\n\
-  --quick        small sizes (not comparable with full runs)\n\
-  --parked-cache max_cached_workflows of the parked worker (default: the worker's default, 10,000)";
-
-fn parse_args() -> Res<Args> {
-    let mut a = Args {
-        store: "sqlite".into(),
-        pg_url: std::env::var("DURAFLOW_BENCH_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into()),
-        workloads: ALL_WORKLOADS.split(',').map(String::from).collect(),
-        n: None,
-        k: None,
-        c: None,
-        quick: false,
-        deadline_s: 3000,
-        tick_ms: 10,
-        stagger_ms: 20,
-        parked_cache: None,
-        phase: None,
-        db: None,
-        schema: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match arg.as_str() {
-            "--store" => a.store = val("--store")?,
-            "--pg-url" => a.pg_url = val("--pg-url")?,
-            "--workloads" => {
-                a.workloads = val("--workloads")?
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            }
-            "-n" => a.n = Some(val("-n")?.parse()?),
-            "-k" => a.k = Some(val("-k")?.parse()?),
-            "-c" => a.c = Some(val("-c")?.parse()?),
-            "--quick" => a.quick = true,
-            "--deadline" => a.deadline_s = val("--deadline")?.parse()?,
-            "--tick-ms" => a.tick_ms = val("--tick-ms")?.parse()?,
-            "--stagger-ms" => a.stagger_ms = val("--stagger-ms")?.parse()?,
-            "--parked-cache" => a.parked_cache = Some(val("--parked-cache")?.parse()?),
-            "--phase" => a.phase = Some(val("--phase")?),
-            "--db" => a.db = Some(val("--db")?),
-            "--schema" => a.schema = Some(val("--schema")?),
-            "-h" | "--help" => {
-                eprintln!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
-        }
-    }
-    a.store = match a.store.as_str() {
-        "sqlite" | "sqlite-wal-full" => "sqlite".into(),
-        "postgres" | "pg" => "postgres".into(),
-        s => return Err(format!("unknown store {s}: sqlite or postgres").into()),
-    };
-    for w in &a.workloads {
-        if !ALL_WORKLOADS.split(',').any(|x| x == w) {
-            return Err(format!("unknown workload {w}; known: {ALL_WORKLOADS}").into());
-        }
-    }
-    Ok(a)
-}
+mod args;
+use args::Args;
 
 /// (workflows or trials, steps per workflow, concurrency); the same sizes as the peers' runners.
 fn sizes(a: &Args, w: &str) -> (usize, usize, usize) {
@@ -1258,13 +1170,8 @@ async fn run_workloads(a: &Args, dir: &Path, schema: &str) -> Res<()> {
 }
 
 fn main() {
-    let a = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    // A mistake in the arguments: clap says which, with the usage, and exits with status 2.
+    let a = <Args as clap::Parser>::parse();
     let deadline = a.deadline_s;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(deadline));

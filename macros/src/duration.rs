@@ -1,8 +1,11 @@
 //! Compile-time parsing of duration literals, the grammar of `duraflow::parse_duration` (a proc-macro
-//! crate cannot depend on the runtime, so this small parser is duplicated here).
+//! crate cannot depend on the runtime, so this small grammar check is duplicated here; both leave the
+//! arithmetic to `humantime`).
 
 /// Parses `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1m30s"`: one or more `<number><unit>` parts.
-/// Returns whole milliseconds, or a lowercase message that says what to write instead.
+/// Returns whole milliseconds, or a lowercase message that says what to write instead. The value is
+/// `humantime`'s; the grammar check in front of it (our units only: no spaces, months or years)
+/// gives the messages.
 pub fn parse_millis(text: &str) -> Result<u64, String> {
     const EXAMPLES: &str = "write e.g. \"250ms\", \"30s\", \"5m\", \"2h\", \"1d\" or \"1m30s\"";
     let s = text.trim();
@@ -11,7 +14,6 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
     }
     let bytes = s.as_bytes();
     let mut i = 0;
-    let mut total: u128 = 0;
     while i < bytes.len() {
         let start = i;
         while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -23,19 +25,12 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
                 &s[start..]
             ));
         }
-        let n: u128 = s[start..i]
-            .parse()
-            .map_err(|_| format!("`{text}` is too large a duration"))?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let unit_ms: u128 = match &s[unit_start..i] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
+        match &s[unit_start..i] {
+            "ms" | "s" | "m" | "h" | "d" => {}
             "" => {
                 return Err(format!(
                     "`{text}` has a number without a unit; add one of `ms`, `s`, `m`, `h`, `d`, e.g. \"{}s\"",
@@ -47,12 +42,14 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
                     "`{text}` has unknown unit `{other}`; use `ms`, `s`, `m`, `h` or `d`, e.g. \"30s\""
                 ))
             }
-        };
-        total = total
-            .checked_add(n.saturating_mul(unit_ms))
-            .ok_or_else(|| format!("`{text}` is too large a duration"))?;
+        }
     }
-    u64::try_from(total).map_err(|_| format!("`{text}` is too large a duration"))
+    let too_large = || format!("`{text}` is too large a duration");
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => too_large(),
+        other => format!("`{text}` is not a duration ({other}); {EXAMPLES}"),
+    })?;
+    u64::try_from(d.as_millis()).map_err(|_| too_large())
 }
 
 #[cfg(test)]

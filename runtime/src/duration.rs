@@ -5,20 +5,33 @@ use std::time::Duration;
 /// Parses a duration written as one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`:
 /// `"250ms"`, `"30s"`, `"5m"`, `"2h"`, `"1d"`, `"1m30s"`. The macros parse the same form at compile time.
 ///
+/// The value is computed by the `humantime` crate; this function first checks the text against the
+/// narrower grammar above (no spaces, no months or years, whose lengths vary), so that a mistake is
+/// told in words that say what to write instead.
+///
 /// ```
 /// use duraflow::parse_duration;
 /// use std::time::Duration;
 /// assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-/// assert!(parse_duration("30").is_err());
+/// assert!(parse_duration("30").unwrap_err().contains("without a unit"));
+/// assert!(parse_duration("1y").unwrap_err().contains("unknown unit `y`"));
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
+    check_grammar(text, s)?;
+    humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("`{text}`: duration too large"),
+        other => format!("`{text}` is not a duration ({other}); write e.g. \"30s\" or \"1m30s\""),
+    })
+}
+
+/// Checks `s` (the trimmed `text`) is `<number><unit>` parts with our units: the messages users see.
+fn check_grammar(text: &str, s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("empty duration; write e.g. \"30s\", \"250ms\", \"5m\" or \"1m30s\"".into());
     }
     let bytes = s.as_bytes();
     let mut i = 0;
-    let mut total: u128 = 0;
     while i < bytes.len() {
         let start = i;
         while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -30,19 +43,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 &s[start..]
             ));
         }
-        let n: u128 = s[start..i]
-            .parse()
-            .map_err(|_| format!("`{text}`: number too large"))?;
         let ustart = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let unit_ms: u128 = match &s[ustart..i] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
+        match &s[ustart..i] {
+            "ms" | "s" | "m" | "h" | "d" => {}
             "" => {
                 return Err(format!(
                 "`{text}` has a number without a unit; add one of ms, s, m, h, d (e.g. \"{}s\")",
@@ -54,14 +60,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                     "`{text}` has unknown unit `{other}`; use ms, s, m, h or d"
                 ))
             }
-        };
-        total = total
-            .checked_add(n.saturating_mul(unit_ms))
-            .ok_or_else(|| format!("`{text}`: duration too large"))?;
+        }
     }
-    u64::try_from(total)
-        .map(Duration::from_millis)
-        .map_err(|_| format!("`{text}`: duration too large"))
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn grammar_and_values() {
+        let ms = |n| Ok(Duration::from_millis(n));
+        assert_eq!(parse_duration("250ms"), ms(250));
+        assert_eq!(parse_duration(" 30s "), ms(30_000));
+        assert_eq!(parse_duration("1d2h3m4s5ms"), ms(93_784_005));
+        assert!(parse_duration("")
+            .unwrap_err()
+            .starts_with("empty duration"));
+        assert!(parse_duration("30").unwrap_err().contains("e.g. \"30s\""));
+        assert!(parse_duration("5 minutes")
+            .unwrap_err()
+            .contains("without a unit"));
+        assert!(parse_duration("2M")
+            .unwrap_err()
+            .contains("unknown unit `M`"));
+        assert!(parse_duration("s")
+            .unwrap_err()
+            .contains("expected a number at `s`"));
+        assert!(parse_duration("99999999999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
+    }
 }
 
 pub(crate) mod serde_ms {

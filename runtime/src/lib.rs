@@ -5,6 +5,7 @@
 //! Users depend on the facade crate `duraflow` and write `use duraflow::prelude::*;`. See
 //! `ARCHITECTURE.md` for which module owns which concept.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod activity;
 mod api;

@@ -19,6 +19,8 @@
 //! | `duraflow_queue_depth` | gauge | `kind`: `workflow`, `activity` | tasks due now in the worker's task queues, waiting for a worker (sampled every 10 s) |
 //! | `duraflow_workflows_held` | gauge | | workflows held (a replay that no longer matches, or unreadable data; sampled every 10 s) |
 //!
+//! Local activities run inside their workflow task and are not counted as attempts.
+//!
 //! The names are the constants of this module; a test installs a recorder, runs a workflow and
 //! checks that each one moved.
 //!

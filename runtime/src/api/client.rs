@@ -88,6 +88,13 @@ pub struct Client {
 
 impl Client {
     /// A client on `store`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duraflow::Error> {
+    /// let store = duraflow::Store::sqlite("app.db")?;
+    /// let client = duraflow::Client::new(&store);
+    /// # Ok(()) }
+    /// ```
     pub fn new(store: &Store) -> Self {
         Client {
             store: store.clone(),
@@ -97,12 +104,31 @@ impl Client {
 
     /// A client that checks names given to [`Client::start_by_name`] against `registry`, and takes each
     /// workflow's task queue from it.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let client = client.with_registry(Registry::new().register(hello));
+    /// // A name no worker of this registry knows is refused at once:
+    /// assert!(client.start_by_name("helo", "hello-2", "x".into()).await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn with_registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
         self
     }
 
     /// Starts a workflow, typed: the input type is the definition's.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+    /// let greeting: String = handle.result().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start<W: WorkflowDefinition>(
         &self,
         workflow: W,
@@ -125,6 +151,13 @@ impl Client {
 
     /// Starts a workflow by its registered name, with JSON input. The input is checked by the workflow
     /// when it runs: a mismatch fails the workflow with a message that names the expected type.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start_by_name("hello", "hello-2", serde_json::json!("world")).await?;
+    /// let output: serde_json::Value = handle.result().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start_by_name(
         &self,
         name: &str,
@@ -136,6 +169,15 @@ impl Client {
     }
 
     /// [`Client::start_by_name`] with options.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let mut options = duraflow::StartOptions::default();
+    /// options.task_queue = Some("greetings".into());
+    /// options.execution_timeout = Some(std::time::Duration::from_secs(60));
+    /// client.start_by_name_with("hello", "hello-3", serde_json::json!("world"), options).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start_by_name_with(
         &self,
         name: &str,
@@ -198,6 +240,13 @@ impl Client {
     }
 
     /// A handle to an existing workflow, with its output type.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.handle::<String>("hello-1");
+    /// let greeting = handle.result().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn handle<O>(&self, workflow_id: impl Into<String>) -> WorkflowHandle<O> {
         WorkflowHandle {
             client: self.clone(),
@@ -257,6 +306,18 @@ impl Client {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// use duraflow::{ListFilter, WorkflowStatus};
+    /// let running = client
+    ///     .list(ListFilter::all().status(WorkflowStatus::Running).limit(50))
+    ///     .await?;
+    /// for w in &running {
+    ///     println!("{} {} since {}", w.workflow_id, w.workflow_type, w.started_ms);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<WorkflowSummary>> {
         self.store.backend.list(&filter).await
     }
@@ -276,6 +337,14 @@ impl Client {
     }
 
     /// A workflow's event history.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// for event in client.history("hello-1").await? {
+    ///     println!("#{} {}", event.seq, event.kind.name());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn history(&self, workflow_id: &str) -> Result<Vec<HistoryEvent>> {
         let h = self.store.backend.read_history(workflow_id, 1).await?;
         if h.is_empty() {
@@ -286,6 +355,13 @@ impl Client {
 
     /// A workflow's event history as JSON: an array of events, each with `seq`, `time_ms`, `event` and
     /// the event's fields.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let json = client.history_json("hello-1").await?;
+    /// std::fs::write("hello-1.json", serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    /// # Ok(()) }
+    /// ```
     pub async fn history_json(&self, workflow_id: &str) -> Result<Value> {
         let h = self.history(workflow_id).await?;
         serde_json::to_value(h).map_err(|e| Error::Store(e.to_string()))
@@ -293,6 +369,14 @@ impl Client {
 
     /// Asks a workflow to cancel: `ctx.cancelled()` resolves in it, its pending activities are cancelled
     /// by their cancellation types, and a durable sleep is interrupted. Returns false if it had ended.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// if !client.cancel("hello-1").await? {
+    ///     println!("it had already ended");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn cancel(&self, workflow_id: &str) -> Result<bool> {
         let r = self
             .store
@@ -305,6 +389,13 @@ impl Client {
 
     /// Waits until the workflow ends; returns its description then. Waits through transient
     /// store errors for up to a minute (see [`Client::wait_with`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let d = client.wait("hello-1").await?;
+    /// println!("ended {:?} at {:?}", d.status, d.closed_ms);
+    /// # Ok(()) }
+    /// ```
     pub async fn wait(&self, workflow_id: &str) -> Result<WorkflowDescription> {
         self.wait_with(workflow_id, WaitOptions::default()).await
     }
@@ -387,21 +478,60 @@ impl<O> WorkflowHandle<O> {
     }
 
     /// The workflow id.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+    /// assert_eq!(handle.id(), "hello-1");
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.workflow_id
     }
 
     /// Asks the workflow to cancel (see [`Client::cancel`]).
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+    /// handle.cancel().await?;
+    /// assert!(matches!(handle.result().await, Err(duraflow::Error::WorkflowCancelled) | Ok(_)));
+    /// # Ok(()) }
+    /// ```
     pub async fn cancel(&self) -> Result<bool> {
         self.client.cancel(&self.workflow_id).await
     }
 
     /// Describes the workflow.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+    /// let d = handle.describe().await?;
+    /// println!("{:?}, {} events", d.status, d.history_length);
+    /// # Ok(()) }
+    /// ```
     pub async fn describe(&self) -> Result<WorkflowDescription> {
         self.client.describe(&self.workflow_id).await
     }
 
     /// The workflow's event history.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+    /// handle.result().await?;
+    /// assert!(handle.history().await?.len() >= 2);
+    /// # Ok(()) }
+    /// ```
     pub async fn history(&self) -> Result<Vec<HistoryEvent>> {
         self.client.history(&self.workflow_id).await
     }
@@ -411,6 +541,19 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// Waits for the workflow to end. Its result, or [`Error::WorkflowFailed`] /
     /// [`Error::WorkflowCancelled`]. Waits through transient store errors (a database restarting,
     /// a cut connection) for up to a minute; [`WorkflowHandle::result_with`] sets that bound.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn hello(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> { Ok(name) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let handle = client.start(hello, "hello-1", "world".to_string()).await?;
+    /// match handle.result().await {
+    ///     Ok(greeting) => println!("{greeting}"),
+    ///     Err(duraflow::Error::WorkflowFailed(e)) => println!("failed: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn result(&self) -> Result<O> {
         self.result_with(WaitOptions::default()).await
     }

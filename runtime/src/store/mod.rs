@@ -141,6 +141,20 @@ pub struct WorkflowSummary {
 }
 
 /// Which workflows `list` returns.
+///
+/// ```
+/// use duraflow::{ListFilter, WorkflowStatus};
+/// let hour_ago = 1_700_000_000_000 - 3_600_000;
+/// let page = ListFilter::all()
+///     .status(WorkflowStatus::Failed)
+///     .workflow_type("place_order")
+///     .id_prefix("order-")
+///     .started_after_ms(hour_ago)
+///     .started_before_ms(hour_ago + 3_600_000)
+///     .offset(50)
+///     .limit(50); // the second page of 50
+/// assert_eq!(page.limit, Some(50));
+/// ```
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ListFilter {
@@ -464,6 +478,13 @@ impl Store {
     /// left untouched. Damage elsewhere is reported when that data is read
     /// ([`crate::Error::StoredData`], or a database error), and nothing is written then either;
     /// `sqlite3 app.db 'PRAGMA quick_check'` checks every page, offline.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duraflow::Error> {
+    /// let store = duraflow::Store::sqlite("app.db")?;
+    /// assert_eq!(store.kind(), "sqlite-wal-full");
+    /// # Ok(()) }
+    /// ```
     pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<Store> {
         Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::open(
             path.as_ref(),
@@ -473,6 +494,13 @@ impl Store {
 
     /// Opens the SQLite file with `synchronous=NORMAL`: faster, but the last commits may be lost on
     /// power failure (not on a process crash). Not the default.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), duraflow::Error> {
+    /// let store = duraflow::Store::sqlite_relaxed("scratch.db")?;
+    /// assert_eq!(store.kind(), "sqlite-wal-normal");
+    /// # Ok(()) }
+    /// ```
     pub fn sqlite_relaxed(path: impl AsRef<std::path::Path>) -> Result<Store> {
         Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::open(
             path.as_ref(),
@@ -482,13 +510,28 @@ impl Store {
 
     /// An in-memory store for tests: SQLite in memory, so it has exactly the semantics of the file
     /// store, and nothing survives the process.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), duraflow::Error> {
+    /// let store = duraflow::Store::memory()?;
+    /// assert_eq!(store.kind(), "memory");
+    /// # Ok(()) }
+    /// ```
     pub fn memory() -> Result<Store> {
         Ok(Self::from_backend(Arc::new(sqlite::SqliteStore::memory()?)))
     }
 
     /// Connects to Postgres (e.g. `postgres://user@host:5432/db`) and migrates the schema. Workers on
     /// many machines share one database this way.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "postgres")]
+    /// # async fn demo() -> Result<(), duraflow::Error> {
+    /// let store = duraflow::Store::postgres("postgres://app@db.internal:5432/app").await?;
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres(url: &str) -> Result<Store> {
         Ok(Self::from_backend(Arc::new(
             postgres::PostgresStore::connect(url, None).await?,
@@ -496,7 +539,16 @@ impl Store {
     }
 
     /// Like [`Store::postgres`], with every table in the given schema (created if missing).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "postgres")]
+    /// # async fn demo() -> Result<(), duraflow::Error> {
+    /// let store =
+    ///     duraflow::Store::postgres_in_schema("postgres://app@db.internal:5432/app", "orders").await?;
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres_in_schema(url: &str, schema: &str) -> Result<Store> {
         Ok(Self::from_backend(Arc::new(
             postgres::PostgresStore::connect(url, Some(schema)).await?,
@@ -504,6 +556,13 @@ impl Store {
     }
 
     /// The store's kind, e.g. `sqlite-wal-full`, `memory`, `postgres`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), duraflow::Error> {
+    /// let store = duraflow::Store::memory()?;
+    /// println!("running on {}", store.kind());
+    /// # Ok(()) }
+    /// ```
     pub fn kind(&self) -> &'static str {
         self.backend.kind()
     }

@@ -136,6 +136,14 @@ static WORKER_COUNTER: AtomicU64 = AtomicU64::new(1);
 
 impl Worker {
     /// A worker on `store`, polling the `default` task queue and the queues its definitions name.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let worker = duraflow::Worker::new(&store).register(add_one).start();
+    /// # Ok(()) }
+    /// ```
     pub fn new(store: &Store) -> Self {
         Worker {
             store: store.clone(),
@@ -146,30 +154,76 @@ impl Worker {
     }
 
     /// Registers a workflow or an activity.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let worker = duraflow::Worker::new(&store).register(add_one).start();
+    /// # Ok(()) }
+    /// ```
     pub fn register(mut self, def: impl Register) -> Self {
         self.registry = self.registry.register(def);
         self
     }
 
     /// Registers every `#[activity]` and `#[workflow]` linked into the binary (see [`Registry::all`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// // Every #[activity] and #[workflow] linked into this binary.
+    /// let worker = duraflow::Worker::new(&store).register_all().start();
+    /// # Ok(()) }
+    /// ```
     pub fn register_all(mut self) -> Self {
         self.registry = self.registry.merge(Registry::all());
         self
     }
 
     /// Registers everything in `registry`.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let registry = Registry::new().register(add_one);
+    /// let worker = duraflow::Worker::new(&store).registry(registry).start();
+    /// # Ok(()) }
+    /// ```
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = self.registry.merge(registry);
         self
     }
 
     /// Adds a task queue to poll (the default queue is polled only when no queue is named).
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let worker = duraflow::Worker::new(&store)
+    ///     .task_queue("payments")
+    ///     .register(add_one)
+    ///     .start();
+    /// # Ok(()) }
+    /// ```
     pub fn task_queue(mut self, queue: impl Into<String>) -> Self {
         self.queues.push(queue.into());
         self
     }
 
     /// Sets the worker's options.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let mut options = duraflow::WorkerOptions::default();
+    /// options.max_concurrent_activities = 16;
+    /// options.shutdown_grace = std::time::Duration::from_secs(30);
+    /// let worker = duraflow::Worker::new(&store).options(options).register(add_one).start();
+    /// # Ok(()) }
+    /// ```
     pub fn options(mut self, options: WorkerOptions) -> Self {
         self.options = options;
         self
@@ -179,6 +233,16 @@ impl Worker {
     ///
     /// # Panics
     /// Outside a tokio runtime, like `tokio::spawn`.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let worker = duraflow::Worker::new(&store).register(add_one).start();
+    /// // ... it runs until:
+    /// worker.shutdown().await;
+    /// # Ok(()) }
+    /// ```
     pub fn start(self) -> WorkerHandle {
         let mut queues = self.queues;
         if queues.is_empty() {
@@ -279,6 +343,15 @@ impl WorkerHandle {
     }
 
     /// The worker's id, as recorded in `ActivityStarted` events.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let worker = duraflow::Worker::new(&store).register(add_one).start();
+    /// println!("worker {} started", worker.id());
+    /// # Ok(()) }
+    /// ```
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -301,6 +374,16 @@ impl WorkerHandle {
     /// not finish is recorded nowhere: its workflow task is given up at once, and the worker that
     /// takes it replays the workflow and starts the local activity again from attempt 1. Nothing
     /// recorded is lost.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let worker = duraflow::Worker::new(&store).register(add_one).start();
+    /// tokio::signal::ctrl_c().await.ok();
+    /// worker.shutdown().await; // running attempts hear it and get `shutdown_grace` to finish
+    /// # Ok(()) }
+    /// ```
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;

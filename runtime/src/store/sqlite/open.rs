@@ -286,7 +286,7 @@ fn check_structure(conn: &Connection, display: &str, path: &Path) -> Result<()> 
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
         })
-        .map_err(|e| sql_err(format!("its schema cannot be read"), e))?;
+        .map_err(|e| sql_err("its schema cannot be read".to_string(), e))?;
     for (kind, name, table) in &btrees {
         let (select, order) = if kind == "table" {
             let without_rowid: bool = conn
