@@ -132,7 +132,7 @@ pub(crate) fn after_ms(at_ms: i64, d: Duration) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+mod after_tests {
     use super::*;
 
     #[test]

@@ -51,7 +51,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                         &l,
                         seen.get(&l.worker_id).copied(),
                         process,
-                        now_ms(),
+                        shared.now_ms(),
                         lease_ms,
                     ) {
                         Verdict::Alive => {
@@ -99,7 +99,7 @@ impl Shared {
             };
             let n = tasks.len();
             for t in tasks {
-                let resolution = attempt_lost(&t, now_ms());
+                let resolution = attempt_lost(&t, self.now_ms());
                 let details = t.heartbeat_details.clone();
                 if let Err(e) = store
                     .finish_activity(t.task_id, t.token, resolution, details)
