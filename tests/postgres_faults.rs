@@ -283,14 +283,14 @@ async fn connection_errors_do_not_show_the_password() {
     };
     // A wrong password, and a port nothing listens on: neither error shows the password given.
     let wrong = cluster.url("").replace(&cluster.password, "Wr0ngSecretXyz");
-    let e = Store::postgres(&wrong).await.err().expect("refused");
+    let e = Store::postgres(&wrong).await.expect_err("refused");
     let m = format!("{e} / {e:?}");
     assert!(!m.contains("Wr0ngSecretXyz"), "{m}");
     assert!(m.contains("password authentication failed"), "{m}");
     let nowhere = cluster
         .url("connect_timeout=2")
         .replace(&format!(":{}/", cluster.port), ":1/");
-    let e = Store::postgres(&nowhere).await.err().expect("unreachable");
+    let e = Store::postgres(&nowhere).await.expect_err("unreachable");
     let m = format!("{e} / {e:?}");
     assert!(!m.contains(&cluster.password), "{m}");
     // A URL that does not parse is quoted without its password.
@@ -298,7 +298,7 @@ async fn connection_errors_do_not_show_the_password() {
         "postgres://postgres:{}@127.0.0.1:notaport/x",
         cluster.password
     );
-    let e = Store::postgres(&bad).await.err().expect("bad URL");
+    let e = Store::postgres(&bad).await.expect_err("bad URL");
     let m = format!("{e} / {e:?}");
     assert!(!m.contains(&cluster.password), "{m}");
 }

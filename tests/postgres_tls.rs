@@ -141,8 +141,7 @@ async fn tls_require_verify_ca_and_verify_full() {
     ));
     let e = Store::postgres(&url)
         .await
-        .err()
-        .expect("an unknown authority");
+        .expect_err("an unknown authority");
     let m = format!("{e} / {e:?}");
     assert!(
         m.contains("UnknownIssuer") || m.contains("unknown issuer"),
@@ -157,8 +156,7 @@ async fn tls_require_verify_ca_and_verify_full() {
         "connect_timeout=5&sslmode=verify-full&sslrootcert={ca}"
     )))
     .await
-    .err()
-    .expect("a certificate for another name");
+    .expect_err("a certificate for another name");
     let m = format!("{e} / {e:?}");
     assert!(
         m.contains("NotValidForName") || m.contains("not valid for name"),
