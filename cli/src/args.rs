@@ -16,7 +16,7 @@ pub struct Cli {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    /// Print JSON instead of tables (list, describe, history, start, cancel).
+    /// Print JSON instead of tables (list, describe, history, start, cancel, replay).
     #[arg(long, global = true, help_heading = "Output")]
     pub json: bool,
 
@@ -99,6 +99,14 @@ pub enum Command {
     },
     /// Serve the web UI: workflows with filters, and each run's timeline.
     Ui(UiArgs),
+    /// Replay exported histories (`history --json` files, or folders of them) against this
+    /// binary's workflow code; reports the first mismatch of each. Needs your definitions: run it
+    /// from a binary of yours that calls `duraflow_cli::run(Registry::all())`.
+    Replay {
+        /// History files (JSON, as `duraflow history ID --json` writes them) or folders of them.
+        #[arg(required = true, value_name = "FILES")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// `duraflow list`.

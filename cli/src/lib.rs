@@ -11,13 +11,15 @@
 //! duraflow --db app.db history order-17 --json > order-17.json
 //! duraflow --db app.db start greeting_workflow hello-1 '{"arg1": 1, "arg2": 2}'
 //! duraflow --db app.db ui            # http://127.0.0.1:8233
+//! my-duraflow replay histories/      # your own binary: see below
 //! ```
 //!
 //! # Your own `duraflow` binary
 //!
-//! Commands that need your definitions (checking names at `start` against them, and replaying
-//! histories against your code) run in a binary of your own that links them in and hands them to
-//! [`run`]. Add `duraflow-cli` to your dependencies and write:
+//! Commands that need your definitions (`replay`: exported histories against your current code,
+//! for CI before a deploy; and `start`, which then checks names against them) run in a binary of
+//! your own that links them in and hands them to [`run`]. Add `duraflow-cli` to your
+//! dependencies and write:
 //!
 //! ```no_run
 //! // src/bin/duraflow.rs
@@ -36,6 +38,7 @@ mod connect;
 mod error;
 mod output;
 mod progress;
+mod replay;
 pub mod ui;
 
 pub use error::CliError;
@@ -112,6 +115,9 @@ where
             )));
         }
     };
+    if let Command::Replay { paths } = &cli.command {
+        return replay::replay(&registry, paths, cli.json);
+    }
     let store = connect::open(&cli.store).await?;
     let mut client = Client::new(&store);
     if !registry.workflow_names().is_empty() {
@@ -142,5 +148,6 @@ where
         }
         Command::Cancel { id, wait } => commands::cancel(&client, &id, wait, json).await,
         Command::Ui(a) => ui::serve_cli(client, &a).await,
+        Command::Replay { .. } => Ok(()), // handled above: it needs no store
     }
 }

@@ -13,3 +13,13 @@ pub(crate) fn spinner(message: impl Into<String>) -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
 }
+
+/// A progress bar of `len` steps on stderr, with `prefix` and a message per step.
+pub(crate) fn bar(len: u64, prefix: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(prefix);
+    bar
+}

@@ -8,7 +8,24 @@ use duraflow::{Client, Registry, Store};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output};
-use support::seed::{echo_workflow, seed};
+use support::seed::{
+    cancellable_activity, cancellation_workflow, echo_workflow, run_activity, seed, ComposeArgs,
+};
+
+/// The seed workflow, changed in a way that breaks its recorded histories: it no longer starts
+/// `cancellable_activity` first.
+mod changed {
+    use super::*;
+    use duraflow::prelude::*;
+
+    #[workflow(name = "cancellation_workflow")]
+    pub async fn cancellation_workflow_v2(
+        ctx: WorkflowContext,
+        input: ComposeArgs,
+    ) -> Result<i64, WorkflowError> {
+        Ok(ctx.activity(run_activity, input).await?)
+    }
+}
 
 fn duraflow(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_duraflow"))
@@ -78,7 +95,7 @@ fn db_arg(path: &Path) -> String {
 fn help_matches_the_snapshots() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    for sub in ["", "list", "describe", "history", "start", "cancel", "ui"] {
+    for sub in ["", "list", "describe", "history", "start", "cancel", "ui", "replay"] {
         let args: Vec<&str> = [sub, "--help"]
             .into_iter()
             .filter(|a| !a.is_empty())
@@ -544,4 +561,64 @@ async fn drop_schema(url: &str, schema: &str) {
         .expect("drop the test schema");
     drop(client);
     let _ = task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_exported_histories() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.db");
+    let store = Store::sqlite(&path).expect("store");
+    seed(&store).await;
+    let db = db_arg(&path);
+    let histories = dir.path().join("histories");
+    std::fs::create_dir(&histories).unwrap();
+    let exported = ok(&["--db", &db, "history", "cancellation-seed", "--json"]);
+    let file = histories.join("cancellation-seed.json");
+    std::fs::write(&file, exported).unwrap();
+    let file = db_arg(&file);
+    let folder = db_arg(&histories);
+
+    // The generic binary has no workflow code: it says how to build one that has.
+    fails(
+        &["replay", &file],
+        1,
+        &[
+            "no workflow code",
+            "duraflow_cli::run(duraflow::Registry::all())",
+        ],
+    );
+    fails(&["replay"], 2, &["<FILES>"]);
+
+    // The code that recorded it replays it, from the file or its folder.
+    let same = Registry::new()
+        .register(cancellation_workflow)
+        .register(cancellable_activity)
+        .register(run_activity);
+    duraflow_cli::run_with(["duraflow", "replay", &file, &folder], same.clone())
+        .await
+        .expect("the recording code replays its history");
+    duraflow_cli::run_with(["duraflow", "--json", "replay", &file], same.clone())
+        .await
+        .expect("replay --json");
+
+    // A change that breaks it is reported, with a non-zero exit.
+    let changed = Registry::new()
+        .register(changed::cancellation_workflow_v2)
+        .register(run_activity);
+    let e = duraflow_cli::run_with(["duraflow", "replay", &folder], changed)
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 1);
+    assert!(
+        e.message().contains("1 of 1 histories do not replay"),
+        "{e}"
+    );
+
+    // A file that is not a history.
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{ not json").unwrap();
+    let e = duraflow_cli::run_with(["duraflow", "replay", &db_arg(&junk)], same)
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("do not replay"), "{e}");
 }

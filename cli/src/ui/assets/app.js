@@ -345,7 +345,8 @@ function buildRows(events, d, now) {
         // Any other kind (a cancel request, a signal, kinds added later) is a marker, on its
         // activity's or timer's row when it names one.
         const row = a || t || wf;
-        mark(row, e, e.event === 'workflow_started' ? '●' : '◆', `${e.event} ${short(detailsOf(e), 200)}`);
+        mark(row, e, e.event === 'workflow_started' ? '●' : '◆', `${e.event} ${short(detailsOf(e), 200)}`,
+          { link: linkedWorkflow(e) });
       }
     }
   }
@@ -374,6 +375,13 @@ function closeRow(row, e, outcome) {
 
 function outcomeGlyph(outcome) {
   return { completed: '✔', fired: '◉', failed: '✖', timed_out: '◔', cancelled: '⊘' }[outcome] || '■';
+}
+
+// Another workflow an event names (a child workflow, a signal's target): a string field whose
+// name ends in `workflow_id`.
+function linkedWorkflow(e) {
+  for (const [k, v] of Object.entries(e)) if (k.endsWith('workflow_id') && typeof v === 'string' && v) return v;
+  return null;
 }
 
 function detailsOf(e) {
@@ -411,7 +419,8 @@ function timeline(events, d) {
     bar.style.width = `calc(${pct(r.end)} - ${pct(r.start)})`;
     track.append(bar);
     for (const m of r.markers) {
-      const marker = el('span', { class: `tl-marker kind-${m.kind}${m.outcome ? ' outcome' : ''}`,
+      const marker = el(m.link ? 'a' : 'span', { class: `tl-marker kind-${m.kind}${m.outcome ? ' outcome' : ''}`,
+        href: m.link ? `/run?id=${encodeURIComponent(m.link)}` : null,
         'data-kind': m.kind, 'data-at': m.at, 'data-details': m.details, title: `${m.title} at +${dur(m.at - t0)}`, text: m.label });
       marker.style.left = pct(m.at);
       track.append(marker);
@@ -436,7 +445,8 @@ function eventTable(events) {
     el('tbody', {}, ...events.map((e) => el('tr', { 'data-seq': e.seq, 'data-event': e.event },
       el('td', { text: e.seq }), el('td', { class: 'mono', text: iso(e.time_ms) }),
       el('td', { text: dur(e.time_ms - t0) }), el('td', { class: 'mono', text: e.event }),
-      el('td', {}, el('pre', { class: 'payload', text: JSON.stringify(detailsOf(e), null, 2) }))))));
+      el('td', {}, el('pre', { class: 'payload', text: JSON.stringify(detailsOf(e), null, 2) }),
+        linkedWorkflow(e) ? el('span', {}, 'workflow: ', runLink(linkedWorkflow(e))) : null)))));
 }
 
 // ---- start ---------------------------------------------------------------------------------
