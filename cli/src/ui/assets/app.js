@@ -202,6 +202,9 @@ function runPage(id) {
       return;
     }
     banner('');
+    // Someone typing a signal: refresh later, not under their hands.
+    const form = document.getElementById('signal-form');
+    if (form && [...form.querySelectorAll('input')].some((i) => i.value || i === document.activeElement)) return;
     renderRun(main, d, events, load);
     if (d.status !== 'running' && timer) { clearInterval(timer); timer = null; }
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
@@ -240,6 +243,21 @@ function renderRun(main, d, events, reload) {
         } catch (e) { banner(`Cannot cancel: ${e.message}`); }
       } },
     }));
+  }
+
+  if (config.allow_writes && config.signals && d.status === 'running') {
+    const name = el('input', { id: 'signal-name', placeholder: 'signal name' });
+    const input = el('input', { id: 'signal-input', placeholder: 'JSON input, e.g. {"by": "ann"}', class: 'mono' });
+    actions.append(el('form', { id: 'signal-form', class: 'filters', on: { submit: async (ev) => {
+      ev.preventDefault();
+      const q = new URLSearchParams({ id: d.workflow_id, name: name.value.trim() });
+      try {
+        await getJSON(`/api/signal?${q}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: input.value.trim() || 'null' });
+        name.value = ''; input.value = ''; name.blur(); input.blur();
+        reload();
+      } catch (e) { banner(`Cannot signal: ${e.message}`); }
+    } } }, el('label', {}, 'Signal', name), el('label', {}, 'Input', input),
+    el('button', { type: 'submit', text: 'Send signal' })));
   }
 
   const parts = [
@@ -345,7 +363,9 @@ function buildRows(events, d, now) {
         // Any other kind (a cancel request, a signal, kinds added later) is a marker, on its
         // activity's or timer's row when it names one.
         const row = a || t || wf;
-        mark(row, e, e.event === 'workflow_started' ? '●' : '◆', `${e.event} ${short(detailsOf(e), 200)}`,
+        const glyph = e.event === 'workflow_started' ? '●'
+          : e.event.startsWith('signal') ? '✉' : e.event.startsWith('update') ? '⇄' : '◆';
+        mark(row, e, glyph, `${e.event} ${short(detailsOf(e), 200)}`,
           { link: linkedWorkflow(e) });
       }
     }
@@ -434,7 +454,7 @@ function timeline(events, d) {
   }
   box.append(el('div', { class: 'legend' }, ...['▶n attempt n started', '♥ last heartbeat (details on hover)',
     '⚑ cancel requested', '⊘ cancelled', '✔ completed', '✖ failed', '◔ timed out', '◉ timer fired',
-    '◆ other event'].map((t) => el('span', { text: t }))));
+    '✉ signal', '⇄ update', '◆ other event'].map((t) => el('span', { text: t }))));
   return box;
 }
 
