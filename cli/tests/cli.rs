@@ -95,7 +95,9 @@ fn db_arg(path: &Path) -> String {
 fn help_matches_the_snapshots() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    for sub in ["", "list", "describe", "history", "start", "cancel", "ui", "replay"] {
+    for sub in [
+        "", "list", "describe", "history", "start", "cancel", "ui", "replay",
+    ] {
         let args: Vec<&str> = [sub, "--help"]
             .into_iter()
             .filter(|a| !a.is_empty())
@@ -621,4 +623,40 @@ async fn replay_exported_histories() {
         .await
         .unwrap_err();
     assert!(e.message().contains("do not replay"), "{e}");
+}
+
+/// `duraflow ui` says where it serves; anywhere but loopback with a warning first.
+#[tokio::test]
+async fn ui_warns_when_bound_beyond_loopback() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("app.db");
+    drop(Store::sqlite(&path).expect("store"));
+    let db = db_arg(&path);
+    for (bind, warned) in [("127.0.0.1:0", false), ("0.0.0.0:0", true)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_duraflow"))
+            .args(["--db", &db, "ui", "--bind", bind])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start duraflow ui");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("its first line");
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        assert!(line.starts_with("duraflow ui: http://"), "{line}");
+        assert!(line.contains("read-only"), "{line}");
+        assert_eq!(
+            err.starts_with("warning: serving on 0.0.0.0:"),
+            warned,
+            "{bind}: {err}"
+        );
+        if warned {
+            assert!(err.contains("anyone who can reach it"), "{err}");
+        }
+    }
 }
