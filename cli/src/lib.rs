@@ -27,7 +27,7 @@
 //! ```
 //!
 //! The web UI can also be served from inside your own program: [`ui::router`] is an axum
-//! [`Router`](axum::Router) on a [`Client`](duraflow::Client).
+//! [`Router`](axum::Router) on a [`Client`].
 #![warn(missing_docs)]
 
 mod args;
