@@ -109,7 +109,7 @@ pub(crate) fn after_ms(at_ms: i64, d: Duration) -> i64 {
 }
 
 #[cfg(test)]
-mod after_tests {
+mod tests {
     use super::*;
 
     #[test]
