@@ -49,7 +49,9 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
         humantime::DurationError::NumberOverflow => too_large(),
         other => format!("`{text}` is not a duration ({other}); {EXAMPLES}"),
     })?;
-    u64::try_from(d.as_millis()).map_err(|_| too_large())
+    // At most u64::MAX nanoseconds (584 years), as `duraflow::parse_duration` accepts.
+    u64::try_from(d.as_nanos()).map_err(|_| too_large())?;
+    Ok(d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -19,10 +19,17 @@ use std::time::Duration;
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     check_grammar(text, s)?;
-    humantime::parse_duration(s).map_err(|e| match e {
-        humantime::DurationError::NumberOverflow => format!("`{text}`: duration too large"),
+    let too_large = || format!("`{text}`: duration too large");
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => too_large(),
         other => format!("`{text}` is not a duration ({other}); write e.g. \"30s\" or \"1m30s\""),
-    })
+    })?;
+    // Whole milliseconds, at most u64::MAX nanoseconds (584 years; humantime's own bound for a
+    // number of milliseconds): whatever parses, written back in milliseconds, parses again.
+    if u64::try_from(d.as_nanos()).is_err() {
+        return Err(too_large());
+    }
+    Ok(Duration::from_millis(d.as_millis() as u64))
 }
 
 /// Checks `s` (the trimmed `text`) is `<number><unit>` parts with our units: the messages users see.
@@ -65,36 +72,6 @@ fn check_grammar(text: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn grammar_and_values() {
-        let ms = |n| Ok(Duration::from_millis(n));
-        assert_eq!(parse_duration("250ms"), ms(250));
-        assert_eq!(parse_duration(" 30s "), ms(30_000));
-        assert_eq!(parse_duration("1d2h3m4s5ms"), ms(93_784_005));
-        assert!(parse_duration("")
-            .unwrap_err()
-            .starts_with("empty duration"));
-        assert!(parse_duration("30").unwrap_err().contains("e.g. \"30s\""));
-        assert!(parse_duration("5 minutes")
-            .unwrap_err()
-            .contains("without a unit"));
-        assert!(parse_duration("2M")
-            .unwrap_err()
-            .contains("unknown unit `M`"));
-        assert!(parse_duration("s")
-            .unwrap_err()
-            .contains("expected a number at `s`"));
-        assert!(parse_duration("99999999999999999999999d")
-            .unwrap_err()
-            .contains("too large"));
-    }
-}
-
 pub(crate) mod serde_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -132,8 +109,40 @@ pub(crate) fn after_ms(at_ms: i64, d: Duration) -> i64 {
 }
 
 #[cfg(test)]
-mod after_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn grammar_and_values() {
+        let ms = |n| Ok(Duration::from_millis(n));
+        assert_eq!(parse_duration("250ms"), ms(250));
+        assert_eq!(parse_duration(" 30s "), ms(30_000));
+        assert_eq!(parse_duration("1d2h3m4s5ms"), ms(93_784_005));
+        assert!(parse_duration("")
+            .unwrap_err()
+            .starts_with("empty duration"));
+        assert!(parse_duration("30").unwrap_err().contains("e.g. \"30s\""));
+        assert!(parse_duration("5 minutes")
+            .unwrap_err()
+            .contains("without a unit"));
+        assert!(parse_duration("2M")
+            .unwrap_err()
+            .contains("unknown unit `M`"));
+        assert!(parse_duration("s")
+            .unwrap_err()
+            .contains("expected a number at `s`"));
+        assert!(parse_duration("99999999999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_duration("4294967295m")
+            .unwrap_err()
+            .contains("too large"));
+        let longest = parse_duration("213503d").unwrap();
+        assert_eq!(
+            parse_duration(&format!("{}ms", longest.as_millis())),
+            Ok(longest)
+        );
+    }
 
     #[test]
     fn after_ms_saturates() {

@@ -57,6 +57,8 @@ use std::path::{Path, PathBuf};
 /// #     assert!(report.is_ok(), "{report}");
 /// # }
 /// ```
+// The `#[test]` in the example is the point: it shows the test a user adds to their own crate.
+#[allow(clippy::test_attr_in_doctest)]
 #[derive(Clone)]
 pub struct Replayer {
     registry: Registry,
