@@ -217,15 +217,15 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use duraflow_macros::{activity, workflow};
+pub use duraflow_macros::{activity, query, signal, update, workflow};
 pub use duraflow_runtime::*;
 
 /// Everything a workflow or activity author needs: `use duraflow::prelude::*;`.
 pub mod prelude {
-    pub use duraflow_macros::{activity, workflow};
+    pub use duraflow_macros::{activity, query, signal, update, workflow};
     pub use duraflow_runtime::{
         join, select, ActivityContext, ActivityError, ActivityHandle, CancelReason,
-        CancellationType, Client, Registry, RetryPolicy, Store, TimeoutKind, Worker,
+        CancellationType, Client, Registry, RetryPolicy, SignalChannel, Store, TimeoutKind, Worker,
         WorkflowContext, WorkflowError,
     };
     pub use serde::{Deserialize, Serialize};
