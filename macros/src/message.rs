@@ -219,7 +219,16 @@ impl Declared {
     /// `ctx.signal_channel::<T>()` in `body`.
     pub fn generate(&self, workflow: &Ident, body: &syn::Block) -> (TokenStream, TokenStream) {
         let p = quote!(::duraflow::__private);
-        let mut impls = TokenStream::new();
+        // One hidden message of each kind, so that no kind has exactly one accepted type (see
+        // `Undeclared` in the runtime).
+        let mut impls = quote! {
+            #[automatically_derived]
+            impl #p::AcceptsSignal<#p::Undeclared> for #workflow {}
+            #[automatically_derived]
+            impl #p::AcceptsQuery<#p::Undeclared> for #workflow {}
+            #[automatically_derived]
+            impl #p::AcceptsUpdate<#p::Undeclared> for #workflow {}
+        };
         let mut metas = Vec::new();
         for s in &self.signals {
             impls.extend(quote_spanned!(s.span()=>
@@ -245,8 +254,10 @@ impl Declared {
         let mut channels = ChannelTypes(Vec::new());
         channels.visit_block(body);
         for ty in channels.0 {
+            // The workflow's name carries the span of `T`: the error points at the turbofish.
+            let w = Ident::new(&workflow.to_string(), ty.span());
             impls.extend(quote_spanned!(ty.span()=>
-                const _: () = #p::assert_accepts_signal::<#workflow, #ty>();
+                const _: () = #p::assert_accepts_signal::<#w, #ty>();
             ));
         }
         (impls, quote!(::std::vec![#(#metas),*]))

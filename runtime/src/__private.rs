@@ -18,7 +18,7 @@ pub use crate::definition::{
 pub use crate::error::{ActivityError, WorkflowError};
 pub use crate::message::{
     assert_accepts_signal, AcceptsQuery, AcceptsSignal, AcceptsUpdate, MessageMeta, Query, Signal,
-    Update,
+    Undeclared, Update,
 };
 pub use crate::workflow::context::WorkflowContext;
 pub use crate::workflow::definition::{DynWorkflow, WorkflowDefinition};

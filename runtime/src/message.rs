@@ -67,6 +67,25 @@ pub trait AcceptsQuery<Q: Query> {}
 )]
 pub trait AcceptsUpdate<U: Update> {}
 
+/// A message no workflow declares. Every `#[workflow]` accepts it (hidden), so that a workflow
+/// never has exactly one accepted type of a kind: the compiler then takes a send's message type
+/// from its argument and reports an undeclared one by name, instead of inferring the one declared.
+#[doc(hidden)]
+#[derive(Serialize, Deserialize)]
+pub struct Undeclared;
+
+impl Signal for Undeclared {
+    const NAME: &'static str = "";
+}
+impl Query for Undeclared {
+    const NAME: &'static str = "";
+    type Output = ();
+}
+impl Update for Undeclared {
+    const NAME: &'static str = "";
+    type Output = ();
+}
+
 /// What a workflow's `ctx.signal_channel::<T>()` is checked with at compile time (the macro emits
 /// one call per turbofish it sees in the body).
 #[doc(hidden)]
