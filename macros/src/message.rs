@@ -114,7 +114,7 @@ pub fn expand(kind: Kind, args: TokenStream, input: TokenStream) -> TokenStream 
         cx.error_spanned_by(
             &item.ident,
             format!(
-                "`{}` needs the answer's type: write `{}(output = MyAnswer)` (`output = ()` for none)",
+                "`{}` needs the answer's type: write `{}(output = MyAnswer)]` (`output = ()` for none)",
                 kind.attr(),
                 kind.attr().trim_end_matches(']')
             ),
