@@ -282,7 +282,7 @@
 //! let store = Store::memory()?;
 //! let worker = Worker::new(&store).register(order).start();
 //! let client = Client::new(&store);
-//! let handle = client.start(order, "order-1", 7).await?;
+//! let handle = client.start(order, "order-1", 7).await?.with_definition(order);
 //! assert_eq!(client.query(order, "order-1", GetStatus).await?, "waiting");
 //! assert_eq!(client.update(order, "order-1", SetLimit { limit: 5 }).await?, 100);
 //! assert!(client.update(order, "order-1", SetLimit { limit: 0 }).await.is_err());

@@ -118,7 +118,11 @@ fn signals(h: &[duraflow::HistoryEvent]) -> usize {
 async fn signals_are_buffered_and_delivered_in_order(db: &TestDb) {
     let client = Client::new(&db.store);
     let id = wid(db, "sig-order");
-    let h = client.start(order, &id, 3).await.unwrap();
+    let h = client
+        .start(order, &id, 3)
+        .await
+        .unwrap()
+        .with_definition(order);
     for n in ["a", "b", "c"] {
         h.signal(note(n)).await.unwrap();
     }
@@ -139,7 +143,11 @@ async fn a_retried_signal_is_recorded_once(db: &TestDb) {
     let w = worker(&db.store).start();
     let client = Client::new(&db.store);
     let id = wid(db, "sig-once");
-    let h = client.start(order, &id, 2).await.unwrap();
+    let h = client
+        .start(order, &id, 2)
+        .await
+        .unwrap()
+        .with_definition(order);
     assert!(client
         .signal_with_request_id(order, &id, "req-1", note("x"))
         .await
@@ -175,7 +183,11 @@ async fn signal_errors_and_bad_payloads(db: &TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::WorkflowNotFound(_)), "{e}");
-    let h = client.start(order, &id, 1).await.unwrap();
+    let h = client
+        .start(order, &id, 1)
+        .await
+        .unwrap()
+        .with_definition(order);
     let e = client
         .signal_by_name(&id, "Reject", json!({}), None)
         .await
@@ -236,7 +248,11 @@ async fn signal_with_start_races_start_once(db: &TestDb) {
 async fn unread_signals_stay_in_the_history(db: &TestDb) {
     let client = Client::new(&db.store);
     let id = wid(db, "sig-unread");
-    let h = client.start(order, &id, 0).await.unwrap();
+    let h = client
+        .start(order, &id, 0)
+        .await
+        .unwrap()
+        .with_definition(order);
     h.signal(Approve { by: "eve".into() }).await.unwrap();
     h.signal(Approve { by: "fay".into() }).await.unwrap();
     let w = worker(&db.store).start();
@@ -255,7 +271,11 @@ async fn queries_on_running_unheld_and_ended_workflows(db: &TestDb) {
     let w = worker(&db.store).start();
     let client = Client::new(&db.store);
     let id = wid(db, "query");
-    let h = client.start(order, &id, 2).await.unwrap();
+    let h = client
+        .start(order, &id, 2)
+        .await
+        .unwrap()
+        .with_definition(order);
     h.signal(note("a")).await.unwrap();
     let status = within(LIMIT, "first note seen", async {
         loop {
@@ -310,7 +330,11 @@ async fn updates_validate_apply_and_are_idempotent(db: &TestDb) {
     let w = worker(&db.store).start();
     let client = Client::new(&db.store);
     let id = wid(db, "update");
-    let h = client.start(order, &id, 1).await.unwrap();
+    let h = client
+        .start(order, &id, 1)
+        .await
+        .unwrap()
+        .with_definition(order);
     let e = within(
         LIMIT,
         "rejection",
@@ -377,7 +401,11 @@ async fn a_history_with_messages_replays(db: &TestDb) {
     let w = worker(&db.store).start();
     let client = Client::new(&db.store);
     let id = wid(db, "replay");
-    let h = client.start(order, &id, 2).await.unwrap();
+    let h = client
+        .start(order, &id, 2)
+        .await
+        .unwrap()
+        .with_definition(order);
     h.signal(note("a")).await.unwrap();
     assert_eq!(
         within(LIMIT, "update", h.update(SetLimit { limit: 3 }))

@@ -134,7 +134,7 @@ impl Client {
         workflow: W,
         workflow_id: impl Into<String>,
         input: W::Input,
-    ) -> Result<WorkflowHandle<W::Output, W>> {
+    ) -> Result<WorkflowHandle<W::Output>> {
         let input = serde_json::to_value(&input).map_err(|e| Error::Payload {
             type_name: std::any::type_name::<W::Input>().to_string(),
             message: e.to_string(),
@@ -490,8 +490,8 @@ pub(crate) fn rand_u64() -> u64 {
 
 /// A started workflow: await its result, cancel it, describe it, send it messages.
 ///
-/// `O` is the workflow's output. `W` is its definition when the handle came from a typed call
-/// ([`Client::start`], [`Client::signal_with_start`]): it lets [`WorkflowHandle::signal`],
+/// `O` is the workflow's output. `W` is its definition when the handle knows it
+/// ([`Client::signal_with_start`], [`WorkflowHandle::with_definition`]): it lets [`WorkflowHandle::signal`],
 /// [`WorkflowHandle::query`] and [`WorkflowHandle::update`] check their messages at compile time.
 pub struct WorkflowHandle<O, W = ()> {
     pub(crate) client: Client,
@@ -510,6 +510,16 @@ impl<O, W> Clone for WorkflowHandle<O, W> {
 }
 
 impl<O, W> WorkflowHandle<O, W> {
+    /// The same handle, knowing its workflow's definition: its `signal`, `query` and `update`
+    /// are then checked against what the workflow declares.
+    /// `client.start(order, id, input).await?.with_definition(order).signal(Approve { .. })`.
+    pub fn with_definition<D: crate::workflow::definition::WorkflowDefinition>(
+        self,
+        _definition: D,
+    ) -> WorkflowHandle<O, D> {
+        self.typed()
+    }
+
     pub(crate) fn typed<T, D>(self) -> WorkflowHandle<T, D> {
         WorkflowHandle {
             client: self.client,
