@@ -214,18 +214,101 @@
 //! or registers its type. Workers log at start what they serve and log each failed attempt at
 //! `WARN`. Metrics go through the `metrics` facade and traces through `tracing`: [`telemetry`] lists
 //! every metric with its labels, and shows how to get one OpenTelemetry trace per run.
+//!
+//! # Messages
+//!
+//! A workflow can be told things after it starts. Message types are declared once with a macro
+//! and named in the workflow's attribute; every send is checked at compile time.
+//!
+//! - A **signal** (`#[signal]`) is durable and fire-and-forget: `client.signal(..)` returns once
+//!   it is in the history; the workflow reads signals in order through
+//!   `ctx.signal_channel::<T>()` (`recv().await` in `select!` beside timers and activities, or
+//!   `try_recv()`), each once, the same on replay. Retries with the same request id
+//!   (`signal_with_request_id`) record it once. `signal_with_start` starts the workflow if it does
+//!   not exist, in the same transaction.
+//! - A **query** (`#[query(output = T)]`) reads the workflow's state and writes nothing. The
+//!   workflow registers its handler with `ctx.on_query`; the client answers it by replaying the
+//!   history with the workflow's code, read-only, so it works for a workflow a worker runs, one
+//!   no worker holds (in any process, on any store), and one that ended.
+//! - An **update** (`#[update(output = T)]`) is validated, applied and answered: the validator
+//!   registered with `ctx.on_update` judges it against the current state (a rejection records
+//!   nothing and is returned as [`Error::UpdateRejected`]); an accepted update is recorded, the
+//!   handler applies it when the workflow sees it, and its answer is recorded before
+//!   `client.update(..)` returns it. A repeated update id returns the same answer.
+//!
+//! Handlers are synchronous closures: they read and change state the workflow shares with them,
+//! and cannot start activities or timers (a query or update handler that tries gets an error and
+//! records nothing). A signal that the workflow has not read when it returns stays in its history
+//! and is not delivered (read the channel with `try_recv()` before returning to drain it).
+//!
+//! ```
+//! use duraflow::prelude::*;
+//! use std::sync::{Arc, Mutex};
+//!
+//! #[signal]
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! pub struct Approve { pub by: String }
+//!
+//! #[query(output = String)]
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! pub struct GetStatus;
+//!
+//! #[update(output = u32)]
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! pub struct SetLimit { pub limit: u32 }
+//!
+//! #[workflow(signals(Approve), queries(GetStatus), updates(SetLimit))]
+//! async fn order(ctx: WorkflowContext, id: u64) -> Result<Option<String>, WorkflowError> {
+//!     let status = Arc::new(Mutex::new(String::from("waiting")));
+//!     let s = status.clone();
+//!     ctx.on_query(move |_: GetStatus| s.lock().unwrap().clone());
+//!     let limit = Arc::new(Mutex::new(100u32));
+//!     let l = limit.clone();
+//!     ctx.on_update(
+//!         |u: &SetLimit| if u.limit == 0 { Err("the limit must be positive".into()) } else { Ok(()) },
+//!         move |u: SetLimit| std::mem::replace(&mut *l.lock().unwrap(), u.limit),
+//!     );
+//!     let mut approvals = ctx.signal_channel::<Approve>();
+//!     let approved = select! {
+//!         a = approvals.recv() => Some(a?.by),
+//!         _ = ctx.sleep(Duration::from_secs(24 * 3600)) => None,
+//!     };
+//!     *status.lock().unwrap() = format!("approved by {approved:?}");
+//!     Ok(approved)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), duraflow::Error> {
+//! let store = Store::memory()?;
+//! let worker = Worker::new(&store).register(order).start();
+//! let client = Client::new(&store);
+//! let handle = client.start(order, "order-1", 7).await?.with_definition(order);
+//! assert_eq!(client.query(order, "order-1", GetStatus).await?, "waiting");
+//! assert_eq!(client.update(order, "order-1", SetLimit { limit: 5 }).await?, 100);
+//! assert!(client.update(order, "order-1", SetLimit { limit: 0 }).await.is_err());
+//! handle.signal(Approve { by: "ann".into() }).await?;
+//! assert_eq!(handle.result().await?, Some("ann".to_string()));
+//! worker.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! By name, with JSON (tools, other languages): `signal_by_name`, `query_by_name`,
+//! `update_by_name`. The name is checked against the workflow type's declared messages (in the
+//! registry's JSON, under `messages`); a payload that does not deserialize as the message's type
+//! fails that message (a signal is dropped with a warning, an update is rejected), never the
+//! workflow.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use duraflow_macros::{activity, workflow};
+pub use duraflow_macros::{activity, query, signal, update, workflow};
 pub use duraflow_runtime::*;
 
 /// Everything a workflow or activity author needs: `use duraflow::prelude::*;`.
 pub mod prelude {
-    pub use duraflow_macros::{activity, workflow};
+    pub use duraflow_macros::{activity, query, signal, update, workflow};
     pub use duraflow_runtime::{
         join, select, ActivityContext, ActivityError, ActivityHandle, CancelReason,
-        CancellationType, Client, Registry, RetryPolicy, Store, TimeoutKind, Worker,
+        CancellationType, Client, Registry, RetryPolicy, SignalChannel, Store, TimeoutKind, Worker,
         WorkflowContext, WorkflowError,
     };
     pub use serde::{Deserialize, Serialize};

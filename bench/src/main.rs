@@ -1,5 +1,5 @@
 //! duraflow's benchmark: the workloads of BENCH.md (chain-seq, chain-conc, fanout, cancel, timer-cancel,
-//! replay, parked) on the SQLite store (WAL + synchronous=FULL) or on Postgres.
+//! replay, parked, signal) on the SQLite store (WAL + synchronous=FULL) or on Postgres.
 //!
 //! One JSON object per workload on stdout, nothing else there; progress on stderr. Percentiles are
 //! nearest-rank, as in the peers' runners. `replay` and `parked` run their two halves in child
@@ -24,7 +24,9 @@ type Res<T> = std::result::Result<T, BoxErr>;
 
 const SYSTEM: &str = "duraflow";
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const ALL_WORKLOADS: &str = "chain-seq,chain-conc,fanout,cancel,timer-cancel,replay,parked";
+const ALL_WORKLOADS: &str = "chain-seq,chain-conc,fanout,cancel,timer-cancel,replay,parked,signal";
+
+mod signal;
 
 fn log(msg: impl AsRef<str>) {
     eprintln!("[duraflow-bench] {}", msg.as_ref());
@@ -234,6 +236,9 @@ fn sizes(a: &Args, w: &str) -> (usize, usize, usize) {
         ("replay", true) => (1_000, 0, 1),
         ("parked", false) => (100_000, 0, 1),
         ("parked", true) => (2_000, 0, 1),
+        // signal: n = latency trials, k = signals per receiving workflow, c = receiving workflows
+        ("signal", false) => (100, 10, 100),
+        ("signal", true) => (20, 5, 20),
         _ => (1, 1, 1),
     };
     (a.n.unwrap_or(n), a.k.unwrap_or(k), a.c.unwrap_or(c))
@@ -403,7 +408,9 @@ fn start_worker(store: &Store, opts: Option<WorkerOptions>) -> WorkerHandle {
         .register(cancel_wf)
         .register(sleeper_wf)
         .register(replay_wf)
-        .register(parked_wf);
+        .register(parked_wf)
+        .register(signal::signal_wf)
+        .register(signal::recv_loop_wf);
     if let Some(o) = opts {
         w = w.options(o);
     }
@@ -1131,6 +1138,7 @@ async fn run_workloads(a: &Args, dir: &Path, schema: &str) -> Res<()> {
                 "fanout" => run_fanout(a, &client).await,
                 "cancel" => run_cancel(a, &client).await,
                 "timer-cancel" => run_timer_cancel(a, &client).await,
+                "signal" => signal::run_signal(a, &client).await,
                 _ => Ok(()),
             };
             match r {

@@ -20,6 +20,9 @@ pub const SCHEDULE_TO_START_TIMEOUT: &str = "schedule_to_start_timeout";
 pub const HEARTBEAT_TIMEOUT: &str = "heartbeat_timeout";
 pub const RETRY: &str = "retry";
 pub const EXECUTION_TIMEOUT: &str = "execution_timeout";
+pub const SIGNALS: &str = "signals";
+pub const QUERIES: &str = "queries";
+pub const UPDATES: &str = "updates";
 
 pub const INITIAL_INTERVAL: &str = "initial_interval";
 pub const BACKOFF_COEFFICIENT: &str = "backoff_coefficient";
@@ -39,7 +42,14 @@ pub const ACTIVITY_OPTIONS: &[&str] = &[
 ];
 
 /// The options `#[workflow(..)]` takes.
-pub const WORKFLOW_OPTIONS: &[&str] = &[NAME, TASK_QUEUE, EXECUTION_TIMEOUT];
+pub const WORKFLOW_OPTIONS: &[&str] = &[
+    NAME,
+    TASK_QUEUE,
+    EXECUTION_TIMEOUT,
+    SIGNALS,
+    QUERIES,
+    UPDATES,
+];
 
 /// The keys inside `retry(..)`.
 pub const RETRY_OPTIONS: &[&str] = &[
@@ -124,6 +134,8 @@ pub struct Options {
     pub heartbeat_timeout: Attr<Dur>,
     pub execution_timeout: Attr<Dur>,
     pub retry: Attr<Retry>,
+    /// `signals(..)`, `queries(..)`, `updates(..)` of a workflow.
+    pub messages: crate::message::Declared,
 }
 
 impl Options {
@@ -138,6 +150,7 @@ impl Options {
             heartbeat_timeout: Attr::none(HEARTBEAT_TIMEOUT),
             execution_timeout: Attr::none(EXECUTION_TIMEOUT),
             retry: Attr::none(RETRY),
+            messages: Default::default(),
         };
         let parser = syn::meta::parser(|meta| options.parse_one(cx, kind, meta));
         if let Err(err) = parser.parse2(args) {
@@ -188,6 +201,9 @@ impl Options {
             return skip_value(&meta);
         }
 
+        if key == SIGNALS || key == QUERIES || key == UPDATES {
+            return self.messages.parse_list(cx, &meta, &key);
+        }
         if key == RETRY {
             if !meta.input.peek(syn::token::Paren) {
                 cx.error_spanned_by(

@@ -266,6 +266,10 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
         Kind::Workflow => (quote!(), quote!(false), quote!(#p::DynWorkflow)),
     };
     let option_sets = option_assignments(f.kind, options);
+    let (message_impls, message_metas) = match f.kind {
+        Kind::Workflow => options.messages.generate(ident, &item.block),
+        Kind::Activity => (quote!(), quote!(::std::vec::Vec::new())),
+    };
 
     let lints = quote! {
         #[automatically_derived]
@@ -307,6 +311,7 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
                     input_type: ::std::string::String::from(#input_type_name),
                     output_type: ::std::string::String::from(#output_type_name),
                     cancellable: #cancellable,
+                    messages: #message_metas,
                 }
             }
 
@@ -325,6 +330,8 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
                 })
             }
         }
+
+        #message_impls
 
         #(#cfgs)*
         #lints

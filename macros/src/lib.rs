@@ -13,6 +13,7 @@ mod check;
 mod ctxt;
 mod duration;
 mod expand;
+mod message;
 
 use proc_macro::TokenStream;
 
@@ -176,4 +177,66 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(ast::Kind::Workflow, args.into(), item.into()).into()
+}
+
+/// Declares a signal: a durable, fire-and-forget message into a workflow.
+///
+/// ```ignore
+/// #[signal]                       // registered as "Approve"; `#[signal(name = "approve")]` to rename
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// pub struct Approve { pub by: String }
+/// ```
+///
+/// The type must derive `Serialize` and `Deserialize`. A workflow receives it once it declares it,
+/// `#[workflow(signals(Approve))]`, through `ctx.signal_channel::<Approve>()`; clients send it
+/// with `client.signal(workflow, id, Approve { .. })`.
+///
+/// # What this expands to
+///
+/// The type as written, and `impl duraflow::Signal for Approve { const NAME: &str = "Approve"; }`.
+#[proc_macro_attribute]
+pub fn signal(args: TokenStream, item: TokenStream) -> TokenStream {
+    message::expand(message::Kind::Signal, args.into(), item.into()).into()
+}
+
+/// Declares a query: a read of a workflow's state that writes no history. `output` is the
+/// answer's type.
+///
+/// ```ignore
+/// #[query(output = OrderStatus)]   // `name = ".."` renames it (default: the type's name)
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// pub struct GetStatus;
+/// ```
+///
+/// A workflow answers it once it declares it, `#[workflow(queries(GetStatus))]`, with
+/// `ctx.on_query(|q: GetStatus| ..)`; clients ask with `client.query(workflow, id, GetStatus)`.
+///
+/// # What this expands to
+///
+/// The type as written, and `impl duraflow::Query for GetStatus { const NAME: &str = "GetStatus";
+/// type Output = OrderStatus; }`.
+#[proc_macro_attribute]
+pub fn query(args: TokenStream, item: TokenStream) -> TokenStream {
+    message::expand(message::Kind::Query, args.into(), item.into()).into()
+}
+
+/// Declares an update: a request the workflow validates, applies and answers, durably. `output`
+/// is the answer's type.
+///
+/// ```ignore
+/// #[update(output = u32)]
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// pub struct SetLimit { pub limit: u32 }
+/// ```
+///
+/// A workflow handles it once it declares it, `#[workflow(updates(SetLimit))]`, with
+/// `ctx.on_update(validator, handler)`; clients send it with `client.update(workflow, id, ..)`.
+///
+/// # What this expands to
+///
+/// The type as written, and `impl duraflow::Update for SetLimit { const NAME: &str = "SetLimit";
+/// type Output = u32; }`.
+#[proc_macro_attribute]
+pub fn update(args: TokenStream, item: TokenStream) -> TokenStream {
+    message::expand(message::Kind::Update, args.into(), item.into()).into()
 }

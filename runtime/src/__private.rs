@@ -16,5 +16,9 @@ pub use crate::definition::{
     NotCancellable, WorkflowOptions,
 };
 pub use crate::error::{ActivityError, WorkflowError};
+pub use crate::message::{
+    assert_accepts_signal, AcceptsQuery, AcceptsSignal, AcceptsUpdate, MessageMeta, Query, Signal,
+    Undeclared, Update,
+};
 pub use crate::workflow::context::WorkflowContext;
 pub use crate::workflow::definition::{DynWorkflow, WorkflowDefinition};

@@ -78,6 +78,9 @@ pub struct DefinitionMeta {
     pub output_type: String,
     /// Whether a cancel can be delivered (the activity declares `heartbeat_timeout`).
     pub cancellable: bool,
+    /// The signals, queries and updates a workflow declares (`#[workflow(signals(..), ..)]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<crate::message::MessageMeta>,
 }
 
 /// Marker: an activity whose handle can be cancelled (it declares or was given a heartbeat timeout, or

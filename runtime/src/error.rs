@@ -318,6 +318,45 @@ pub enum Error {
     /// The store can no longer take calls (its writer stopped).
     #[error("the store is closed (its writer stopped); open the store again")]
     Shutdown,
+    /// A signal or an update was sent to a workflow that has ended.
+    #[error("workflow `{workflow_id}` has ended ({status}); it takes no more signals or updates (queries still work)")]
+    WorkflowClosed {
+        /// The workflow id.
+        workflow_id: String,
+        /// How it ended: `completed`, `failed` or `cancelled`.
+        status: String,
+    },
+    /// A message sent by name that the workflow's type does not declare.
+    #[error("workflow type `{workflow_type}` declares no {kind} named `{name}` (its {kind}s: {declared}); declare it in `#[workflow({kind}s({name}))]` or check the name")]
+    UnknownMessage {
+        /// The workflow's registered name.
+        workflow_type: String,
+        /// `signal`, `query` or `update`.
+        kind: &'static str,
+        /// The requested name.
+        name: String,
+        /// The names it declares, comma-separated (`none` if none).
+        declared: String,
+    },
+    /// The workflow refused an update: its validator returned this reason (nothing was recorded),
+    /// or, when the workflow saw the accepted update, its validator or its payload failed then
+    /// (recorded as the update's outcome).
+    #[error("update `{update}` rejected: {reason}")]
+    UpdateRejected {
+        /// The update's name.
+        update: String,
+        /// Why, as the validator (or the payload's decoder) said.
+        reason: String,
+    },
+    /// A query could not be answered: no handler, a payload that does not decode, a handler
+    /// that panicked or tried to start work, or a history that no longer replays.
+    #[error("query `{query}` failed: {reason}")]
+    QueryFailed {
+        /// The query's name.
+        query: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The underlying error of a store or stored-data [`Error`].

@@ -16,6 +16,7 @@ mod duration;
 mod engine;
 mod error;
 mod history;
+mod message;
 mod retry;
 mod store;
 pub mod telemetry;
@@ -31,6 +32,7 @@ pub mod fuzz;
 pub use activity::context::{ActivityContext, ActivityInfo, CancelReason, TestActivityProbe};
 pub use activity::definition::{ActivityDefinition, DynActivity};
 pub use api::client::{Client, StartOptions, WaitOptions, WorkflowHandle};
+pub use api::messages::UpdateHandle;
 pub use api::registry::{AnyDefinition, Register, Registry};
 pub use definition::{
     ActivityOptions, BoxFuture, CanCancel, CancelCapability, Cancellable, DefinitionKind,
@@ -41,6 +43,9 @@ pub use duration::parse_duration;
 pub use engine::facts::WorkflowStatus;
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, EventKind, HistoryEvent};
+pub use message::{
+    AcceptsQuery, AcceptsSignal, AcceptsUpdate, MessageKind, MessageMeta, Query, Signal, Update,
+};
 pub use retry::RetryPolicy;
 pub use store::{
     ListFilter, PendingActivity, PendingWorkflowTask, Pollers, StatusCounts, Store,
@@ -51,6 +56,7 @@ pub use workflow::context::{
     ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,
 };
 pub use workflow::definition::{DynWorkflow, WorkflowDefinition};
+pub use workflow::messages::{Recv, SignalChannel};
 
 /// Deterministic `join!` for workflow code: runs several calls at once and polls them in the order
 /// written, on every replay. Takes anything `.await` takes (`ctx.activity(..)` calls included) and

@@ -204,32 +204,20 @@ impl Client {
             .await
     }
 
-    async fn start_raw(
+    pub(crate) async fn start_raw(
         &self,
         name: &str,
         workflow_id: String,
         input: Value,
         options: StartOptions,
     ) -> Result<WorkflowHandle<Value>> {
-        if workflow_id.is_empty() {
-            return Err(Error::InvalidOption(
-                "the workflow id is empty; give each workflow a unique, non-empty id".into(),
-            ));
-        }
-        // UUID v7: time-ordered (runs sort by start), 74 random bits.
-        let run_id = uuid::Uuid::now_v7().to_string();
-        let new = NewWorkflow {
-            workflow_id: workflow_id.clone(),
-            run_id: run_id.clone(),
-            workflow_type: name.to_string(),
-            task_queue: options
-                .task_queue
-                .unwrap_or_else(|| DEFAULT_TASK_QUEUE.to_string()),
+        let new = new_workflow(
+            name,
+            workflow_id.clone(),
             input,
-            execution_deadline_ms: options
-                .execution_timeout
-                .map(|d| self.store.clock.now_ms() + d.as_millis() as i64),
-        };
+            options,
+            self.store.clock.now_ms(),
+        )?;
         self.store.backend.create_workflow(new).await?;
         self.store.hub.wake_workers();
         Ok(WorkflowHandle {
@@ -253,6 +241,17 @@ impl Client {
             workflow_id: workflow_id.into(),
             _marker: PhantomData,
         }
+    }
+
+    /// The store this client uses.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The registry name-based calls check against: the client's own, else every definition
+    /// linked into this binary.
+    pub(crate) fn registry(&self) -> Registry {
+        self.registry.clone().unwrap_or_else(Registry::all)
     }
 
     /// Describes a workflow: its state, its pending workflow task and activities (attempts, last
@@ -451,14 +450,56 @@ impl Client {
     }
 }
 
-/// A started workflow: await its result, cancel it, describe it.
-pub struct WorkflowHandle<O> {
-    client: Client,
+/// A new run of `name`, as the store records it.
+pub(crate) fn new_workflow(
+    name: &str,
     workflow_id: String,
-    _marker: PhantomData<fn() -> O>,
+    input: Value,
+    options: StartOptions,
+    now_ms: i64,
+) -> Result<NewWorkflow> {
+    if workflow_id.is_empty() {
+        return Err(Error::InvalidOption(
+            "the workflow id is empty; give each workflow a unique, non-empty id".into(),
+        ));
+    }
+    // UUID v7: time-ordered (runs sort by start), 74 random bits.
+    let run_id = uuid::Uuid::now_v7().to_string();
+    Ok(NewWorkflow {
+        workflow_id,
+        run_id,
+        workflow_type: name.to_string(),
+        task_queue: options
+            .task_queue
+            .unwrap_or_else(|| DEFAULT_TASK_QUEUE.to_string()),
+        input,
+        execution_deadline_ms: options
+            .execution_timeout
+            .map(|d| now_ms + d.as_millis() as i64),
+    })
 }
 
-impl<O> Clone for WorkflowHandle<O> {
+pub(crate) fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(now_ms() as u64);
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A started workflow: await its result, cancel it, describe it, send it messages.
+///
+/// `O` is the workflow's output. `W` is its definition when the handle knows it
+/// ([`Client::signal_with_start`], [`WorkflowHandle::with_definition`]): it lets [`WorkflowHandle::signal`],
+/// [`WorkflowHandle::query`] and [`WorkflowHandle::update`] check their messages at compile time.
+pub struct WorkflowHandle<O, W = ()> {
+    pub(crate) client: Client,
+    pub(crate) workflow_id: String,
+    pub(crate) _marker: PhantomData<fn() -> (O, W)>,
+}
+
+impl<O, W> Clone for WorkflowHandle<O, W> {
     fn clone(&self) -> Self {
         WorkflowHandle {
             client: self.client.clone(),
@@ -468,8 +509,18 @@ impl<O> Clone for WorkflowHandle<O> {
     }
 }
 
-impl<O> WorkflowHandle<O> {
-    fn typed<T>(self) -> WorkflowHandle<T> {
+impl<O, W> WorkflowHandle<O, W> {
+    /// The same handle, knowing its workflow's definition: its `signal`, `query` and `update`
+    /// are then checked against what the workflow declares.
+    /// `client.start(order, id, input).await?.with_definition(order).signal(Approve { .. })`.
+    pub fn with_definition<D: crate::workflow::definition::WorkflowDefinition>(
+        self,
+        _definition: D,
+    ) -> WorkflowHandle<O, D> {
+        self.typed()
+    }
+
+    pub(crate) fn typed<T, D>(self) -> WorkflowHandle<T, D> {
         WorkflowHandle {
             client: self.client,
             workflow_id: self.workflow_id,
@@ -537,7 +588,7 @@ impl<O> WorkflowHandle<O> {
     }
 }
 
-impl<O: DeserializeOwned> WorkflowHandle<O> {
+impl<O: DeserializeOwned, W> WorkflowHandle<O, W> {
     /// Waits for the workflow to end. Its result, or [`Error::WorkflowFailed`] /
     /// [`Error::WorkflowCancelled`]. Waits through transient store errors (a database restarting,
     /// a cut connection) for up to a minute; [`WorkflowHandle::result_with`] sets that bound.

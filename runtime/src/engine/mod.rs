@@ -18,6 +18,8 @@
 //! | [`cancel`] | a client's request to cancel a workflow |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
 //! | [`liveness`] | when a worker holding running attempts is dead, and what becomes of its attempts |
+//! | [`signal`] | a client's signal (once per request id), and signal-with-start |
+//! | [`update`] | accepting a validated update; the commit that answers it |
 //!
 //! The conformance suite in `store/conformance.rs` checks that every store applies plans alike.
 
@@ -29,8 +31,10 @@ pub(crate) mod liveness;
 pub(crate) mod local;
 pub(crate) mod marker;
 pub(crate) mod plan;
+pub(crate) mod signal;
 pub(crate) mod start;
 pub(crate) mod timer;
+pub(crate) mod update;
 pub(crate) mod workflow_task;
 
 #[cfg(test)]

@@ -184,6 +184,7 @@ fn plan_commit(
             EventKind::PatchMarker { .. } | EventKind::SideEffectMarker { .. } => {
                 marker::record(&mut st, cmd)
             }
+            EventKind::UpdateCompleted { .. } => super::update::complete(&mut st),
             _ => {}
         }
     }

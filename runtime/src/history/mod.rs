@@ -177,6 +177,32 @@ pub enum EventKind {
         /// The value, as JSON.
         value: Value,
     },
+    /// A client sent the workflow a signal (`Client::signal`).
+    SignalReceived {
+        /// The signal's registered name (its type's name unless `#[signal(name = "..")]`).
+        signal_name: String,
+        /// The signal, as JSON.
+        input: Value,
+        /// The request id that makes a client's retries deliver it once.
+        request_id: String,
+    },
+    /// A client's update passed the workflow's validator and was accepted; its handler runs when
+    /// the workflow sees this event.
+    UpdateAccepted {
+        /// The update's id: a repeated request with the same id gets the same answer.
+        update_id: String,
+        /// The update's registered name.
+        update_name: String,
+        /// The update, as JSON.
+        input: Value,
+    },
+    /// The workflow answered an accepted update.
+    UpdateCompleted {
+        /// The update's id.
+        update_id: String,
+        /// The handler's answer, or why the update was refused when the workflow saw it.
+        outcome: Result<Value, String>,
+    },
 }
 
 impl EventKind {
@@ -223,6 +249,15 @@ impl EventKind {
             EventKind::SideEffectMarker {
                 side_effect_seq, ..
             } => format!("side effect #{side_effect_seq}"),
+            EventKind::SignalReceived { signal_name, .. } => format!("signal `{signal_name}`"),
+            EventKind::UpdateAccepted {
+                update_id,
+                update_name,
+                ..
+            } => format!("update `{update_name}` ({update_id}) accepted"),
+            EventKind::UpdateCompleted { update_id, .. } => {
+                format!("update {update_id} completed")
+            }
             other => other.name().replace('_', " "),
         }
     }

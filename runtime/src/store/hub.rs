@@ -11,6 +11,8 @@ pub(crate) struct LocalHub {
     pub wake: tokio::sync::Notify,
     /// Clients waiting for a workflow to end, by workflow id: a close wakes only its own waiters.
     closed: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Clients waiting for a workflow's next commit (an update's answer), by workflow id.
+    progress: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Attempts running in this process, by (workflow id, activity seq): their token and cancel flag.
     pub running: Mutex<HashMap<(String, u64), (i64, CancelFlag)>>,
 }
@@ -45,6 +47,35 @@ impl LocalHub {
             .unwrap_or_else(|e| e.into_inner())
             .remove(workflow_id);
         if let Some(n) = waiter {
+            n.notify_waiters();
+        }
+    }
+
+    /// What a client waiting for `workflow_id`'s next commit waits on.
+    pub(crate) fn progress_waiter(&self, workflow_id: &str) -> Arc<tokio::sync::Notify> {
+        let mut map = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(workflow_id.to_string()).or_default().clone()
+    }
+
+    /// A progress waiter is done: forget the entry if nobody else waits on it.
+    pub(crate) fn forget_progress_waiter(
+        &self,
+        workflow_id: &str,
+        waiter: Arc<tokio::sync::Notify>,
+    ) {
+        let mut map = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let ours = map
+            .get(workflow_id)
+            .is_some_and(|n| Arc::ptr_eq(n, &waiter));
+        if ours && Arc::strong_count(&waiter) <= 2 {
+            map.remove(workflow_id);
+        }
+    }
+
+    /// A workflow task of `workflow_id` committed in this process: wake its progress waiters.
+    pub(crate) fn notify_progress(&self, workflow_id: &str) {
+        let map = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get(workflow_id) {
             n.notify_waiters();
         }
     }

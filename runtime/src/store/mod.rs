@@ -3,7 +3,9 @@
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
 pub(crate) use crate::engine::liveness::WorkerLease;
+pub(crate) use crate::engine::signal::NewSignal;
 pub(crate) use crate::engine::start::NewWorkflow;
+pub(crate) use crate::engine::update::NewUpdate;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
     ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, WorkflowStatus, WorkflowTaskCommit,
@@ -380,6 +382,21 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// Records a client's cancel request; false if the workflow already ended.
     async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool>;
 
+    /// Records a client's signal once per request id (`engine::signal::send`): `true` when this
+    /// call recorded it, `false` when an earlier call with the same request id had.
+    /// [`crate::Error::WorkflowNotFound`] or [`crate::Error::WorkflowClosed`] otherwise.
+    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool>;
+
+    /// Starts the workflow unless it exists, then records the signal as
+    /// [`StoreBackend::signal_workflow`] does, in one transaction: `true` when this call started
+    /// it. A workflow with this id that ended refuses the signal ([`crate::Error::WorkflowClosed`]).
+    async fn signal_with_start(&self, wf: NewWorkflow, signal: NewSignal) -> Result<bool>;
+
+    /// Records an update its validator accepted against the history up to
+    /// `update.validated_at - 1` (`engine::update::accept`): the seq of its `UpdateAccepted`, or
+    /// `None` when the history moved on since (nothing written: validate again).
+    async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>>;
+
     /// A workflow's description, or `None`.
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>>;
 
@@ -616,3 +633,11 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 }
 
 pub(crate) use crate::error::{corrupt, corrupt_from};
+
+/// The error of a message sent to a workflow that ended.
+pub(crate) fn closed(workflow_id: &str, status: WorkflowStatus) -> crate::Error {
+    crate::Error::WorkflowClosed {
+        workflow_id: workflow_id.to_string(),
+        status: status.as_str().to_string(),
+    }
+}

@@ -109,6 +109,12 @@ impl Shared {
             Ok(c) => c,
             Err(f) => return self.task_failed(task, f, None).await,
         };
+        if commands.iter().any(crate::engine::close::is_close) && inst.unread_signals() > 0 {
+            tracing::warn!(
+                unread = inst.unread_signals(),
+                "the workflow returned with signals it did not read; they stay in its history"
+            );
+        }
         self.deliver_cancels_early(&task.workflow_id, &commands);
         let (eager, slots) = self.eager_claim(&commands);
         // While local activities of the workflow run here, its task stays leased to this worker:
@@ -236,6 +242,7 @@ impl Shared {
         } else {
             self.cache_put(workflow_id, run_id, inst);
         }
+        self.store.hub.notify_progress(workflow_id);
         if wake {
             self.store.hub.wake_workers();
         }

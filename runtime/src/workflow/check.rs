@@ -103,6 +103,7 @@ fn same_command(a: &EventKind, b: &EventKind) -> bool {
             },
         ) => a == b && fa == fb,
         (TimerCancelled { timer_seq: a }, TimerCancelled { timer_seq: b }) => a == b,
+        (UpdateCompleted { update_id: a, .. }, UpdateCompleted { update_id: b, .. }) => a == b,
         (PatchMarker { patch_id: a, .. }, PatchMarker { patch_id: b, .. }) => a == b,
         (
             SideEffectMarker {

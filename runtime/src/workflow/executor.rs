@@ -113,8 +113,41 @@ impl WorkflowInstance {
             }
             k if k.is_command() => {}
             EventKind::WorkflowTaskCompleted { .. } => {}
+            EventKind::UpdateAccepted {
+                update_id,
+                update_name,
+                input,
+            } => self.apply_update(update_id, update_name, input.clone()),
             k => self.lock().deliver(k),
         }
+    }
+
+    /// An accepted update reached the code: its handler runs now (on replay too, at the same
+    /// point), and its answer is the `UpdateCompleted` command of this task.
+    fn apply_update(&mut self, update_id: &str, name: &str, input: Value) {
+        if self.finished {
+            return;
+        }
+        let outcome = super::messages::apply_update(&self.state, name, input);
+        self.lock().commands.push(EventKind::UpdateCompleted {
+            update_id: update_id.to_string(),
+            outcome,
+        });
+    }
+
+    /// Answers a query from the instance's current state; writes nothing.
+    pub(crate) fn query(&self, name: &str, input: Value) -> Result<Value, String> {
+        super::messages::answer_query(&self.state, name, input)
+    }
+
+    /// Runs an update's validator against the instance's current state; writes nothing.
+    pub(crate) fn validate_update(&self, name: &str, input: &Value) -> Result<(), String> {
+        super::messages::validate_update(&self.state, name, input)
+    }
+
+    /// How many delivered signals the code has not read.
+    pub(crate) fn unread_signals(&self) -> usize {
+        self.lock().messages.unread_signals()
     }
 
     /// Hands an event from outside to the code before it has a place in the history (the one-commit

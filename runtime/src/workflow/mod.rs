@@ -8,4 +8,5 @@ pub(crate) mod context;
 pub(crate) mod definition;
 pub(crate) mod executor;
 mod markers;
+pub(crate) mod messages;
 mod state;

@@ -55,6 +55,8 @@ pub(crate) struct WfState {
     pub(crate) changed: bool,
     /// Set when the instance is being thrown away: drops then record nothing.
     pub(crate) discarded: bool,
+    /// Signals not yet read, and the query and update handlers.
+    pub(crate) messages: super::messages::MessageState,
 }
 
 pub(crate) fn seed_from(run_id: &str) -> u64 {
@@ -85,6 +87,7 @@ impl WfState {
             patches: HashMap::new(),
             changed: false,
             discarded: false,
+            messages: Default::default(),
         }
     }
 
@@ -168,6 +171,9 @@ impl WfState {
                     }
                 }
             }
+            EventKind::SignalReceived {
+                signal_name, input, ..
+            } => self.messages.push_signal(signal_name, input.clone()),
             EventKind::WorkflowCancelRequested {} if !self.cancel_requested => {
                 // The cancel reaches the main scope's pending work; the detached scope's goes on.
                 self.cancel_requested = true;

@@ -99,6 +99,7 @@ pub(crate) mod names {
     pub(crate) const WORKFLOW_CANCELLED: &str = "workflow_cancelled";
     pub(crate) const PATCH_MARKER: &str = "patch_marker";
     pub(crate) const SIDE_EFFECT_MARKER: &str = "side_effect_marker";
+    pub(crate) use super::messages::SIGNAL_RECEIVED;
 
     /// Every name of version 1 (the `"event"` tags of `StoredEventV1`; a test checks they agree).
     pub(super) const ALL_V1: [&str; 17] = [
@@ -145,6 +146,9 @@ pub(crate) fn event_name(kind: &EventKind) -> &'static str {
         EventKind::WorkflowCancelled { .. } => WORKFLOW_CANCELLED,
         EventKind::PatchMarker { .. } => PATCH_MARKER,
         EventKind::SideEffectMarker { .. } => SIDE_EFFECT_MARKER,
+        EventKind::SignalReceived { .. } => messages::SIGNAL_RECEIVED,
+        EventKind::UpdateAccepted { .. } => messages::UPDATE_ACCEPTED,
+        EventKind::UpdateCompleted { .. } => messages::UPDATE_COMPLETED,
     }
 }
 
@@ -163,6 +167,7 @@ pub(crate) fn is_command_name(name: &str) -> bool {
             | WORKFLOW_CANCELLED
             | PATCH_MARKER
             | SIDE_EFFECT_MARKER
+            | messages::UPDATE_COMPLETED
     )
 }
 
@@ -176,7 +181,9 @@ pub(crate) fn is_command_or_marker_name(name: &str) -> bool {
     is_command_name(name) || is_marker_name(name)
 }
 
-/// The number an event concerns, stored in `history.ref_seq`: the activity's or the timer's.
+/// The number an event concerns, stored in `history.ref_seq`: the activity's or the timer's; for a
+/// message event, a hash of its request or update id ([`messages::id_ref`]), which a store looks up
+/// before it compares the ids themselves.
 pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
     match kind {
         EventKind::ActivityScheduled { activity_seq, .. }
@@ -200,6 +207,9 @@ pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
         EventKind::SideEffectMarker {
             side_effect_seq, ..
         } => Some(*side_effect_seq as i64),
+        EventKind::SignalReceived { request_id, .. } => Some(messages::id_ref(request_id)),
+        EventKind::UpdateAccepted { update_id, .. }
+        | EventKind::UpdateCompleted { update_id, .. } => Some(messages::id_ref(update_id)),
     }
 }
 
@@ -222,16 +232,22 @@ fn damaged(what: impl Into<Cow<'static, str>>, source: serde_json::Error) -> For
 
 /// The `history.payload` of an event.
 pub(crate) fn encode_event(kind: &EventKind) -> String {
-    // Every kind has a stored form in one of the two; were one missing, the `null` written would
-    // fail to decode with a `FormatError` rather than stop the writer.
+    // Every kind has a stored form in one of the three; were one missing, the `null` written
+    // would fail to decode with a `FormatError` rather than stop the writer.
     match StoredEventV1::from_public(kind) {
         Some(stored) => to_string(&stored),
-        None => to_string(&StoredAddedEventV1::from_public(kind)),
+        None => match StoredAddedEventV1::from_public(kind) {
+            Some(added) => to_string(&added),
+            None => messages::encode(kind),
+        },
     }
 }
 
 /// Reads a `history.payload`.
 pub(crate) fn decode_event(payload: &str) -> Result<EventKind, FormatError> {
+    if let Some(decoded) = messages::decode(payload) {
+        return decoded;
+    }
     match serde_json::from_str::<StoredEventV1<'static>>(payload) {
         Ok(stored) => Ok(stored.into_public()),
         Err(source) => match added::decode(payload) {
@@ -252,7 +268,8 @@ fn explain_event_error(payload: &str, source: serde_json::Error) -> FormatError 
     match tag {
         Some(name)
             if !names::ALL_V1.contains(&name.as_str())
-                && !added::NAMES.contains(&name.as_str()) =>
+                && !added::NAMES.contains(&name.as_str())
+                && !messages::ALL.contains(&name.as_str()) =>
         {
             FormatError::UnknownEvent { name }
         }
@@ -310,6 +327,7 @@ pub(crate) fn decode_value(stored: &str) -> Result<Value, FormatError> {
 }
 
 mod added;
+pub(crate) mod messages;
 #[cfg(test)]
 mod tests;
 mod v1;

@@ -300,6 +300,9 @@ impl<'a> StoredEventV1<'a> {
             },
             EventKind::WorkflowCancelled {} => StoredEventV1::WorkflowCancelled {},
             EventKind::PatchMarker { .. } | EventKind::SideEffectMarker { .. } => return None,
+            EventKind::SignalReceived { .. }
+            | EventKind::UpdateAccepted { .. }
+            | EventKind::UpdateCompleted { .. } => return None,
         })
     }
 }

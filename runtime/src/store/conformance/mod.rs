@@ -18,6 +18,7 @@ mod commit;
 mod continuation;
 mod list;
 mod liveness;
+mod messages;
 mod misc;
 mod start;
 mod support;
@@ -30,6 +31,7 @@ use commit::*;
 use continuation::*;
 use list::*;
 use liveness::*;
+use messages::*;
 use misc::*;
 use start::*;
 use std::sync::Arc;
@@ -246,4 +248,7 @@ conformance! {
     check_poller_heartbeats => memory_poller_heartbeats, sqlite_file_poller_heartbeats, postgres_poller_heartbeats;
     check_queue_depth => memory_queue_depth, sqlite_file_queue_depth, postgres_queue_depth;
     check_lost_worker => memory_lost_worker, sqlite_file_lost_worker, postgres_lost_worker;
+    check_signal_workflow => memory_signal_workflow, sqlite_file_signal_workflow, postgres_signal_workflow;
+    check_signal_with_start => memory_signal_with_start, sqlite_file_signal_with_start, postgres_signal_with_start;
+    check_accept_update => memory_accept_update, sqlite_file_accept_update, postgres_accept_update;
 }

@@ -17,8 +17,8 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewWorkflow, Poll, PollerRecord, QueueDepth,
-    StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, now_ms, to_json, ListFilter, NewSignal, NewUpdate, NewWorkflow, Poll,
+    PollerRecord, QueueDepth, StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
 };
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -586,6 +586,18 @@ impl StoreBackend for PostgresStore {
             self.commit_plan(&mut tx, plan, ctx).await?;
         }
         Ok(decision.accepted())
+    }
+
+    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {
+        self.signal_impl(workflow_id, signal).await
+    }
+
+    async fn signal_with_start(&self, wf: NewWorkflow, signal: NewSignal) -> Result<bool> {
+        self.signal_with_start_impl(wf, signal).await
+    }
+
+    async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>> {
+        self.accept_update_impl(workflow_id, update).await
     }
 
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {

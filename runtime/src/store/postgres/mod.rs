@@ -45,6 +45,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 mod apply;
 mod backend;
 mod liveness;
+mod messages;
 mod read;
 mod schema;
 #[cfg(test)]

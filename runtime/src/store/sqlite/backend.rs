@@ -8,7 +8,7 @@ use super::{exec, qrow, SqliteStore};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
 use crate::engine::cancel as cancel_engine;
 use crate::engine::workflow_task as wft;
-use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
+use crate::engine::{local as local_engine, timer as timer_engine};
 use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
     ExpiredActivity, FinishOutcome, LeaseRequest, LeaseState, Plan, WorkflowTaskCommit,
@@ -17,8 +17,8 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, to_json, ListFilter, NewWorkflow, Poll, PollerRecord, QueueDepth,
-    StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, to_json, ListFilter, NewSignal, NewUpdate, NewWorkflow, Poll,
+    PollerRecord, QueueDepth, StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -79,26 +79,10 @@ impl StoreBackend for SqliteStore {
 
     async fn create_workflow(&self, wf: NewWorkflow) -> Result<()> {
         self.call(move |conn| {
-            let now = now_ms();
-            let inserted = exec(
-                conn,
-                "INSERT INTO workflows(workflow_id, run_id, workflow_type, task_queue, status, input,
-                     next_event_seq, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, 1, ?6)
-                 ON CONFLICT(workflow_id) DO NOTHING",
-                params![
-                    wf.workflow_id,
-                    wf.run_id,
-                    wf.workflow_type,
-                    wf.task_queue,
-                    to_json(&wf.input),
-                    now
-                ],
-            )?;
-            if inserted == 0 {
+            if !super::messages::create(conn, &wf, now_ms())? {
                 return Err(Error::DuplicateWorkflowId(wf.workflow_id));
             }
-            apply(conn, &mut start_engine::start(&wf, now))
+            Ok(())
         })
         .await
     }
@@ -479,6 +463,23 @@ impl StoreBackend for SqliteStore {
             Ok(decision.accepted())
         })
         .await
+    }
+
+    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| super::messages::signal(conn, &workflow_id, &signal))
+            .await
+    }
+
+    async fn signal_with_start(&self, wf: NewWorkflow, signal: NewSignal) -> Result<bool> {
+        self.call(move |conn| super::messages::signal_with_start(conn, &wf, &signal))
+            .await
+    }
+
+    async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| super::messages::accept_update(conn, &workflow_id, &update))
+            .await
     }
 
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {

@@ -17,6 +17,7 @@ mod backend;
 mod liveness;
 mod open;
 pub(crate) use open::{classify, Cause};
+mod messages;
 mod read;
 mod schema;
 

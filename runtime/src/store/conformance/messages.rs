@@ -1,0 +1,152 @@
+//! Messages: `signal_workflow` (once per request id, a workflow task, refused once ended),
+//! `signal_with_start` (one run, however many callers), `accept_update` (guarded by the history
+//! the validator saw) and the commit of an update's answer.
+
+use super::support::*;
+use crate::store::{NewSignal, NewUpdate};
+
+fn sig(request_id: &str, n: u32) -> NewSignal {
+    NewSignal {
+        name: "Approve".into(),
+        input: json!({ "n": n }),
+        request_id: request_id.into(),
+    }
+}
+
+fn received(request_id: &str, n: u32) -> EventKind {
+    EventKind::SignalReceived {
+        signal_name: "Approve".into(),
+        input: json!({ "n": n }),
+        request_id: request_id.into(),
+    }
+}
+
+pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
+    // Unknown workflow: an error, nothing written.
+    match s.signal_workflow("nobody", sig("r-0", 0)).await {
+        Err(Error::WorkflowNotFound(id)) => assert_eq!(id, "nobody"),
+        other => panic!("an unknown workflow must be WorkflowNotFound, got {other:?}"),
+    }
+    let c = start(s, "wf").await;
+    commit_ok(s, commit(&c, 1, vec![])).await;
+    assert_no_wft(s, "the first task completed").await;
+
+    // A signal is appended and makes a workflow task due; a retry writes nothing.
+    assert!(s.signal_workflow("wf", sig("r-1", 1)).await.unwrap());
+    assert!(!s.signal_workflow("wf", sig("r-1", 1)).await.unwrap());
+    assert!(s.signal_workflow("wf", sig("r-2", 2)).await.unwrap());
+    assert_eq!(
+        kinds_from(s, "wf", 3).await,
+        vec![received("r-1", 1), received("r-2", 2)],
+        "in order, each once"
+    );
+    let c = claim_wft(s, "wf").await;
+    // A signal during a running task: its commit puts the task back (the code must see it).
+    assert!(s.signal_workflow("wf", sig("r-3", 3)).await.unwrap());
+    let out = commit_ok(s, commit(&c, 4, vec![])).await;
+    assert!(out.rerun, "the task saw the history up to #4 only");
+    let c = claim_wft(s, "wf").await;
+    commit_ok(
+        s,
+        commit(
+            &c,
+            6,
+            vec![EventKind::WorkflowCompleted { result: json!(1) }],
+        ),
+    )
+    .await;
+
+    // Ended: a new signal is refused and writes nothing; a retry of a recorded one is not.
+    let len = last_seq(s, "wf").await;
+    match s.signal_workflow("wf", sig("r-4", 4)).await {
+        Err(Error::WorkflowClosed {
+            workflow_id,
+            status,
+        }) => assert_eq!((workflow_id.as_str(), status.as_str()), ("wf", "completed")),
+        other => panic!("an ended workflow must be WorkflowClosed, got {other:?}"),
+    }
+    assert!(!s.signal_workflow("wf", sig("r-2", 2)).await.unwrap());
+    assert_eq!(last_seq(s, "wf").await, len);
+    assert_no_wft(s, "an ended workflow has no task").await;
+}
+
+pub(super) async fn check_signal_with_start(s: &dyn StoreBackend) {
+    // The first call starts the run and signals it; the second only signals.
+    assert!(s
+        .signal_with_start(new_wf("wf", WT, Q, None), sig("r-1", 1))
+        .await
+        .unwrap());
+    let mut again = new_wf("wf", WT, Q, None);
+    again.run_id = "another-run".into();
+    assert!(!s.signal_with_start(again, sig("r-2", 2)).await.unwrap());
+    let h = kinds(s, "wf").await;
+    assert!(matches!(&h[0], EventKind::WorkflowStarted { run_id, .. } if run_id == "run-of-wf"));
+    assert_eq!(h[1..], [received("r-1", 1), received("r-2", 2)]);
+    assert_eq!(describe(s, "wf").await.run_id, "run-of-wf");
+    let c = claim_wft(s, "wf").await;
+    commit_ok(s, commit(&c, 3, vec![EventKind::WorkflowCancelled {}])).await;
+    // Ended: the signal is refused, and no new run starts.
+    assert!(matches!(
+        s.signal_with_start(new_wf("wf", WT, Q, None), sig("r-3", 3))
+            .await,
+        Err(Error::WorkflowClosed { .. })
+    ));
+    assert_eq!(kinds(s, "wf").await.len(), 5);
+}
+
+pub(super) async fn check_accept_update(s: &dyn StoreBackend) {
+    let update = |validated_at| NewUpdate {
+        update_id: "u-1".into(),
+        name: "SetLimit".into(),
+        input: json!({ "limit": 5 }),
+        validated_at,
+    };
+    assert!(matches!(
+        s.accept_update("nobody", update(2)).await,
+        Err(Error::WorkflowNotFound(_))
+    ));
+    let c = start(s, "wf").await;
+    commit_ok(s, commit(&c, 1, vec![])).await;
+    // Validated on a history that moved on: nothing written.
+    assert_eq!(s.accept_update("wf", update(2)).await.unwrap(), None);
+    assert_eq!(last_seq(s, "wf").await, 2);
+    // On the current one: recorded at #3, with a workflow task.
+    assert_eq!(s.accept_update("wf", update(3)).await.unwrap(), Some(3));
+    assert_eq!(
+        kinds_from(s, "wf", 3).await,
+        vec![EventKind::UpdateAccepted {
+            update_id: "u-1".into(),
+            update_name: "SetLimit".into(),
+            input: json!({ "limit": 5 }),
+        }]
+    );
+    // The answer is the task's command, before its marker.
+    let c = claim_wft(s, "wf").await;
+    let answer = EventKind::UpdateCompleted {
+        update_id: "u-1".into(),
+        outcome: Ok(json!(10)),
+    };
+    commit_ok(s, commit(&c, 3, vec![answer.clone()])).await;
+    assert_eq!(kinds_from(s, "wf", 4).await, vec![answer, marker(3)]);
+    let c = claim_wft_after_signal(s).await;
+    commit_ok(
+        s,
+        commit(
+            &c,
+            6,
+            vec![EventKind::WorkflowCompleted { result: json!(0) }],
+        ),
+    )
+    .await;
+    assert!(matches!(
+        s.accept_update("wf", update(last_seq(s, "wf").await + 1))
+            .await,
+        Err(Error::WorkflowClosed { .. })
+    ));
+}
+
+/// Wakes `wf` with a signal and claims its task.
+async fn claim_wft_after_signal(s: &dyn StoreBackend) -> ClaimedWorkflowTask {
+    s.signal_workflow("wf", sig("wake", 0)).await.unwrap();
+    claim_wft(s, "wf").await
+}

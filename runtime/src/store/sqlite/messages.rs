@@ -1,0 +1,104 @@
+//! The SQLite store's message transitions: signals, signal-with-start, accepted updates. Each
+//! reads the facts, asks the engine (`engine::signal`, `engine::update`), and applies its plan.
+
+use super::apply::{apply, workflow_facts};
+use super::exec;
+use super::now_ms;
+use crate::engine::signal::{self as signal_engine, NewSignal};
+use crate::engine::start as start_engine;
+use crate::engine::update::{self as update_engine, NewUpdate};
+use crate::error::{corrupt_from, Error, Result};
+use crate::history::format::{self, names};
+use crate::store::{closed, to_json, NewWorkflow};
+use rusqlite::{params, Connection};
+
+/// Whether the history of `workflow_id` has a signal with this request id.
+fn signal_recorded(conn: &Connection, workflow_id: &str, request_id: &str) -> Result<bool> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, payload FROM history WHERE workflow_id = ?1 AND ref_seq = ?2
+           AND event_type = ?3",
+    )?;
+    let rows = st.query_map(
+        params![
+            workflow_id,
+            format::messages::id_ref(request_id),
+            names::SIGNAL_RECEIVED
+        ],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+    )?;
+    for row in rows {
+        let (seq, payload) = row?;
+        let event = format::decode_event(&payload).map_err(|e| {
+            corrupt_from(
+                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
+                e,
+            )
+        })?;
+        if signal_engine::same_request(&event, request_id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Inserts a new workflow's row and applies its start plan; false if the id exists.
+pub(super) fn create(conn: &Connection, wf: &NewWorkflow, now: i64) -> Result<bool> {
+    let inserted = exec(
+        conn,
+        "INSERT INTO workflows(workflow_id, run_id, workflow_type, task_queue, status, input,
+             next_event_seq, created_ms)
+         VALUES (?1, ?2, ?3, ?4, 'running', ?5, 1, ?6)
+         ON CONFLICT(workflow_id) DO NOTHING",
+        params![
+            wf.workflow_id,
+            wf.run_id,
+            wf.workflow_type,
+            wf.task_queue,
+            to_json(&wf.input),
+            now
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    apply(conn, &mut start_engine::start(wf, now))?;
+    Ok(true)
+}
+
+/// `StoreBackend::signal_workflow`.
+pub(super) fn signal(conn: &Connection, workflow_id: &str, signal: &NewSignal) -> Result<bool> {
+    let facts = workflow_facts(conn, workflow_id, &[], None)?
+        .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
+    let recorded = signal_recorded(conn, workflow_id, &signal.request_id)?;
+    let mut decision = signal_engine::send(&facts, signal, recorded, now_ms());
+    if let Some(plan) = decision.plan_mut() {
+        apply(conn, plan)?;
+    }
+    decision.outcome().map_err(|s| closed(workflow_id, s))
+}
+
+/// `StoreBackend::signal_with_start`.
+pub(super) fn signal_with_start(
+    conn: &Connection,
+    wf: &NewWorkflow,
+    sig: &NewSignal,
+) -> Result<bool> {
+    let started = create(conn, wf, now_ms())?;
+    signal(conn, &wf.workflow_id, sig)?;
+    Ok(started)
+}
+
+/// `StoreBackend::accept_update`.
+pub(super) fn accept_update(
+    conn: &Connection,
+    workflow_id: &str,
+    update: &NewUpdate,
+) -> Result<Option<u64>> {
+    let facts = workflow_facts(conn, workflow_id, &[], None)?
+        .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
+    let mut decision = update_engine::accept(&facts, update, now_ms());
+    if let Some(plan) = decision.plan_mut() {
+        apply(conn, plan)?;
+    }
+    decision.outcome().map_err(|s| closed(workflow_id, s))
+}
