@@ -380,6 +380,9 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// Records a client's cancel request; false if the workflow already ended.
     async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool>;
 
+    /// Ends a running workflow at once (`engine::terminate`); false if it had already ended.
+    async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool>;
+
     /// A workflow's description, or `None`.
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>>;
 
