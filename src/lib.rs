@@ -214,6 +214,12 @@
 //! or registers its type. Workers log at start what they serve and log each failed attempt at
 //! `WARN`. Metrics go through the `metrics` facade and traces through `tracing`: [`telemetry`] lists
 //! every metric with its labels, and shows how to get one OpenTelemetry trace per run.
+//!
+//! # Changing and testing workflow code
+//!
+//! [`guide::changing_workflow_code`]: what breaks replay, patching with `ctx.patched`, and the
+//! [`testing::Replayer`] in CI. [`guide::testing`]: [`testing::TestEnv`] on a virtual clock,
+//! activity mocks, activity unit tests.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -230,6 +236,14 @@ pub mod prelude {
     };
     pub use serde::{Deserialize, Serialize};
     pub use std::time::Duration;
+}
+
+/// Guides: pages of prose with examples (compiled as doctests).
+pub mod guide {
+    #[doc = include_str!("../docs/changing-workflow-code.md")]
+    pub mod changing_workflow_code {}
+    #[doc = include_str!("../docs/testing.md")]
+    pub mod testing {}
 }
 
 /// The README's examples, compiled as doctests.
