@@ -274,7 +274,7 @@ impl Client {
     /// ```
     pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowDescription> {
         let mut d = self.describe_row(workflow_id).await?;
-        crate::api::waiting::explain(&self.store, &mut d, now_ms()).await?;
+        crate::api::waiting::explain(&self.store, &mut d, self.store.clock.now_ms()).await?;
         Ok(d)
     }
 
