@@ -5,7 +5,7 @@ use crate::definition::DEFAULT_TASK_QUEUE;
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
 use crate::store::{
-    now_ms, ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
+    ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
 use crate::workflow::definition::WorkflowDefinition;
