@@ -21,6 +21,7 @@ mod liveness;
 mod misc;
 mod start;
 mod support;
+mod terminate;
 mod waiting;
 
 use crate::store::{Store, StoreBackend};
@@ -33,6 +34,7 @@ use liveness::*;
 use misc::*;
 use start::*;
 use std::sync::Arc;
+use terminate::*;
 use waiting::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -246,4 +248,5 @@ conformance! {
     check_poller_heartbeats => memory_poller_heartbeats, sqlite_file_poller_heartbeats, postgres_poller_heartbeats;
     check_queue_depth => memory_queue_depth, sqlite_file_queue_depth, postgres_queue_depth;
     check_lost_worker => memory_lost_worker, sqlite_file_lost_worker, postgres_lost_worker;
+    check_terminate_workflow => memory_terminate_workflow, sqlite_file_terminate_workflow, postgres_terminate_workflow;
 }
