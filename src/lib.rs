@@ -297,6 +297,12 @@
 //! registry's JSON, under `messages`); a payload that does not deserialize as the message's type
 //! fails that message (a signal is dropped with a warning, an update is rejected), never the
 //! workflow.
+//!
+//! # Changing and testing workflow code
+//!
+//! [`guide::changing_workflow_code`]: what breaks replay, patching with `ctx.patched`, and the
+//! [`testing::Replayer`] in CI. [`guide::testing`]: [`testing::TestEnv`] on a virtual clock,
+//! activity mocks, activity unit tests.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -313,6 +319,14 @@ pub mod prelude {
     };
     pub use serde::{Deserialize, Serialize};
     pub use std::time::Duration;
+}
+
+/// Guides: pages of prose with examples (compiled as doctests).
+pub mod guide {
+    #[doc = include_str!("../docs/changing-workflow-code.md")]
+    pub mod changing_workflow_code {}
+    #[doc = include_str!("../docs/testing.md")]
+    pub mod testing {}
 }
 
 /// The README's examples, compiled as doctests.

@@ -239,4 +239,75 @@ async fn side_effects_are_recorded_once_and_replayed(db: &TestDb) {
     stop(w2).await;
 }
 
-store_tests!(memory: patch_story, side_effects_are_recorded_once_and_replayed);
+/// v3 meets a run from before the patch (the story's mistake: deprecating too early): the run is
+/// held, the client says so, and `terminate` ends it, recorded.
+async fn a_held_run_says_so_and_terminate_ends_it(db: &TestDb) {
+    let client = Client::new(&db.store);
+    let id = wid(db, "priced-too-early");
+    let w1 = worker(&db.store)
+        .register(old_step)
+        .register(priced_v1)
+        .start();
+    client.start(priced_v1, &id, 300).await.unwrap();
+    timer_started(&client, &id).await;
+    stop(w1).await;
+    let w3 = worker(&db.store)
+        .register(new_step)
+        .register(priced_v3)
+        .start();
+    eventually(LIMIT, "held", || async {
+        client.describe(&id).await.unwrap().held_reason.is_some()
+    })
+    .await;
+    let reason = client.describe(&id).await.unwrap().held_reason.unwrap();
+    assert!(
+        reason.contains("`old_step`") && reason.contains("`new_step`"),
+        "{reason}"
+    );
+    assert!(reason.contains("ctx.patched("), "names the fix: {reason}");
+    match client.handle::<String>(&id).result().await {
+        Err(duraflow::Error::WorkflowHeld { reason: r, .. }) => assert_eq!(r, reason),
+        other => panic!("expected WorkflowHeld, got {other:?}"),
+    }
+    let e = client.cancel(&id).await.unwrap_err();
+    assert!(e.to_string().contains("terminate"), "says the way out: {e}");
+    let before = client.history(&id).await.unwrap().len();
+
+    assert!(client
+        .terminate(&id, "deprecated the patch too early")
+        .await
+        .unwrap());
+    match within(LIMIT, "terminated", client.handle::<String>(&id).result()).await {
+        Err(duraflow::Error::WorkflowFailed(WorkflowError::Application {
+            error_type,
+            message,
+        })) => {
+            assert_eq!(error_type, "Terminated");
+            assert!(
+                message.contains("deprecated the patch too early"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a terminated failure, got {other:?}"),
+    }
+    let h = client.history(&id).await.unwrap();
+    assert_eq!(h.len(), before + 1, "one event records the termination");
+    assert!(matches!(
+        h.last().unwrap().kind,
+        EventKind::WorkflowFailed { .. }
+    ));
+    let d = client.describe(&id).await.unwrap();
+    assert_eq!((d.status, d.held_reason), (WorkflowStatus::Failed, None));
+    assert!(
+        !client.terminate(&id, "again").await.unwrap(),
+        "already ended"
+    );
+    assert!(!client.cancel(&id).await.unwrap(), "already ended");
+    stop(w3).await;
+}
+
+store_tests!(
+    memory: patch_story,
+    side_effects_are_recorded_once_and_replayed,
+    a_held_run_says_so_and_terminate_ends_it
+);

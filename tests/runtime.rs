@@ -562,6 +562,16 @@ async fn changed_code_is_held_then_resumes(db: &TestDb) {
         reason.contains("ctx.patched(\"<change-id>\")"),
         "names the fix: {reason}"
     );
+    // While held, the client says so instead of waiting forever or recording a cancel no code
+    // can act on.
+    match client.handle::<String>("evolving-1").result().await {
+        Err(Error::WorkflowHeld { reason, .. }) => assert!(reason.contains("no longer replays")),
+        other => panic!("expected WorkflowHeld, got {other:?}"),
+    }
+    assert!(matches!(
+        client.cancel("evolving-1").await,
+        Err(Error::WorkflowHeld { .. })
+    ));
     stop(w2).await;
     let after = history(&client, "evolving-1").await;
     assert_eq!(
@@ -575,6 +585,15 @@ async fn changed_code_is_held_then_resumes(db: &TestDb) {
         .register(add_one)
         .register(evolving_v1)
         .start();
+    eventually(LIMIT, "no longer held", || async {
+        client
+            .describe("evolving-1")
+            .await
+            .unwrap()
+            .held_reason
+            .is_none()
+    })
+    .await;
     let r = within(
         LIMIT,
         "resumed",

@@ -117,6 +117,10 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `std::env::var`, `std::fs`, `tokio::fs`, `std::net`, `std::process`, `reqwest`, `hyper`, `ureq`, `surf` | an `#[activity]` |
 /// | `tokio::select!` without `biased;`, `futures::select!` | `duraflow::select!` |
 ///
+/// A small value that must come from outside (a random token, a wall-clock reading, an environment
+/// variable) can be read inside `ctx.side_effect(|| ..)`: the closure runs once, its value is
+/// recorded in the history and replayed after, so the check does not look inside it.
+///
 /// ## What the check sees, and what it cannot
 ///
 /// The check is syntactic: it reads the paths the body writes, with what the body's own imports make

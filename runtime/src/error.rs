@@ -287,6 +287,20 @@ pub enum Error {
     /// The workflow was cancelled.
     #[error("workflow cancelled")]
     WorkflowCancelled,
+    /// The workflow is held: its code no longer replays its history (or its stored data cannot
+    /// be read), so it makes no progress and cannot end, nor act on a cancel, until code that
+    /// matches its history is deployed. `result()` and `cancel()` say so instead of waiting.
+    #[error(
+        "workflow `{workflow_id}` is held and makes no progress: {reason}. Deploy code that \
+         matches its history (the workflow then goes on), or end it now with \
+         `client.terminate(\"{workflow_id}\", reason)`"
+    )]
+    WorkflowHeld {
+        /// The workflow id.
+        workflow_id: String,
+        /// Why it is held (the replay mismatch, in words).
+        reason: String,
+    },
     /// The database cannot be used: corrupt, foreign or newer than this build (at open), or the
     /// store failed in a way of its own (an internal error).
     #[error("store: {0}")]

@@ -355,6 +355,12 @@ impl<'ast> Visit<'ast> for Determinism<'_> {
             m.paren_token.surround(&mut span, |_| {});
             self.cx.error_spanned_by(span, rules::ELAPSED);
         }
+        if m.method == "side_effect" && matches!(m.args.first(), Some(Expr::Closure(_))) {
+            // `ctx.side_effect(|| ..)`: the closure runs once and its value is recorded in the
+            // history, so what it reads may differ between runs.
+            self.visit_expr(&m.receiver);
+            return;
+        }
         visit::visit_expr_method_call(self, m);
     }
 

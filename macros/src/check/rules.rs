@@ -23,7 +23,7 @@ impl Rule {
     pub fn message(self, path: &str) -> String {
         match self {
             Rule::Clock => format!(
-                "{path} reads the wall clock, which differs when the workflow is replayed; use `ctx.now()`"
+                "{path} reads the wall clock, which differs when the workflow is replayed; use `ctx.now()` (the task's time), or record the reading once with `ctx.side_effect(|| ..)`"
             ),
             Rule::Sleep => format!(
                 "{path} waits on a timer that is not recorded in the workflow's history; use the durable timer `ctx.sleep(..).await`"
@@ -38,10 +38,10 @@ impl Rule {
                 "{path} runs work outside the workflow's deterministic executor; do the work in an `#[activity]` called with `ctx.activity(..)`, or run calls side by side with the deterministic `join!`"
             ),
             Rule::Random => format!(
-                "{path} gives different numbers when the workflow is replayed; use `ctx.random_u64()`"
+                "{path} gives different numbers when the workflow is replayed; use `ctx.random_u64()`, or record the value once with `ctx.side_effect(|| ..)`"
             ),
             Rule::Uuid => format!(
-                "{path} gives a different id when the workflow is replayed; use `ctx.uuid()`"
+                "{path} gives a different id when the workflow is replayed; use `ctx.uuid()`, or record the id once with `ctx.side_effect(|| ..)`"
             ),
             Rule::Io => format!(
                 "{path} does I/O whose result is not recorded and may differ on replay; move this I/O into an `#[activity]` and call it with `ctx.activity(..)`"

@@ -5,7 +5,7 @@ use crate::definition::DEFAULT_TASK_QUEUE;
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
 use crate::store::{
-    now_ms, ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
+    ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
 use crate::workflow::definition::WorkflowDefinition;
@@ -273,7 +273,7 @@ impl Client {
     /// ```
     pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowDescription> {
         let mut d = self.describe_row(workflow_id).await?;
-        crate::api::waiting::explain(&self.store, &mut d, now_ms()).await?;
+        crate::api::waiting::explain(&self.store, &mut d, self.store.clock.now_ms()).await?;
         Ok(d)
     }
 
@@ -369,6 +369,10 @@ impl Client {
     /// Asks a workflow to cancel: `ctx.cancelled()` resolves in it, its pending activities are cancelled
     /// by their cancellation types, and a durable sleep is interrupted. Returns false if it had ended.
     ///
+    /// A workflow that is **held** (its code no longer replays its history) cannot run to act on a
+    /// cancel: the request is not recorded, and the answer is [`Error::WorkflowHeld`] with the
+    /// reason. [`Client::terminate`] ends it without running its code.
+    ///
     /// ```no_run
     /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
     /// if !client.cancel("hello-1").await? {
@@ -377,6 +381,9 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn cancel(&self, workflow_id: &str) -> Result<bool> {
+        if let Some(held) = self.held(workflow_id).await? {
+            return Err(held);
+        }
         let r = self
             .store
             .backend
@@ -386,7 +393,38 @@ impl Client {
         Ok(r)
     }
 
-    /// Waits until the workflow ends; returns its description then. Waits through transient
+    /// Ends a running workflow at once, with `reason`: it is recorded as failed with error type
+    /// `Terminated` (a `workflow_failed` event with the reason), its code does not run again (no
+    /// cleanup, unlike [`Client::cancel`]), its pending activities and timers are withdrawn and
+    /// running attempts hear a cancel. The way out for a workflow held because its code no longer
+    /// replays. Returns false if it had already ended.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// let ended = client.terminate("order-17", "held on code we no longer ship").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<bool> {
+        let r = self
+            .store
+            .backend
+            .terminate_workflow(workflow_id, reason)
+            .await?;
+        if r {
+            self.store.hub.notify_closed(workflow_id);
+            self.store.hub.wake_workers();
+        }
+        Ok(r)
+    }
+
+    /// `Some(Error::WorkflowHeld)` when the workflow runs and is held.
+    async fn held(&self, workflow_id: &str) -> Result<Option<Error>> {
+        let d = self.describe(workflow_id).await?;
+        Ok(held_error(&d))
+    }
+
+    /// Waits until the workflow ends; returns its description then, or [`Error::WorkflowHeld`]
+    /// when the workflow is held (it cannot end before code that matches its history runs). Waits through transient
     /// store errors for up to a minute (see [`Client::wait_with`]).
     ///
     /// ```no_run
@@ -439,6 +477,9 @@ impl Client {
             if d.status != WorkflowStatus::Running {
                 break Ok(d);
             }
+            if let Some(held) = held_error(&d) {
+                break Err(held);
+            }
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -483,7 +524,7 @@ pub(crate) fn rand_u64() -> u64 {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     let mut h = RandomState::new().build_hasher();
-    h.write_u64(now_ms() as u64);
+    h.write_u64(crate::clock::real_now_ms() as u64);
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -590,7 +631,9 @@ impl<O, W> WorkflowHandle<O, W> {
 
 impl<O: DeserializeOwned, W> WorkflowHandle<O, W> {
     /// Waits for the workflow to end. Its result, or [`Error::WorkflowFailed`] /
-    /// [`Error::WorkflowCancelled`]. Waits through transient store errors (a database restarting,
+    /// [`Error::WorkflowCancelled`]; [`Error::WorkflowHeld`] (with the reason) instead of waiting
+    /// forever when the workflow is held because its code no longer replays its history (call
+    /// again once code that matches runs, or terminate it). Waits through transient store errors (a database restarting,
     /// a cut connection) for up to a minute; [`WorkflowHandle::result_with`] sets that bound.
     ///
     /// ```no_run
@@ -626,5 +669,16 @@ impl<O: DeserializeOwned, W> WorkflowHandle<O, W> {
             WorkflowStatus::Cancelled => Err(Error::WorkflowCancelled),
             WorkflowStatus::Running => Err(Error::Store("the workflow is still running".into())),
         }
+    }
+}
+
+/// The error of a running workflow that is held.
+fn held_error(d: &WorkflowDescription) -> Option<Error> {
+    match (&d.status, &d.held_reason) {
+        (WorkflowStatus::Running, Some(reason)) => Some(Error::WorkflowHeld {
+            workflow_id: d.workflow_id.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
     }
 }

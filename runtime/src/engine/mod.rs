@@ -16,6 +16,7 @@
 //! | [`timer`] | starting, cancelling and firing durable timers |
 //! | [`marker`] | patch and side-effect markers: appended, nothing else planned |
 //! | [`cancel`] | a client's request to cancel a workflow |
+//! | [`terminate`] | a client's termination: the workflow ends at once, failed `Terminated`, no cleanup |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
 //! | [`liveness`] | when a worker holding running attempts is dead, and what becomes of its attempts |
 //! | [`signal`] | a client's signal (once per request id), and signal-with-start |
@@ -33,6 +34,7 @@ pub(crate) mod marker;
 pub(crate) mod plan;
 pub(crate) mod signal;
 pub(crate) mod start;
+pub(crate) mod terminate;
 pub(crate) mod timer;
 pub(crate) mod update;
 pub(crate) mod workflow_task;

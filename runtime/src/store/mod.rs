@@ -397,6 +397,9 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// `None` when the history moved on since (nothing written: validate again).
     async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>>;
 
+    /// Ends a running workflow at once (`engine::terminate`); false if it had already ended.
+    async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool>;
+
     /// A workflow's description, or `None`.
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>>;
 

@@ -22,6 +22,7 @@ mod messages;
 mod misc;
 mod start;
 mod support;
+mod terminate;
 mod waiting;
 
 use crate::store::{Store, StoreBackend};
@@ -35,6 +36,7 @@ use messages::*;
 use misc::*;
 use start::*;
 use std::sync::Arc;
+use terminate::*;
 use waiting::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -251,4 +253,5 @@ conformance! {
     check_signal_workflow => memory_signal_workflow, sqlite_file_signal_workflow, postgres_signal_workflow;
     check_signal_with_start => memory_signal_with_start, sqlite_file_signal_with_start, postgres_signal_with_start;
     check_accept_update => memory_accept_update, sqlite_file_accept_update, postgres_accept_update;
+    check_terminate_workflow => memory_terminate_workflow, sqlite_file_terminate_workflow, postgres_terminate_workflow;
 }

@@ -600,6 +600,24 @@ impl StoreBackend for PostgresStore {
         self.accept_update_impl(workflow_id, update).await
     }
 
+    async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool> {
+        let ctx = "terminating a workflow";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let facts = query
+            .workflow(&res)?
+            .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
+        match crate::engine::terminate::terminate(&facts, reason, now_ms()) {
+            Some(mut plan) => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
         read::describe(self.client().await?, workflow_id).await
     }

@@ -482,6 +482,19 @@ impl StoreBackend for SqliteStore {
             .await
     }
 
+    async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool> {
+        let (workflow_id, reason) = (workflow_id.to_string(), reason.to_string());
+        self.call(move |conn| {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?
+                .ok_or_else(|| missing(&workflow_id))?;
+            match crate::engine::terminate::terminate(&facts, &reason, now_ms()) {
+                Some(mut plan) => apply(conn, &mut plan).map(|_| true),
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
         let workflow_id = workflow_id.to_string();
         self.call(move |conn| read::describe(conn, workflow_id))
