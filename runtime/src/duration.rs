@@ -19,10 +19,17 @@ use std::time::Duration;
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     check_grammar(text, s)?;
-    humantime::parse_duration(s).map_err(|e| match e {
-        humantime::DurationError::NumberOverflow => format!("`{text}`: duration too large"),
+    let too_large = || format!("`{text}`: duration too large");
+    let d = humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => too_large(),
         other => format!("`{text}` is not a duration ({other}); write e.g. \"30s\" or \"1m30s\""),
-    })
+    })?;
+    // Durations are stored and compared in whole milliseconds (u64), and the macros refuse more at
+    // compile time: so does this (the fuzzer found `1844674409551615h...` accepted here only).
+    if d.as_millis() > u128::from(u64::MAX) {
+        return Err(too_large());
+    }
+    Ok(d)
 }
 
 /// Checks `s` (the trimmed `text`) is `<number><unit>` parts with our units: the messages users see.
