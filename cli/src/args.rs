@@ -97,6 +97,19 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Send a signal to a workflow, by its name, with JSON input.
+    Signal {
+        /// The workflow id.
+        id: String,
+        /// The signal's name, as the workflow declares it.
+        name: String,
+        /// The signal's input as JSON (default: null).
+        #[arg(value_name = "JSON")]
+        input: Option<String>,
+        /// A request id: the signal is recorded once however often it is sent with it.
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
+    },
     /// Serve the web UI: workflows with filters, and each run's timeline.
     Ui(UiArgs),
     /// Replay exported histories (`history --json` files, or folders of them) against this

@@ -277,6 +277,42 @@ pub(crate) async fn start(
     wait_for_end(client, id, as_json).await
 }
 
+/// `duraflow signal`.
+pub(crate) async fn signal(
+    client: &Client,
+    id: &str,
+    name: &str,
+    input: Option<&str>,
+    request_id: Option<&str>,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let input = parse_input(input)?;
+    let recorded = client
+        .signal_by_name(id, name, input, request_id)
+        .await
+        .map_err(|e| CliError::store("cannot signal the workflow", e))?;
+    if as_json {
+        print_json(&json!({ "workflow_id": id, "signal": name, "recorded": recorded }));
+    } else if recorded {
+        println!("Signal `{name}` is in `{id}`'s history.");
+    } else {
+        println!("Signal `{name}` with this request id was already recorded in `{id}`; not again.");
+    }
+    Ok(())
+}
+
+/// A command's JSON input (none: null).
+fn parse_input(input: Option<&str>) -> Result<Value, CliError> {
+    match input {
+        None => Ok(Value::Null),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            CliError::usage(format!(
+                "the input is not JSON ({e}); quote it for your shell, e.g. '{{\"arg1\": 1}}' or '\"text\"'"
+            ))
+        }),
+    }
+}
+
 /// `duraflow cancel`.
 pub(crate) async fn cancel(
     client: &Client,

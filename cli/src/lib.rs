@@ -147,6 +147,22 @@ where
             .await
         }
         Command::Cancel { id, wait } => commands::cancel(&client, &id, wait, json).await,
+        Command::Signal {
+            id,
+            name,
+            input,
+            request_id,
+        } => {
+            commands::signal(
+                &client,
+                &id,
+                &name,
+                input.as_deref(),
+                request_id.as_deref(),
+                json,
+            )
+            .await
+        }
         Command::Ui(a) => ui::serve_cli(client, &a).await,
         Command::Replay { .. } => Ok(()), // handled above: it needs no store
     }

@@ -96,7 +96,7 @@ fn help_matches_the_snapshots() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     for sub in [
-        "", "list", "describe", "history", "start", "cancel", "ui", "replay",
+        "", "list", "describe", "history", "start", "signal", "cancel", "ui", "replay",
     ] {
         let args: Vec<&str> = [sub, "--help"]
             .into_iter()
@@ -431,6 +431,55 @@ async fn commands_on_a_sqlite_file() {
         &["`cli-1` already exists"],
     );
     worker.shutdown().await;
+
+    // signal, by name with JSON: recorded once per request id; ended or unknown workflows refused.
+    let sent = ok_json(&[
+        "--db",
+        db,
+        "--json",
+        "signal",
+        "waiting-1",
+        "Approve",
+        "{\"by\": \"cli\"}",
+        "--request-id",
+        "r-1",
+    ]);
+    assert_eq!(sent["recorded"], true);
+    assert!(ok(&[
+        "--db",
+        db,
+        "signal",
+        "waiting-1",
+        "Approve",
+        "{\"by\": \"cli\"}",
+        "--request-id",
+        "r-1"
+    ])
+    .contains("already recorded"));
+    let signals: Vec<_> = client
+        .history("waiting-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            serde_json::to_value(&e.kind)
+                .unwrap()
+                .to_string()
+                .contains("\"cli\"")
+        })
+        .collect();
+    assert_eq!(signals.len(), 1, "the signal is in the history once");
+    fails(
+        &["--db", db, "signal", "waiting-1", "Approve", "{not json"],
+        2,
+        &["not JSON"],
+    );
+    fails(
+        &["--db", db, "signal", "echo-1", "Approve"],
+        1,
+        &["has ended"],
+    );
+    fails(&["--db", db, "signal", "nope", "Approve"], 1, &["nope"]);
 
     // cancel.
     let c = ok_json(&["--db", db, "--json", "cancel", "waiting-1"]);

@@ -49,7 +49,7 @@ fn store_error(e: duraflow::Error) -> ApiError {
 }
 
 pub(super) async fn config(State(state): Shared) -> Response {
-    Json(json!({ "allow_writes": state.options.allow_writes })).into_response()
+    Json(json!({ "allow_writes": state.options.allow_writes, "signals": true })).into_response()
 }
 
 /// `GET /api/workflows?status=&type=&prefix=&after=&before=&limit=&offset=`.
@@ -242,4 +242,61 @@ pub(super) async fn metrics(State(state): Shared) -> Result<Response, ApiError> 
         handle.render(),
     )
         .into_response())
+}
+
+/// `?id=WORKFLOW_ID&name=SIGNAL`, the input as the JSON body.
+#[derive(Debug, Deserialize)]
+pub(super) struct SignalParams {
+    id: Option<String>,
+    name: Option<String>,
+}
+
+/// `POST /api/signal?id=..&name=..` with the input as JSON: only when writes are allowed.
+pub(super) async fn signal(
+    State(state): Shared,
+    Query(p): Query<SignalParams>,
+    body: String,
+) -> Result<Response, ApiError> {
+    if !state.options.allow_writes {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "this UI is read-only; start it with `duraflow ui --allow-writes` to signal from the page",
+        ));
+    }
+    let id = non_empty(&p.id).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "say which workflow: `?id=WORKFLOW_ID&name=SIGNAL`",
+        )
+    })?;
+    let name = non_empty(&p.name).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "say which signal: `?id=WORKFLOW_ID&name=SIGNAL`",
+        )
+    })?;
+    let input: serde_json::Value = if body.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&body).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            )
+        })?
+    };
+    match state.client.signal_by_name(id, name, input, None).await {
+        Ok(recorded) => Ok(Json(json!({ "recorded": recorded })).into_response()),
+        Err(duraflow::Error::WorkflowNotFound(id)) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no workflow with id `{id}` in this store"),
+        )),
+        Err(e @ duraflow::Error::WorkflowClosed { .. }) => {
+            Err(error(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(e @ duraflow::Error::UnknownMessage { .. }) => {
+            Err(error(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(e) => Err(store_error(e)),
+    }
 }

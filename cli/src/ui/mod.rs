@@ -91,6 +91,7 @@ pub fn router(client: Client, options: UiOptions) -> Router {
         .route("/api/workflow", get(api::workflow))
         .route("/api/history", get(api::history))
         .route("/api/cancel", post(api::cancel))
+        .route("/api/signal", post(api::signal))
         .route("/metrics", get(api::metrics))
         .fallback(not_found)
         .with_state(state)
