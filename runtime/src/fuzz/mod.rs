@@ -191,7 +191,12 @@ fn execute(target: &Target, input: &[u8]) -> String {
 
 /// The campaign a test runs: the environment's iterations, seed and time limit, else the CI ones.
 pub fn campaign(name: &str) -> Report {
-    let target = target(name).unwrap_or_else(|| panic!("no fuzz target `{name}`"));
+    campaign_of(target(name).unwrap_or_else(|| panic!("no fuzz target `{name}`")))
+}
+
+/// [`campaign`] of a target defined elsewhere (another crate's tests: the CLI's).
+pub fn campaign_of(target: &Target) -> Report {
+    let name = target.name;
     let env = |key: &str| std::env::var(key).ok().and_then(|v| v.parse::<u64>().ok());
     let iterations = env("DURAFLOW_FUZZ_ITERATIONS");
     let seed = env("DURAFLOW_FUZZ_SEED").unwrap_or(0x5eed_0000 + name.len() as u64);

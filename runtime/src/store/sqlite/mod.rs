@@ -189,7 +189,8 @@ fn migrate(conn: &Connection) -> Result<()> {
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(Error::Store(format!(
-                    "migration to schema {to} failed: {e}"
+                    "migration to schema {to} failed: {e}; it was rolled back. The file may be \
+                     damaged: `sqlite3 FILE 'PRAGMA integrity_check'` checks it"
                 )));
             }
         }

@@ -106,7 +106,15 @@ pub(crate) fn cause_of_start(display: &str, e: Error) -> Error {
             };
             cause(display, "set up", copy)
         }
-        _ => e,
+        // Any other failure while setting the file up says which file it is about.
+        _ => match e {
+            Error::Store(m) if !m.contains(display) => Error::Store(format!("`{display}`: {m}")),
+            Error::Database { message, source } if !message.contains(display) => Error::Database {
+                message: format!("`{display}`: {message}"),
+                source,
+            },
+            other => other,
+        },
     }
 }
 
