@@ -585,7 +585,12 @@ fn exported_v1_histories_replay_on_their_code() {
         .register(fx_cancelled_wf)
         .register(fx_local_wf)
         .register(fx_parked_wf);
-    let report = duraflow::testing::Replayer::new(registry).replay_dir(fixtures_dir());
+    let report = duraflow::testing::Replayer::new(registry.clone()).replay_dir(fixtures_dir());
     assert_eq!(report.histories.len(), NAMES.len(), "{report}");
     assert!(report.is_ok(), "{report}");
+    // Then mutants of them: each replays or is reported with a reason (support/replay_fuzz.rs).
+    replay_fuzz::campaign(registry);
 }
+
+#[path = "support/replay_fuzz.rs"]
+mod replay_fuzz;
