@@ -72,4 +72,37 @@ mod tests {
         assert!(parse_millis("s").is_err());
         assert!(parse_millis("99999999999999999999999d").is_err());
     }
+
+    /// What the macros accept at compile time, `duraflow::parse_duration` accepts at run time, with
+    /// the same value, and the other way round (but for durations past `u64` milliseconds, which
+    /// only the runtime's `Duration` holds): fuzzed from the `duration` corpus.
+    fn agrees_with_the_runtime(data: &[u8]) -> String {
+        let text = String::from_utf8_lossy(data);
+        let compile_time = parse_millis(&text);
+        let run_time = duraflow_runtime::parse_duration(&text);
+        match (&compile_time, &run_time) {
+            (Ok(ms), Ok(d)) => assert_eq!(
+                u128::from(*ms),
+                d.as_millis(),
+                "`{text}`: the macros and the runtime parse different values"
+            ),
+            (Err(_), Ok(d)) if d.as_millis() > u128::from(u64::MAX) => {}
+            (Err(m), Err(_)) => assert!(m.contains("duration") || m.contains(text.as_ref())),
+            _ => panic!("`{text}`: the macros say {compile_time:?}, the runtime says {run_time:?}"),
+        }
+        match compile_time {
+            Ok(_) => "ok".into(),
+            Err(m) => format!("err:{}", m.split('`').nth(2).unwrap_or("").trim()),
+        }
+    }
+
+    #[test]
+    fn fuzz_agrees_with_the_runtime() {
+        let report = duraflow_runtime::fuzz::campaign_of(&duraflow_runtime::fuzz::Target {
+            name: "duration",
+            run: agrees_with_the_runtime,
+            ci_iterations: 20_000,
+        });
+        assert!(report.executions > report.seeds as u64);
+    }
 }
