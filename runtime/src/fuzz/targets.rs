@@ -210,12 +210,14 @@ fn decode_typed<T: serde::de::DeserializeOwned>(value: &Value) -> bool {
 }
 
 /// A duration as users write them (`"1m30s"`): parsed, and a parsed one parses again from its
-/// milliseconds to the same value; an error quotes the text or says it is about a duration.
+/// seconds and milliseconds to the same value; an error quotes the text or says it is about a duration.
 pub fn duration(data: &[u8]) -> String {
     let written = text(data);
     match crate::parse_duration(&written) {
         Ok(d) => {
-            let ms = format!("{}ms", d.as_millis());
+            // In seconds and milliseconds: humantime refuses a count of milliseconds past
+            // u64::MAX nanoseconds (about 584 years) that it takes in hours.
+            let ms = format!("{}s{}ms", d.as_secs(), d.subsec_millis());
             assert_eq!(
                 crate::parse_duration(&ms),
                 Ok(d),
