@@ -410,6 +410,6 @@ mod tests {
         let m = cause_of_start("/data/app.db", e).to_string();
         assert!(m.contains("/data/app.db") && m.contains("I/O error"), "{m}");
         let other = cause_of_start("/data/app.db", Error::Store("kept".into()));
-        assert_eq!(other.to_string(), "store: kept");
+        assert_eq!(other.to_string(), "store: `/data/app.db`: kept");
     }
 }
