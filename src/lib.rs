@@ -239,7 +239,9 @@
 //! Handlers are synchronous closures: they read and change state the workflow shares with them,
 //! and cannot start activities or timers (a query or update handler that tries gets an error and
 //! records nothing). A signal that the workflow has not read when it returns stays in its history
-//! and is not delivered (read the channel with `try_recv()` before returning to drain it).
+//! and is not delivered (read the channel with `try_recv()` before returning to drain it). A
+//! signal or update that arrives while the workflow's last task runs is not lost: that task's end
+//! is not recorded, and the code runs again with it (as Temporal does), so a drain sees it.
 //!
 //! ```
 //! use duraflow::prelude::*;

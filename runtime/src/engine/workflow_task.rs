@@ -64,6 +64,11 @@ pub(crate) struct EagerClaim {
 pub(crate) struct CommitOutcome {
     /// New events arrived meanwhile: the workflow task was put back as pending.
     pub rerun: bool,
+    /// The commit would have closed the workflow, but events arrived that its code had not seen
+    /// (a signal, an update, a cancel request, an outcome): nothing of it was written and the task
+    /// was put back, for the code to run again with them (Temporal's "unhandled command"). The
+    /// worker's instance computed the dropped commands: it must not be kept.
+    pub discarded: bool,
     /// Activity tasks claimed for this worker in the same transaction.
     pub eager: Vec<ClaimedActivity>,
     /// The sequence number of the `WorkflowTaskCompleted` marker this commit appended: every command
@@ -147,11 +152,30 @@ fn plan_commit(
         wft_token: (!continuation).then_some(c.token),
         running: true,
     };
+    let closes = c.commands.iter().any(close::is_close);
+    let unseen = !continuation && facts.last_seq() > c.processed_through;
+    if closes && unseen {
+        // A close computed without the newest events would lose them (a signal the caller was
+        // told is recorded, an accepted update): the code runs again with them first.
+        let mut plan = Plan::new(&c.workflow_id, guard, now);
+        plan.effects.push(Effect::ClearHeld);
+        plan.effects
+            .push(Effect::WorkflowTask(WorkflowTaskEffect::Requeue {
+                at_ms: now,
+            }));
+        plan.wake = true;
+        let outcome = CommitOutcome {
+            rerun: true,
+            discarded: true,
+            ..CommitOutcome::default()
+        };
+        return (plan, outcome);
+    }
     let mut st = CommitState {
         facts,
         plan: Plan::new(&c.workflow_id, guard, now),
         activities: facts.activities.clone(),
-        rerun: !continuation && facts.last_seq() > c.processed_through,
+        rerun: unseen,
     };
     for e in lead {
         st.plan.append(e);
@@ -159,7 +183,6 @@ fn plan_commit(
     if continuation {
         st.plan.effects.push(Effect::BumpWorkflowTaskToken);
     }
-    let closes = c.commands.iter().any(close::is_close);
     let cancelled = cancel_targets(&c.commands);
     // New tasks of a commit that closes the workflow are withdrawn by the close: none is claimed.
     let eager = c.eager.as_ref().filter(|_| !closes);

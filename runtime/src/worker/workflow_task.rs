@@ -146,6 +146,15 @@ impl Shared {
             tracing::debug!("workflow task lease was lost; another worker has it");
             return Ok(());
         };
+        if outcome.discarded {
+            // Events arrived while the code decided to end the workflow: nothing was written, and
+            // the task is due again. This instance computed the dropped commands, so it goes; the
+            // next task replays the history with the new events.
+            tracing::debug!("new events arrived during the closing workflow task; it runs again");
+            drop(inst);
+            self.store.hub.wake_workers();
+            return Ok(());
+        }
         crate::telemetry::workflow_task(TaskOutcome::Committed);
         inst.own_marker_seq = outcome.marker_seq;
         let leased = inst.has_unresolved_local() && !outcome.rerun;

@@ -70,6 +70,52 @@ pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
     assert_no_wft(s, "an ended workflow has no task").await;
 }
 
+pub(super) async fn check_signal_during_closing_task(s: &dyn StoreBackend) {
+    let c = start(s, "wf").await;
+    commit_ok(s, commit(&c, 1, vec![])).await;
+    assert!(s.signal_workflow("wf", sig("r-1", 1)).await.unwrap());
+    let c = claim_wft(s, "wf").await;
+    // While the task that saw #3 decides to end the workflow, another signal is recorded.
+    assert!(s.signal_workflow("wf", sig("r-2", 2)).await.unwrap());
+    let len = last_seq(s, "wf").await;
+    let out = commit_ok(
+        s,
+        commit(
+            &c,
+            3,
+            vec![EventKind::WorkflowCompleted { result: json!(1) }],
+        ),
+    )
+    .await;
+    assert!(
+        out.discarded && out.rerun,
+        "a close computed without the newest signal is dropped: {out:?}"
+    );
+    assert_eq!(
+        last_seq(s, "wf").await,
+        len,
+        "nothing of the dropped commit is written"
+    );
+    // The code runs again with the signal, and may now end the workflow.
+    let c = claim_wft(s, "wf").await;
+    let out = commit_ok(
+        s,
+        commit(
+            &c,
+            len,
+            vec![EventKind::WorkflowCompleted { result: json!(2) }],
+        ),
+    )
+    .await;
+    assert!(!out.discarded && !out.rerun);
+    assert_no_wft(s, "the workflow ended").await;
+    assert_eq!(
+        kinds_from(s, "wf", len + 1).await.first(),
+        Some(&EventKind::WorkflowCompleted { result: json!(2) }),
+        "the close of the task that saw the signal is recorded"
+    );
+}
+
 pub(super) async fn check_signal_with_start(s: &dyn StoreBackend) {
     // The first call starts the run and signals it; the second only signals.
     assert!(s

@@ -273,6 +273,12 @@ impl Model {
             .collect();
         let mut claimed = Vec::new();
         let mut rerun = w.history.len() > seen;
+        if closes && rerun {
+            // The code decided to end the workflow without the newest events: nothing is
+            // written, the task is due again.
+            w.task = Some(Task::Pending);
+            return Some(Vec::new());
+        }
         let mut closed = false;
         for cmd in cmds {
             match *cmd {
