@@ -181,6 +181,10 @@ pub struct UiArgs {
     /// Allow the page to cancel workflows and send signals (read-only without it).
     #[arg(long)]
     pub allow_writes: bool,
+    /// Also answer to this host name (repeatable); by default the UI answers only to IP addresses
+    /// and localhost, a guard against DNS rebinding.
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
     /// Serve this process's metrics and the workflows by status on /metrics (Prometheus format).
     #[arg(long)]
     pub metrics: bool,

@@ -51,7 +51,11 @@ async fn raw(addr: SocketAddr, request: &str) -> Reply {
 async fn req(addr: SocketAddr, method: &str, path: &str) -> Reply {
     raw(
         addr,
-        &format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{}Content-Length: 0\r\n\r\n",
+            // The page sends this header with its writes (cross-site request forgery guard).
+            if method == "GET" { "" } else { "x-duraflow-ui: 1\r\n" }
+        ),
     )
     .await
 }
@@ -203,6 +207,66 @@ async fn pages_api_and_bad_requests() {
     assert_eq!(r.status, 409);
     assert!(r.error().contains("already ended"));
     assert_eq!(req(rw, "POST", "/api/cancel?id=nope").await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_writes_and_foreign_host_names_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::sqlite(dir.path().join("app.db")).expect("store");
+    let client = Client::new(&store);
+    client
+        .start_by_name("not_served", "waiting-1", json!(1))
+        .await
+        .unwrap();
+    let (rw, _stop) = start(
+        client.clone(),
+        UiOptions::default()
+            .allow_writes(true)
+            .allow_host("ops.example"),
+    )
+    .await;
+    let post = |extra: &str| {
+        format!(
+            "POST /api/cancel?id=waiting-1 HTTP/1.1\r\nHost: {rw}\r\nConnection: close\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    // A form or `no-cors` fetch from another site can send neither the header nor a same origin.
+    let r = raw(rw, &post("")).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.error().contains("x-duraflow-ui"), "{}", r.body);
+    let r = raw(
+        rw,
+        &post("x-duraflow-ui: 1\r\nOrigin: http://evil.example\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.error().contains("evil.example"), "{}", r.body);
+    assert!(
+        !client.describe("waiting-1").await.unwrap().cancel_requested,
+        "nothing was cancelled by a refused request"
+    );
+    // A name that resolves here by DNS rebinding reads nothing, even with GET.
+    let r = raw(
+        rw,
+        "GET /api/workflows HTTP/1.1\r\nHost: evil.example:8233\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.error().contains("--allow-host"), "{}", r.body);
+    // A name allowed by the operator, and the page's own origin, work.
+    let r = raw(
+        rw,
+        "GET /api/workflows HTTP/1.1\r\nHost: ops.example:8233\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = raw(
+        rw,
+        &post(&format!("x-duraflow-ui: 1\r\nOrigin: http://{rw}\r\n")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(client.describe("waiting-1").await.unwrap().cancel_requested);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,10 @@ pub struct UiOptions {
     /// gauge `duraflow_workflows{status}` read from the store at each scrape. Default: no
     /// `/metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// Host names (besides IP addresses and `localhost`) the UI answers to. A request whose `Host`
+    /// is another name is refused: a web page on another site that makes its own name resolve to
+    /// this address (DNS rebinding) cannot read the UI. Default: none.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl UiOptions {
@@ -43,9 +47,15 @@ impl UiOptions {
         Self::default()
     }
 
-    /// Allows cancelling workflows from the page.
+    /// Allows cancelling workflows and sending signals from the page.
     pub fn allow_writes(mut self, allow: bool) -> Self {
         self.allow_writes = allow;
+        self
+    }
+
+    /// Answers requests addressed to the host name `host` too (the UI behind a name of yours).
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into().to_ascii_lowercase());
         self
     }
 
@@ -94,7 +104,82 @@ pub fn router(client: Client, options: UiOptions) -> Router {
         .route("/api/signal", post(api::signal))
         .route("/metrics", get(api::metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// The header the page sends with every write. A page of another site cannot send it without the
+/// browser asking this server first (a CORS preflight, which is never granted), so a write cannot
+/// be forged from another site (CSRF).
+pub const WRITE_HEADER: &str = "x-duraflow-ui";
+
+/// Refuses requests addressed to a host name the UI does not answer to (DNS rebinding), and writes
+/// that do not come from the page itself (cross-site request forgery).
+async fn guard(
+    axum::extract::State(state): axum::extract::State<Arc<UiState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !host.is_empty() && !host_allowed(host, &state.options.allowed_hosts) {
+        return refuse(format!(
+            "this UI does not answer to the host name in `Host: {host}` (a guard against DNS \
+             rebinding); open it by IP address or localhost, or allow the name with --allow-host"
+        ));
+    }
+    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+        if headers.get(WRITE_HEADER).is_none() {
+            return refuse(format!(
+                "a write must carry the `{WRITE_HEADER}` header (the UI's page sends it); this \
+                 guards against forged requests from other sites"
+            ));
+        }
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        if let Some(origin) = origin {
+            let same = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host));
+            if !same {
+                return refuse(format!(
+                    "a write from the page of another site (`Origin: {origin}`) is refused"
+                ));
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn refuse(message: String) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// Whether `host` (a `Host` header: a name or address, with an optional port) is one the UI
+/// answers to: an IP address, `localhost`, or a name in `allowed`.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    let name = name.to_ascii_lowercase();
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name == "localhost"
+        || allowed.iter().any(|a| *a == name)
 }
 
 async fn page() -> Response {
@@ -159,7 +244,7 @@ pub(crate) async fn serve_cli(client: Client, args: &UiArgs) -> Result<(), CliEr
             "warning: serving on {addr}, not a loopback address: anyone who can reach it reads every \
              workflow's inputs and results{}",
             if args.allow_writes {
-                ", and can cancel workflows"
+                ", and can cancel and signal workflows"
             } else {
                 ""
             }
@@ -168,12 +253,15 @@ pub(crate) async fn serve_cli(client: Client, args: &UiArgs) -> Result<(), CliEr
     println!(
         "duraflow ui: http://{addr}/ ({}); Ctrl-C stops it",
         if args.allow_writes {
-            "cancel allowed"
+            "cancel and signal allowed"
         } else {
-            "read-only; --allow-writes allows cancel"
+            "read-only; --allow-writes allows cancel and signal"
         }
     );
     let mut options = UiOptions::default().allow_writes(args.allow_writes);
+    for host in &args.allow_host {
+        options = options.allow_host(host.clone());
+    }
     if args.metrics {
         let handle = PrometheusBuilder::new().install_recorder().map_err(|e| {
             CliError::new(format!(
@@ -189,4 +277,34 @@ pub(crate) async fn serve_cli(client: Client, args: &UiArgs) -> Result<(), CliEr
     })
     .await
     .map_err(|e| CliError::new(format!("the UI server stopped: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn hosts_the_ui_answers_to() {
+        let mine = vec!["ops.example".to_string()];
+        for ok in [
+            "127.0.0.1:8233",
+            "127.0.0.1",
+            "[::1]:8233",
+            "localhost:8233",
+            "LOCALHOST",
+            "10.0.0.7:80",
+            "ops.example:8233",
+        ] {
+            assert!(host_allowed(ok, &mine), "{ok}");
+        }
+        for bad in [
+            "evil.example:8233",
+            "evil.example",
+            "localhost.evil.example",
+            "[evil]:80",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!host_allowed(bad, &mine), "{bad}");
+        }
+    }
 }

@@ -238,7 +238,7 @@ function renderRun(main, d, events, reload) {
       type: 'button', class: 'danger', id: 'cancel-workflow', text: 'Cancel workflow',
       on: { click: async () => {
         try {
-          await getJSON(`/api/cancel?id=${encodeURIComponent(d.workflow_id)}`, { method: 'POST' });
+          await getJSON(`/api/cancel?id=${encodeURIComponent(d.workflow_id)}`, { method: 'POST', headers: { 'x-duraflow-ui': '1' } });
           reload();
         } catch (e) { banner(`Cannot cancel: ${e.message}`); }
       } },
@@ -252,7 +252,7 @@ function renderRun(main, d, events, reload) {
       ev.preventDefault();
       const q = new URLSearchParams({ id: d.workflow_id, name: name.value.trim() });
       try {
-        await getJSON(`/api/signal?${q}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: input.value.trim() || 'null' });
+        await getJSON(`/api/signal?${q}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-duraflow-ui': '1' }, body: input.value.trim() || 'null' });
         name.value = ''; input.value = ''; name.blur(); input.blur();
         reload();
       } catch (e) { banner(`Cannot signal: ${e.message}`); }
