@@ -594,3 +594,33 @@ fn exported_v1_histories_replay_on_their_code() {
 
 #[path = "support/replay_fuzz.rs"]
 mod replay_fuzz;
+
+/// Processes and threads that open an old file at once after an upgrade (an application and the
+/// CLI) take turns to migrate it: each opens it, none sees "duplicate column" from a migration
+/// another already ran, and the file ends at the current version.
+#[test]
+fn concurrent_opens_of_an_old_file_migrate_it_once() {
+    for round in 0..5 {
+        let (_dir, db) = fixture_copy();
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let db = db.clone();
+                std::thread::spawn(move || Store::sqlite(&db).map(|_| ()))
+            })
+            .collect();
+        for o in opens {
+            o.join()
+                .expect("no panic")
+                .unwrap_or_else(|e| panic!("round {round}: a concurrent open failed: {e}"));
+        }
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        let version: String = conn
+            .query_row(
+                "SELECT value FROM duraflow_meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("version");
+        assert!(version.parse::<i64>().unwrap() > 1, "migrated: {version}");
+    }
+}

@@ -21,7 +21,7 @@ mod messages;
 mod read;
 mod schema;
 
-use schema::{FORMAT_MARKER, MIGRATIONS};
+use schema::{FORMAT_MARKER, MIGRATIONS, SCHEMA_VERSION};
 
 /// How hard each commit holds on to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,28 +154,55 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
+/// The schema version the file holds: 0 for a new file.
+fn stored_version(conn: &Connection) -> Result<i64> {
     let has_meta: bool = qrow(
         conn,
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='duraflow_meta'",
         [],
         |r| r.get::<_, i64>(0),
     )? > 0;
-    let current: i64 = if has_meta {
-        qrow(
-            conn,
-            "SELECT value FROM duraflow_meta WHERE key='schema_version'",
-            [],
-            |r| r.get::<_, String>(0),
-        )?
-        .parse()
-        .unwrap_or(0)
-    } else {
-        0
-    };
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let to = i as i64 + 1;
+    if !has_meta {
+        return Ok(0);
+    }
+    let v: String = qrow(
+        conn,
+        "SELECT value FROM duraflow_meta WHERE key='schema_version'",
+        [],
+        |r| r.get::<_, String>(0),
+    )?;
+    v.parse::<i64>()
+        .ok()
+        .filter(|v| (0..=SCHEMA_VERSION).contains(v))
+        .ok_or_else(|| {
+            Error::Store(format!(
+                "schema version `{v}` is not one this build of duraflow knows (1 to \
+                 {SCHEMA_VERSION}); the file was left untouched"
+            ))
+        })
+}
+
+/// Migrates one step at a time, each in its own `BEGIN IMMEDIATE` transaction that reads the
+/// version it starts from: two processes opening the same file after an upgrade (an application
+/// and the CLI) take turns, and the second finds the work done.
+fn migrate(conn: &Connection) -> Result<()> {
+    loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
+        let current = match stored_version(conn) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        };
+        let Some(sql) = usize::try_from(current)
+            .ok()
+            .and_then(|c| MIGRATIONS.get(c))
+        else {
+            conn.execute_batch("ROLLBACK")?;
+            return Ok(());
+        };
+        let to = current + 1;
         let r = conn.execute_batch(sql).and_then(|_| {
             exec(
                 conn,
@@ -195,7 +222,6 @@ fn migrate(conn: &Connection) -> Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 thread_local! {

@@ -201,6 +201,11 @@ pub(super) fn check_existing(
     })?
     .parse()
     .map_err(|_| Error::Store(format!("`{display}`: schema version is not a number")))?;
+    if version < 1 {
+        return Err(Error::Store(format!(
+            "`{display}`: schema version {version} is not one duraflow ever wrote; the file was left untouched"
+        )));
+    }
     if version > SCHEMA_VERSION {
         return Err(Error::Store(format!(
             "`{display}` has schema version {version}, newer than this build of duraflow understands ({SCHEMA_VERSION}); upgrade duraflow. The file was left untouched"
