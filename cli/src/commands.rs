@@ -133,10 +133,13 @@ fn print_description(d: &WorkflowDescription) {
             format!(
                 "{} (after {})",
                 output::time(c),
-                output::duration(c - d.started_ms)
+                output::duration(c.saturating_sub(d.started_ms))
             ),
         ),
-        None => row("running for", output::duration(now - d.started_ms)),
+        None => row(
+            "running for",
+            output::duration(now.saturating_sub(d.started_ms)),
+        ),
     }
     row("history length", d.history_length.to_string());
     if d.cancel_requested {
@@ -230,7 +233,7 @@ pub(crate) async fn history(
         t.add_row(vec![
             e["seq"].to_string(),
             output::time_ms(at),
-            output::duration(at - start),
+            output::duration(at.saturating_sub(start)),
             e["event"].as_str().unwrap_or("?").to_string(),
             output::event_details(e, max),
         ]);

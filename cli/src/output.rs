@@ -22,13 +22,17 @@ pub(crate) fn print_table(t: &Table) {
 
 /// A time in ms since the epoch, as `2026-12-01T14:00:00Z` (UTC).
 pub(crate) fn time(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let t = UNIX_EPOCH + Duration::from_millis(ms.clamp(0, MAX_RFC3339_MS) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// The last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z): a stored time past it
+/// (a damaged or hostile file) is shown as that, not a crash.
+const MAX_RFC3339_MS: i64 = 253_402_300_799_999;
+
 /// A time in ms since the epoch, with milliseconds: `2026-12-01T14:00:00.123Z`.
 pub(crate) fn time_ms(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    let t = UNIX_EPOCH + Duration::from_millis(ms.clamp(0, MAX_RFC3339_MS) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -90,6 +94,13 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_times_past_year_9999_or_before_1970_are_shown_not_a_crash() {
+        assert_eq!(time(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(time_ms(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(time(i64::MIN), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn shortens_on_character_boundaries() {

@@ -516,7 +516,7 @@ pub(crate) fn new_workflow(
         input,
         execution_deadline_ms: options
             .execution_timeout
-            .map(|d| now_ms + d.as_millis() as i64),
+            .map(|d| crate::duration::after_ms(now_ms, d)),
     })
 }
 

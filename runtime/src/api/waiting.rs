@@ -43,7 +43,7 @@ pub(crate) async fn explain(
         ) {
             notes.push(format!(
                 "its workflow task has waited {} for a worker: {why}",
-                age(now_ms - t.due_ms)
+                age(now_ms.saturating_sub(t.due_ms))
             ));
         }
     }
@@ -56,9 +56,12 @@ pub(crate) async fn explain(
             now_ms,
         ) {
             let waited = if a.due_ms <= now_ms {
-                format!("has waited {} for a worker", age(now_ms - a.due_ms))
+                format!(
+                    "has waited {} for a worker",
+                    age(now_ms.saturating_sub(a.due_ms))
+                )
             } else {
-                format!("is due in {}", age(a.due_ms - now_ms))
+                format!("is due in {}", age(a.due_ms.saturating_sub(now_ms)))
             };
             notes.push(format!(
                 "activity #{} (`{}`) {waited}: {why}",
@@ -79,12 +82,12 @@ fn no_worker(
     now_ms: i64,
 ) -> Option<String> {
     let stale = POLLER_STALE_AFTER.as_millis() as i64;
-    let recent = |t: Option<i64>| t.is_some_and(|t| now_ms - t <= stale);
+    let recent = |t: Option<i64>| t.is_some_and(|t| now_ms.saturating_sub(t) <= stale);
     if recent(pollers.type_last_poll_ms) {
         return None;
     }
     let last = |t: Option<i64>| match t {
-        Some(t) => format!("last {} ago", age(now_ms - t)),
+        Some(t) => format!("last {} ago", age(now_ms.saturating_sub(t))),
         None => "never".to_string(),
     };
     Some(if !recent(pollers.queue_last_poll_ms) {

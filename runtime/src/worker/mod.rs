@@ -90,9 +90,13 @@ pub struct WorkerOptions {
     /// The worker's liveness lease, renewed in the background every third of it. When a worker
     /// dies, the others hand its running activity attempts on once its lease has expired and
     /// stayed so for one more lease period (or at once when its process, on the same machine, is
-    /// seen gone), instead of at the attempts' `start_to_close_timeout`. Default 5 s.
+    /// seen gone), instead of at the attempts' `start_to_close_timeout`. Default 5 s; at least
+    /// 300 ms (a shorter one is raised to that, with a warning).
     pub liveness_lease: Duration,
 }
+
+/// The shortest liveness lease a worker takes.
+const MIN_LIVENESS_LEASE: Duration = Duration::from_millis(300);
 
 impl Default for WorkerOptions {
     fn default() -> Self {
@@ -260,13 +264,24 @@ impl Worker {
         }
         queues.sort();
         queues.dedup();
+        // Random bits too: in containers every process may be pid 1, and two workers with one id
+        // would share a liveness lease (one could take the other's attempts as lost).
         let id = format!(
-            "{}-{}-{}",
+            "{}-{}-{:016x}",
             std::process::id(),
             WORKER_COUNTER.fetch_add(1, Ordering::Relaxed),
-            crate::store::now_ms() % 100_000
+            crate::api::client::rand_u64()
         );
-        let opts = self.options;
+        let mut opts = self.options;
+        if opts.liveness_lease < MIN_LIVENESS_LEASE {
+            tracing::warn!(
+                asked = ?opts.liveness_lease,
+                using = ?MIN_LIVENESS_LEASE,
+                "WorkerOptions::liveness_lease is below its minimum; the minimum is used (a \
+                 shorter lease would let a busy but live worker be judged lost)"
+            );
+            opts.liveness_lease = MIN_LIVENESS_LEASE;
+        }
         let mut shared = Shared {
             wf_types: self.registry.workflow_names(),
             act_types: self.registry.activity_names(),

@@ -99,7 +99,6 @@ pub(crate) mod names {
     pub(crate) const WORKFLOW_CANCELLED: &str = "workflow_cancelled";
     pub(crate) const PATCH_MARKER: &str = "patch_marker";
     pub(crate) const SIDE_EFFECT_MARKER: &str = "side_effect_marker";
-    pub(crate) use super::messages::SIGNAL_RECEIVED;
 
     /// Every name of version 1 (the `"event"` tags of `StoredEventV1`; a test checks they agree).
     pub(super) const ALL_V1: [&str; 17] = [

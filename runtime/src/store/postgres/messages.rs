@@ -8,14 +8,14 @@ use crate::engine::signal::{self as signal_engine, NewSignal};
 use crate::engine::start as start_engine;
 use crate::engine::update::{self as update_engine, NewUpdate};
 use crate::error::{corrupt_from, Error, Result};
-use crate::history::format::{self, names};
+use crate::history::format;
 use crate::store::{closed, now_ms, to_json, NewWorkflow};
 use tokio_postgres::Row;
 
 /// The signals of a workflow whose request id hashes to `$2` (compared exactly afterwards).
 const SQL_SIGNAL_RECORDED: &str = "
 SELECT seq, payload FROM history WHERE workflow_id = $1::TEXT AND ref_seq = $2::BIGINT
-   AND event_type = $3::TEXT";
+   AND event_type = 'signal_received'";
 
 /// A new workflow row, unless the id exists (`signal_with_start`).
 const SQL_CREATE_IF_ABSENT: &str = "
@@ -58,7 +58,6 @@ impl PostgresStore {
             vec![
                 p(workflow_id.to_string()),
                 p(format::messages::id_ref(&signal.request_id)),
-                p(names::SIGNAL_RECEIVED),
             ],
         );
         let res = tx.run(batch, false, ctx).await?;

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -112,6 +112,10 @@ CREATE TABLE workers (
     lease_expires BIGINT NOT NULL,
     process       TEXT
 );
+"#,
+    // 4: a signal's request id is found by its index, not by reading the workflow's history.
+    r#"
+CREATE INDEX history_signals ON history(workflow_id, ref_seq) WHERE event_type = 'signal_received';
 "#,
 ];
 

@@ -108,8 +108,12 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+        if b[i] == b'%' {
+            // Two hex digits, read as bytes: slicing the str could split a multi-byte character.
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
                 i += 3;
                 continue;
@@ -269,6 +273,15 @@ impl ServerCertVerifier for AnyName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_escapes_next_to_multibyte_characters_do_not_panic() {
+        for v in ["%a€", "%€", "€%", "%", "%4", "%41€", "é%2F"] {
+            let _ = percent_decode(v);
+        }
+        assert_eq!(percent_decode("%41€%2f"), "A€/");
+        assert!(split("postgres://h/db?sslrootcert=%a€").is_ok());
+    }
 
     #[test]
     fn the_tls_parameters_are_taken_off_the_url() {

@@ -211,7 +211,28 @@ pub(super) fn check_existing(
             "`{display}` has schema version {version}, newer than this build of duraflow understands ({SCHEMA_VERSION}); upgrade duraflow. The file was left untouched"
         )));
     }
-    check_structure(conn, display, path)
+    check_structure(conn, display, path)?;
+    if version < SCHEMA_VERSION {
+        // A migration reads whole tables (an index is built over every row), so damage anywhere
+        // would stop it halfway, after the switch to WAL mode had changed the file. Before an
+        // upgrade, rare by nature, the whole file is checked first: O(file size), once.
+        let verdict: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| match classify(&e) {
+                Cause::Damage | Cause::Other => Error::Store(format!(
+                    "`{display}` is damaged ({e}); it was left untouched. Restore a backup"
+                )),
+                _ => cause(display, "check", e),
+            })?;
+        if verdict != "ok" {
+            return Err(Error::Store(format!(
+                "`{display}` is damaged ({}); it was left untouched (schema version {version}, \
+                 not migrated). Restore a backup",
+                verdict.replace('\n', " ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Damage found before anything is written, at a cost that does not grow with the file (a
@@ -330,9 +351,25 @@ fn check_structure(conn: &Connection, display: &str, path: &Path) -> Result<()> 
                     |r| r.get(0),
                 )
                 .map_err(|e| sql_err(format!("index `{name}`"), e))?;
+            // A partial index serves only queries that carry its condition.
+            let sql: Option<String> = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sql_err(format!("index `{name}`"), e))?;
+            let condition = sql
+                .as_deref()
+                .and_then(|sql| {
+                    sql.to_ascii_uppercase()
+                        .rfind(" WHERE ")
+                        .map(|at| sql[at..].to_string())
+                })
+                .unwrap_or_default();
             (
                 format!(
-                    "SELECT {} FROM {} INDEXED BY {}",
+                    "SELECT {} FROM {} INDEXED BY {}{condition}",
                     ident(&first),
                     ident(table),
                     ident(name)

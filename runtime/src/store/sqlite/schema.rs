@@ -1,7 +1,7 @@
 //! The SQLite schema and its migrations.
 
 /// The schema this build writes. Older files are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 pub(super) const FORMAT_MARKER: &str = "duraflow";
 
 /// Migrations, index `i` takes a file from version `i` to `i + 1`.
@@ -95,5 +95,9 @@ CREATE TABLE workers (
     lease_expires INTEGER NOT NULL,
     process       TEXT
 );
+"#,
+    // 4: a signal's request id is found by its index, not by reading the workflow's history.
+    r#"
+CREATE INDEX history_signals ON history(workflow_id, ref_seq) WHERE event_type = 'signal_received';
 "#,
 ];
