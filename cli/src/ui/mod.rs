@@ -179,7 +179,7 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let name = name.to_ascii_lowercase();
     name.parse::<std::net::IpAddr>().is_ok()
         || name == "localhost"
-        || allowed.iter().any(|a| *a == name)
+        || allowed.contains(&name)
 }
 
 async fn page() -> Response {
