@@ -147,6 +147,10 @@ async fn tls_require_verify_ca_and_verify_full() {
         m.contains("UnknownIssuer") || m.contains("unknown issuer"),
         "{m}"
     );
+    assert!(
+        !e.is_transient(),
+        "a certificate error does not pass by itself: retrying it would only hide it ({m})"
+    );
     assert!(!m.contains(&c.password), "{m}");
 
     // The certificate names 127.0.0.1, not `localhost`: verify-full refuses the name, verify-ca

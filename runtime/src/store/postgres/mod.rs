@@ -87,7 +87,31 @@ fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
 pub(crate) fn transient(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<bool> {
     fn pg(e: &tokio_postgres::Error) -> bool {
         match e.code() {
-            None => true,
+            // No SQLSTATE: a cut connection or a network error passes; a TLS certificate, a
+            // protocol or a configuration error does not, and retrying it would only hide it.
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .is_some_and(|io| {
+                            use std::io::ErrorKind::*;
+                            matches!(
+                                io.kind(),
+                                ConnectionRefused
+                                    | ConnectionReset
+                                    | ConnectionAborted
+                                    | NotConnected
+                                    | BrokenPipe
+                                    | TimedOut
+                                    | UnexpectedEof
+                                    | Interrupted
+                                    | AddrNotAvailable
+                                    | HostUnreachable
+                                    | NetworkUnreachable
+                                    | NetworkDown
+                            )
+                        })
+            }
             Some(code) => {
                 let c = code.code();
                 ["08", "57", "53", "58", "40"]
