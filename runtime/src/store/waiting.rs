@@ -1,9 +1,8 @@
 //! What a store keeps about waiting work, for `describe` and the metrics: a workflow's pending
 //! task, the workers' poller heartbeats, the depth of the task queues.
 
-use crate::error::{ActivityError, Result};
+use crate::error::ActivityError;
 use crate::history::format;
-use crate::store::corrupt_from;
 use serde::{Deserialize, Serialize};
 
 /// A running workflow's workflow task, in a [`WorkflowDescription`](crate::WorkflowDescription):
@@ -86,20 +85,37 @@ pub(crate) struct QueueDepth {
     pub held_workflows: u64,
 }
 
-/// A pending activity's stored last failure.
+/// A pending activity's stored last failure. It is only shown (`describe`), so one that cannot
+/// be read (damaged, or written by a newer build) is left out with a warning: it must not make
+/// `describe`, or a `result()` waiting through it, fail.
 pub(crate) fn decode_last_failure(
     stored: Option<&str>,
     workflow_id: &str,
     activity_seq: u64,
-) -> Result<Option<ActivityError>> {
-    stored
-        .map(|f| {
-            format::decode_activity_error(f).map_err(|e| {
-                corrupt_from(
-                    format!("the last failure of activity #{activity_seq} of workflow `{workflow_id}`: {e}"),
-                    e,
-                )
-            })
-        })
-        .transpose()
+) -> Option<ActivityError> {
+    let stored = stored?;
+    match format::decode_activity_error(stored) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::warn!(
+                workflow_id,
+                activity_seq,
+                error = %e,
+                "the stored last failure of a pending activity cannot be read; describe leaves it out"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_last_failure;
+
+    #[test]
+    fn an_unreadable_last_failure_is_left_out_not_an_error() {
+        assert!(decode_last_failure(Some("{not json"), "wf", 1).is_none());
+        assert!(decode_last_failure(Some(r#"{"kind":"from_a_newer_build"}"#), "wf", 1).is_none());
+        assert!(decode_last_failure(None, "wf", 1).is_none());
+    }
 }

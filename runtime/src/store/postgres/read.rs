@@ -166,7 +166,7 @@ pub(super) async fn describe(
                 col::<Option<String>>(a, 9)?.as_deref(),
                 workflow_id,
                 col::<i64>(a, 0)? as u64,
-            )?,
+            ),
             pollers: Pollers::default(),
         });
     }

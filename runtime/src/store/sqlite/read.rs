@@ -128,7 +128,7 @@ pub(super) fn describe(
         let mut out = Vec::new();
         for row in rows {
             let (mut a, failure) = row?;
-            a.last_failure = decode_last_failure(failure.as_deref(), &workflow_id, a.activity_seq)?;
+            a.last_failure = decode_last_failure(failure.as_deref(), &workflow_id, a.activity_seq);
             out.push(a);
         }
         out
