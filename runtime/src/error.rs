@@ -371,6 +371,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No schedule with this id.
+    #[error("no schedule with id `{0}` in this store; check the id (`Client::list_schedules` shows the schedules there are)")]
+    ScheduleNotFound(String),
+    /// A schedule with this id already exists.
+    #[error("a schedule with id `{0}` already exists; choose another id, or delete the existing one first")]
+    DuplicateScheduleId(String),
 }
 
 /// The underlying error of a store or stored-data [`Error`].

@@ -18,6 +18,7 @@ mod error;
 mod history;
 mod message;
 mod retry;
+mod schedule;
 mod store;
 pub mod telemetry;
 pub mod testing;
@@ -47,6 +48,10 @@ pub use message::{
     AcceptsQuery, AcceptsSignal, AcceptsUpdate, MessageKind, MessageMeta, Query, Signal, Update,
 };
 pub use retry::RetryPolicy;
+pub use schedule::{
+    OverlapPolicy, Schedule, ScheduleDescription, ScheduleSpec, ScheduledStart, Triggered,
+    DEFAULT_CATCHUP_WINDOW,
+};
 pub use store::{
     ListFilter, PendingActivity, PendingWorkflowTask, Pollers, StatusCounts, Store,
     WorkflowDescription, WorkflowSummary,

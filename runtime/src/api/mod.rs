@@ -4,4 +4,5 @@ pub(crate) mod client;
 pub(crate) mod messages;
 pub(crate) mod registry;
 pub(crate) mod replica;
+pub(crate) mod schedules;
 pub(crate) mod waiting;

@@ -21,6 +21,7 @@
 //! | [`liveness`] | when a worker holding running attempts is dead, and what becomes of its attempts |
 //! | [`signal`] | a client's signal (once per request id), and signal-with-start |
 //! | [`update`] | accepting a validated update; the commit that answers it |
+//! | [`schedule`] | a schedule's due ticks, its overlap policy and catch-up window, the starts they make; pause, resume, trigger, delete |
 //!
 //! The conformance suite in `store/conformance.rs` checks that every store applies plans alike.
 
@@ -32,6 +33,7 @@ pub(crate) mod liveness;
 pub(crate) mod local;
 pub(crate) mod marker;
 pub(crate) mod plan;
+pub(crate) mod schedule;
 pub(crate) mod signal;
 pub(crate) mod start;
 pub(crate) mod terminate;

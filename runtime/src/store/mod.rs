@@ -3,6 +3,7 @@
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
 pub(crate) use crate::engine::liveness::WorkerLease;
+pub(crate) use crate::engine::schedule::{ScheduleChange, SchedulePlan};
 pub(crate) use crate::engine::signal::NewSignal;
 pub(crate) use crate::engine::start::NewWorkflow;
 pub(crate) use crate::engine::update::NewUpdate;
@@ -12,6 +13,7 @@ pub(crate) use crate::engine::{
 };
 use crate::error::{ActivityError, Result, TimeoutKind, WorkflowError};
 use crate::history::HistoryEvent;
+use crate::schedule::{ScheduleDescription, Triggered};
 pub(crate) use hub::LocalHub;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -439,6 +441,32 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
         lease_expires_ms: i64,
         max: usize,
     ) -> Result<Vec<ClaimedActivity>>;
+
+    /// Records a new schedule (`engine::schedule::create`);
+    /// [`crate::Error::DuplicateScheduleId`] if the id exists.
+    async fn create_schedule(&self, plan: SchedulePlan) -> Result<()>;
+
+    /// A schedule, or `None`.
+    async fn read_schedule(&self, schedule_id: &str) -> Result<Option<ScheduleDescription>>;
+
+    /// Every schedule, by id.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleDescription>>;
+
+    /// A client's change to a schedule (`engine::schedule::change`), in one transaction with the
+    /// starts it makes; [`crate::Error::ScheduleNotFound`] if there is no such schedule.
+    async fn change_schedule(
+        &self,
+        schedule_id: &str,
+        change: ScheduleChange,
+    ) -> Result<Option<Triggered>>;
+
+    /// Acts on up to `max` due schedules (`engine::schedule::fire`), each in one transaction with
+    /// the starts it makes; a schedule another worker is acting on is left to it. Returns how
+    /// many schedules were acted on.
+    async fn fire_due_schedules(&self, max: usize) -> Result<usize>;
+
+    /// When the next schedule is due, in ms since the epoch.
+    async fn next_schedule_due_ms(&self) -> Result<Option<i64>>;
 
     /// A channel that ticks when another process wrote something workers may want (Postgres
     /// `LISTEN/NOTIFY`); `None` for single-process stores.

@@ -70,10 +70,17 @@ impl Shared {
     /// One round of work; true if a kind of work filled its batch, so more may be due at once.
     pub(super) async fn poll_once(self: Arc<Self>) -> crate::Result<bool> {
         const TIMERS: usize = 256;
+        const SCHEDULES: usize = 32;
         const EXPIRED: usize = 64;
         const BATCH: usize = 64;
         let store = &self.store.backend;
         let mut more = store.fire_due_timers(TIMERS).await? == TIMERS;
+        // Due schedules start their workflows (`engine::schedule`); a schedule's failure is
+        // logged and leaves the rest of the round alone.
+        match store.fire_due_schedules(SCHEDULES).await {
+            Ok(n) => more |= n == SCHEDULES,
+            Err(e) => tracing::warn!(error = %e, "could not fire due schedules; retrying"),
+        }
         let expired = store.claim_expired_activities(EXPIRED).await?;
         more |= expired.len() == EXPIRED;
         for e in expired {
@@ -133,13 +140,7 @@ impl Shared {
         if !clock.is_virtual() || !self.idle() {
             return false;
         }
-        let next = self
-            .store
-            .backend
-            .next_due_ms(&self.queues, &self.wf_types, &self.act_types)
-            .await
-            .ok()
-            .flatten();
+        let next = self.next_due_ms().await;
         match next {
             Some(t) if t > clock.now_ms() && self.idle() => {
                 tracing::debug!(to_ms = t, "virtual clock skips ahead");
@@ -147,6 +148,21 @@ impl Shared {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// When the next task of this worker, timer, retry, lease, deadline or schedule falls due.
+    async fn next_due_ms(&self) -> Option<i64> {
+        let backend = &self.store.backend;
+        let work = backend
+            .next_due_ms(&self.queues, &self.wf_types, &self.act_types)
+            .await
+            .ok()
+            .flatten();
+        let schedule = backend.next_schedule_due_ms().await.ok().flatten();
+        match (work, schedule) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -159,13 +175,7 @@ impl Shared {
 
     pub(super) async fn next_wait(&self) -> Duration {
         let poll = self.opts.poll_interval;
-        let next = self
-            .store
-            .backend
-            .next_due_ms(&self.queues, &self.wf_types, &self.act_types)
-            .await
-            .ok()
-            .flatten();
+        let next = self.next_due_ms().await;
         match next {
             None => poll,
             Some(t) => {

@@ -596,6 +596,37 @@ impl StoreBackend for PostgresStore {
         self.signal_with_start_impl(wf, signal).await
     }
 
+    async fn create_schedule(&self, plan: crate::store::SchedulePlan) -> Result<()> {
+        self.create_schedule_impl(plan).await
+    }
+
+    async fn read_schedule(
+        &self,
+        schedule_id: &str,
+    ) -> Result<Option<crate::schedule::ScheduleDescription>> {
+        self.read_schedule_impl(schedule_id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<crate::schedule::ScheduleDescription>> {
+        self.list_schedules_impl().await
+    }
+
+    async fn change_schedule(
+        &self,
+        schedule_id: &str,
+        change: crate::store::ScheduleChange,
+    ) -> Result<Option<crate::schedule::Triggered>> {
+        self.change_schedule_impl(schedule_id, change).await
+    }
+
+    async fn fire_due_schedules(&self, max: usize) -> Result<usize> {
+        self.fire_due_schedules_impl(max).await
+    }
+
+    async fn next_schedule_due_ms(&self) -> Result<Option<i64>> {
+        self.next_schedule_due_ms_impl().await
+    }
+
     async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>> {
         self.accept_update_impl(workflow_id, update).await
     }

@@ -47,6 +47,7 @@ mod backend;
 mod liveness;
 mod messages;
 mod read;
+mod schedules;
 mod schema;
 #[cfg(test)]
 mod tests;

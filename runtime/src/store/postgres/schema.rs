@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -17,6 +17,7 @@ const OUR_TABLES: &[&str] = &[
     "timers",
     "pollers",
     "workers",
+    "schedules",
 ];
 
 /// Migrations, index `i` takes a schema from version `i` to `i + 1`. Unqualified names: they land in
@@ -116,6 +117,17 @@ CREATE TABLE workers (
     // 4: a signal's request id is found by its index, not by reading the workflow's history.
     r#"
 CREATE INDEX history_signals ON history(workflow_id, ref_seq) WHERE event_type = 'signal_received';
+"#,
+    // 5: schedules (`engine::schedule`): the schedule as JSON (`body`), when a worker must look
+    // at it next (`due_ms`, NULL while paused), and its revision, which every write checks and bumps.
+    r#"
+CREATE TABLE schedules (
+    schedule_id TEXT PRIMARY KEY,
+    revision    BIGINT NOT NULL,
+    due_ms      BIGINT,
+    body        TEXT NOT NULL
+);
+CREATE INDEX schedules_due ON schedules(due_ms);
 "#,
 ];
 

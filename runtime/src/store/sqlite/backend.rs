@@ -547,4 +547,41 @@ impl StoreBackend for SqliteStore {
         self.call(move |conn| read::count_by_status(conn, &filter))
             .await
     }
+
+    async fn create_schedule(&self, plan: crate::store::SchedulePlan) -> Result<()> {
+        self.call(move |conn| super::schedules::create(conn, &plan))
+            .await
+    }
+
+    async fn read_schedule(
+        &self,
+        schedule_id: &str,
+    ) -> Result<Option<crate::schedule::ScheduleDescription>> {
+        let id = schedule_id.to_string();
+        self.call(move |conn| super::schedules::read(conn, &id))
+            .await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<crate::schedule::ScheduleDescription>> {
+        self.call(super::schedules::list).await
+    }
+
+    async fn change_schedule(
+        &self,
+        schedule_id: &str,
+        change: crate::store::ScheduleChange,
+    ) -> Result<Option<crate::schedule::Triggered>> {
+        let id = schedule_id.to_string();
+        self.call(move |conn| super::schedules::change(conn, &id, &change))
+            .await
+    }
+
+    async fn fire_due_schedules(&self, max: usize) -> Result<usize> {
+        self.call(move |conn| super::schedules::fire_due(conn, max))
+            .await
+    }
+
+    async fn next_schedule_due_ms(&self) -> Result<Option<i64>> {
+        self.call(super::schedules::next_due).await
+    }
 }

@@ -19,6 +19,7 @@ mod open;
 pub(crate) use open::{classify, Cause};
 mod messages;
 mod read;
+mod schedules;
 mod schema;
 
 use schema::{FORMAT_MARKER, MIGRATIONS, SCHEMA_VERSION};

@@ -1,7 +1,7 @@
 //! The SQLite schema and its migrations.
 
 /// The schema this build writes. Older files are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 pub(super) const FORMAT_MARKER: &str = "duraflow";
 
 /// Migrations, index `i` takes a file from version `i` to `i + 1`.
@@ -99,5 +99,16 @@ CREATE TABLE workers (
     // 4: a signal's request id is found by its index, not by reading the workflow's history.
     r#"
 CREATE INDEX history_signals ON history(workflow_id, ref_seq) WHERE event_type = 'signal_received';
+"#,
+    // 5: schedules (`engine::schedule`): the schedule as JSON (`body`), when a worker must look
+    // at it next (`due_ms`, NULL while paused), and its revision, which every write checks and bumps.
+    r#"
+CREATE TABLE schedules (
+    schedule_id TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    due_ms      INTEGER,
+    body        TEXT NOT NULL
+);
+CREATE INDEX schedules_due ON schedules(due_ms);
 "#,
 ];
