@@ -20,6 +20,7 @@ mod list;
 mod liveness;
 mod messages;
 mod misc;
+mod schedules;
 mod start;
 mod support;
 mod terminate;
@@ -34,6 +35,7 @@ use list::*;
 use liveness::*;
 use messages::*;
 use misc::*;
+use schedules::*;
 use start::*;
 use std::sync::Arc;
 use terminate::*;
@@ -255,4 +257,9 @@ conformance! {
     check_signal_with_start => memory_signal_with_start, sqlite_file_signal_with_start, postgres_signal_with_start;
     check_accept_update => memory_accept_update, sqlite_file_accept_update, postgres_accept_update;
     check_terminate_workflow => memory_terminate_workflow, sqlite_file_terminate_workflow, postgres_terminate_workflow;
+    check_schedule_create_read_list => memory_schedule_create_read_list, sqlite_file_schedule_create_read_list, postgres_schedule_create_read_list;
+    check_schedule_fire_starts_each_tick_once => memory_schedule_fire_starts_each_tick_once, sqlite_file_schedule_fire_starts_each_tick_once, postgres_schedule_fire_starts_each_tick_once;
+    check_schedule_concurrent_fires_act_once => memory_schedule_concurrent_fires_act_once, sqlite_file_schedule_concurrent_fires_act_once, postgres_schedule_concurrent_fires_act_once;
+    check_schedule_overlap_policies => memory_schedule_overlap_policies, sqlite_file_schedule_overlap_policies, postgres_schedule_overlap_policies;
+    check_schedule_pause_resume_trigger_delete => memory_schedule_pause_resume_trigger_delete, sqlite_file_schedule_pause_resume_trigger_delete, postgres_schedule_pause_resume_trigger_delete;
 }
