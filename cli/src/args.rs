@@ -120,6 +120,115 @@ pub enum Command {
         #[arg(required = true, value_name = "FILES")]
         paths: Vec<PathBuf>,
     },
+    /// Schedules: start a workflow on a cron expression or an interval (workers fire them).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+/// `duraflow schedule ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create a schedule that starts a workflow, by its registered name, with JSON input.
+    #[command(
+        after_help = "Examples:\n  duraflow --db app.db schedule create nightly report '\"eu\"' --cron '0 3 * * *' --time-zone Europe/Paris\n  duraflow --db app.db schedule create sync sync_all --every 15m --overlap buffer-one"
+    )]
+    Create(ScheduleCreateArgs),
+    /// List the schedules: spec, state, next start.
+    List,
+    /// Show a schedule: spec, policies, counters, recent starts, the next ticks.
+    Describe {
+        /// The schedule id.
+        id: String,
+    },
+    /// Pause a schedule: no tick starts anything until it is resumed (a trigger still does).
+    Pause {
+        /// The schedule id.
+        id: String,
+        /// Why (shown by describe).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// Resume a paused schedule; the ticks that passed while paused are not made up.
+    Resume {
+        /// The schedule id.
+        id: String,
+        /// Why (shown by describe).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// Start the schedule's workflow now, through its overlap policy (paused or not).
+    Trigger {
+        /// The schedule id.
+        id: String,
+    },
+    /// Delete a schedule; the workflows it started are left as they are.
+    Delete {
+        /// The schedule id.
+        id: String,
+    },
+}
+
+/// `duraflow schedule create`.
+#[derive(Debug, Args)]
+pub struct ScheduleCreateArgs {
+    /// The new schedule's id (its workflows are `ID-<tick time>`).
+    pub id: String,
+    /// The registered workflow name to start.
+    #[arg(value_name = "TYPE")]
+    pub workflow_type: String,
+    /// The workflow's input as JSON (default: null).
+    #[arg(value_name = "JSON")]
+    pub input: Option<String>,
+    /// A cron expression: five fields (`0 3 * * *`), six with seconds first, or `@daily`.
+    #[arg(
+        long,
+        value_name = "EXPR",
+        required_unless_present = "every",
+        conflicts_with = "every"
+    )]
+    pub cron: Option<String>,
+    /// The cron expression's time zone, an IANA name (default: UTC).
+    #[arg(long, value_name = "ZONE", requires = "cron")]
+    pub time_zone: Option<String>,
+    /// A fixed interval instead, aligned to the Unix epoch: `30s`, `15m`, `1h`, `1d`.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// Shift the interval's ticks from the epoch's alignment (`--every 1h --offset 15m`).
+    #[arg(long, value_name = "DURATION", requires = "every")]
+    pub offset: Option<String>,
+    /// What a due start does while the last run still runs.
+    #[arg(long, value_enum, default_value = "skip")]
+    pub overlap: OverlapArg,
+    /// After downtime, make up the missed starts of this window before now (default: 365d).
+    #[arg(long, value_name = "DURATION")]
+    pub catchup_window: Option<String>,
+    /// Create it paused, with this note.
+    #[arg(long, value_name = "NOTE")]
+    pub paused: Option<String>,
+    /// The task queue (default: the registered definition's, else `default`).
+    #[arg(long, value_name = "QUEUE")]
+    pub task_queue: Option<String>,
+}
+
+/// An overlap policy, on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OverlapArg {
+    /// Drop the due start.
+    Skip,
+    /// Start it when the running one ends (one waits at most).
+    BufferOne,
+    /// Start it beside the running one.
+    AllowAll,
+}
+
+impl From<OverlapArg> for duraflow::OverlapPolicy {
+    fn from(o: OverlapArg) -> Self {
+        match o {
+            OverlapArg::Skip => duraflow::OverlapPolicy::Skip,
+            OverlapArg::BufferOne => duraflow::OverlapPolicy::BufferOne,
+            OverlapArg::AllowAll => duraflow::OverlapPolicy::AllowAll,
+        }
+    }
 }
 
 /// `duraflow list`.

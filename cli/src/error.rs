@@ -42,6 +42,9 @@ impl CliError {
             duraflow::Error::WorkflowNotFound(id) => CliError::new(format!(
                 "no workflow with id `{id}` in this store; `duraflow list` shows the ids there are"
             )),
+            duraflow::Error::ScheduleNotFound(id) => CliError::new(format!(
+                "no schedule with id `{id}` in this store; `duraflow schedule list` shows the ids there are"
+            )),
             _ => CliError::new(format!("{doing}: {}", with_causes(&e))),
         }
     }

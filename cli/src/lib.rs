@@ -39,6 +39,7 @@ mod error;
 mod output;
 mod progress;
 mod replay;
+mod schedules;
 pub mod ui;
 
 pub use error::CliError;
@@ -164,6 +165,7 @@ where
             .await
         }
         Command::Ui(a) => ui::serve_cli(client, &a).await,
+        Command::Schedule(c) => schedules::run(&client, c, json).await,
         Command::Replay { .. } => Ok(()), // handled above: it needs no store
     }
 }
