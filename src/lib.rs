@@ -329,6 +329,8 @@ pub mod guide {
     pub mod changing_workflow_code {}
     #[doc = include_str!("../docs/testing.md")]
     pub mod testing {}
+    #[doc = include_str!("../docs/schedules.md")]
+    pub mod schedules {}
 }
 
 /// The README's examples, compiled as doctests.

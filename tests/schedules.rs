@@ -20,7 +20,7 @@ const ENV_URL: &str = "DURAFLOW_SCHED_CHILD_URL";
 const ENV_SCHEMA: &str = "DURAFLOW_SCHED_CHILD_SCHEMA";
 
 #[workflow]
-pub async fn tick(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+pub async fn tick(_ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
     Ok(n + 1)
 }
 
@@ -227,7 +227,7 @@ async fn a_restart_on_postgres_makes_up_missed_ticks_once() {
 async fn overlap_skip_on_memory_starts_nothing_while_the_last_run_runs() {
     #[workflow]
     pub async fn slow(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
-        ctx.sleep(Duration::from_secs(3600)).await;
+        ctx.sleep(Duration::from_secs(3600)).await?;
         Ok(n)
     }
     let store = Store::memory().unwrap();

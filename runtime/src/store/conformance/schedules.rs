@@ -199,7 +199,7 @@ pub(super) async fn check_schedule_concurrent_fires_act_once(s: &dyn StoreBacken
         more += 1;
         assert!(more < 10);
     }
-    assert!(acted >= 1 && acted <= 4, "{acted}");
+    assert!((1..=4).contains(&acted), "{acted}");
     for k in 0..4 {
         let r = read(s, &format!("race-{k}")).await;
         assert_eq!(r.started, 5, "race-{k}: each tick once");
