@@ -325,3 +325,58 @@ async fn two_worker_processes_on_postgres_start_each_tick_once() {
     assert_eq!(d.missed, 0);
     db.cleanup().await;
 }
+
+/// Temporal's `schedule/pause` feature: created paused with a note, re-paused with another,
+/// resumed with the default note, re-resumed with a custom one, paused with the default.
+#[tokio::test]
+async fn pause_and_resume_notes_as_temporal() {
+    let store = Store::memory().unwrap();
+    let client = Client::new(&store);
+    let spec = ScheduleSpec::every(Duration::from_secs(60)).unwrap();
+    client
+        .create_schedule("notes", Schedule::new(spec).paused("initial note"), tick, 1)
+        .await
+        .unwrap();
+    let state = async |paused: bool, note: &str| {
+        let d = client.describe_schedule("notes").await.unwrap();
+        assert_eq!((d.paused, d.note.as_deref()), (paused, Some(note)));
+    };
+    state(true, "initial note").await;
+    client
+        .pause_schedule("notes", "custom note1")
+        .await
+        .unwrap();
+    state(true, "custom note1").await;
+    client.resume_schedule("notes", "").await.unwrap();
+    state(false, "resumed").await;
+    client
+        .resume_schedule("notes", "custom note2")
+        .await
+        .unwrap();
+    state(false, "custom note2").await;
+    client.pause_schedule("notes", "").await.unwrap();
+    state(true, "paused").await;
+    // Temporal's `schedule/duplicate_error`: the same id again is refused.
+    let again = client
+        .create_schedule(
+            "notes",
+            Schedule::new(ScheduleSpec::every(Duration::from_secs(1)).unwrap()),
+            tick,
+            2,
+        )
+        .await;
+    assert!(matches!(again, Err(duraflow::Error::DuplicateScheduleId(id)) if id == "notes"));
+    // Temporal's `schedule/trigger`: a paused schedule triggered twice runs twice.
+    let worker = Worker::new(&store).register(tick).start();
+    for _ in 0..2 {
+        let Triggered::Started { workflow_id } = client.trigger_schedule("notes").await.unwrap()
+        else {
+            panic!("nothing runs: a trigger starts")
+        };
+        assert_eq!(client.handle::<u32>(workflow_id).result().await.unwrap(), 2);
+        // Each trigger has its own id (its time): wait for the next millisecond.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(client.describe_schedule("notes").await.unwrap().started, 2);
+    worker.shutdown().await;
+}

@@ -168,7 +168,7 @@ impl Client {
 
     /// Pauses a schedule, with a note saying why: no tick starts anything until
     /// [`Client::resume_schedule`] (a trigger still does). Pausing a paused schedule only
-    /// replaces its note.
+    /// replaces its note; an empty note reads `paused`.
     ///
     /// ```no_run
     /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
@@ -177,17 +177,21 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn pause_schedule(&self, schedule_id: &str, note: &str) -> Result<()> {
-        self.change(schedule_id, ScheduleChange::Pause(note_of(note)))
+        self.change(schedule_id, ScheduleChange::Pause(note_of(note, "paused")))
             .await
             .map(|_| ())
     }
 
-    /// Resumes a paused schedule, with a note. The ticks that passed while it was paused are not
-    /// made up: the next start is the first tick after now.
+    /// Resumes a paused schedule, with a note (empty: `resumed`). The ticks that passed while it
+    /// was paused are not made up: the next start is the first tick after now. Resuming an active
+    /// schedule only replaces its note.
     pub async fn resume_schedule(&self, schedule_id: &str, note: &str) -> Result<()> {
-        self.change(schedule_id, ScheduleChange::Resume(note_of(note)))
-            .await
-            .map(|_| ())
+        self.change(
+            schedule_id,
+            ScheduleChange::Resume(note_of(note, "resumed")),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Starts the schedule's workflow now, paused or not, through its overlap policy: with
@@ -224,6 +228,7 @@ impl Client {
     }
 }
 
-fn note_of(note: &str) -> Option<String> {
-    (!note.is_empty()).then(|| note.to_string())
+/// The note, or `default` for an empty one (as Temporal's clients do).
+fn note_of(note: &str, default: &str) -> Option<String> {
+    Some(if note.is_empty() { default } else { note }.to_string())
 }
