@@ -93,6 +93,47 @@ async fn pg_canceller(ctx: WorkflowContext, x: i64) -> Result<String, WorkflowEr
     }
 }
 
+/// Ids of the workflows whose `pg_slow_heartbeater` heard its cancel.
+static HEARD_CANCEL: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Heartbeats every 20 ms with a 60 s heartbeat timeout: stored heartbeats are throttled to one
+/// every 48 s, so only a notification can bring a cancel within the test's bounds.
+#[activity(heartbeat_timeout = "60s")]
+async fn pg_slow_heartbeater(ctx: ActivityContext, _x: i64) -> Result<(), ActivityError> {
+    let mut i = 0u32;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        i += 1;
+        if let Err(e) = ctx.heartbeat(&i) {
+            HEARD_CANCEL
+                .lock()
+                .unwrap()
+                .push(ctx.info().workflow_id.clone());
+            return Err(e);
+        }
+    }
+}
+
+/// Starts `pg_slow_heartbeater`, and cancels it after `ms` (never when `ms` is 0).
+#[workflow]
+async fn pg_remote_canceller(ctx: WorkflowContext, ms: u64) -> Result<String, WorkflowError> {
+    let handle = ctx
+        .activity(pg_slow_heartbeater, 0)
+        .heartbeat_timeout(Duration::from_secs(60))
+        .cancellation_type(CancellationType::WaitCancellationCompleted)
+        .start();
+    if ms == 0 {
+        handle.await?;
+        return Ok("done".to_string());
+    }
+    ctx.sleep(Duration::from_millis(ms)).await?;
+    handle.cancel();
+    match handle.await {
+        Err(e) if e.is_cancelled() => Ok("cancelled".to_string()),
+        other => Ok(format!("unexpected: {other:?}")),
+    }
+}
+
 static SHARED_RUNS: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
 
 #[activity]
@@ -577,6 +618,84 @@ async fn pg_listen_wakes_other_process_and_reconnects() {
         .expect("the other worker did not wake on NOTIFY after its listener reconnected")
         .unwrap();
     worker.shutdown().await;
+}
+
+/// A cancel committed in one process reaches the attempt running in another at once (its
+/// `NOTIFY`), not at the attempt's next stored heartbeat (48 s away here): through the workflow's
+/// `handle.cancel()`, and through a client's `terminate()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_cancel_reaches_an_attempt_in_another_process_at_once() {
+    let Some(env) = env("remote_cancel").await else {
+        return;
+    };
+    let other = Store::postgres_in_schema(env.pg_url(), env.pg_schema())
+        .await
+        .unwrap();
+    // Workflows run here, activities only in the other "process".
+    let workflows = Worker::new(&env.store)
+        .register(pg_remote_canceller)
+        .options(quick_options())
+        .start();
+    let activities = Worker::new(&other)
+        .register(pg_slow_heartbeater)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    let bound = Duration::from_secs(15);
+
+    let h = client
+        .start(pg_remote_canceller, "remote-cancel-1", 500)
+        .await
+        .unwrap();
+    assert_eq!(
+        support::within(bound, "the cancel in the other process", h.result())
+            .await
+            .unwrap(),
+        "cancelled"
+    );
+    assert!(HEARD_CANCEL
+        .lock()
+        .unwrap()
+        .contains(&"remote-cancel-1".to_string()));
+
+    // A close (terminate) flags the running attempt too.
+    let h = client
+        .start(pg_remote_canceller, "remote-cancel-2", 0)
+        .await
+        .unwrap();
+    let started = support::within(bound, "the attempt to start", async {
+        loop {
+            let d = client.describe("remote-cancel-2").await.unwrap();
+            // Its first heartbeat is stored at once: the attempt runs in the other process.
+            let running = d
+                .pending_activities
+                .iter()
+                .any(|a| a.state == "running" && a.heartbeat_details.is_some());
+            if running {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    started.await;
+    assert!(client.terminate("remote-cancel-2", "test").await.unwrap());
+    let _ = h;
+    support::within(
+        bound,
+        "the terminated workflow's attempt to hear it",
+        async {
+            while !HEARD_CANCEL
+                .lock()
+                .unwrap()
+                .contains(&"remote-cancel-2".to_string())
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        },
+    )
+    .await;
+    activities.shutdown().await;
+    workflows.shutdown().await;
 }
 
 /// A database error keeps the driver's error as its source, and says where it tried, without the

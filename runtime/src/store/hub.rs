@@ -80,6 +80,23 @@ impl LocalHub {
         }
     }
 
+    /// Cancels the attempt of `seq` of `workflow_id` running here, or (`None`) every attempt of
+    /// that workflow running here.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn cancel_running_of(&self, workflow_id: &str, seq: Option<u64>) {
+        match seq {
+            Some(seq) => self.cancel_running(workflow_id, seq),
+            None => {
+                let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                for ((wf, _), (_, flag)) in running.iter() {
+                    if wf == workflow_id {
+                        flag.cancel();
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) fn cancel_running(&self, workflow_id: &str, seq: u64) {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, flag)) = running.get(&(workflow_id.to_string(), seq)) {

@@ -473,6 +473,10 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     fn external_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
         None
     }
+
+    /// Gives a store with cross-process notifications the hub of the `Store` it serves, so a
+    /// cancel another process commits reaches the attempts running here at once.
+    fn attach_hub(&self, _hub: std::sync::Weak<LocalHub>) {}
 }
 
 /// A handle to a durable store: SQLite file (default), memory (tests) or Postgres (feature
@@ -503,9 +507,11 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     fn from_backend(backend: Arc<dyn StoreBackend>) -> Self {
+        let hub = Arc::new(LocalHub::default());
+        backend.attach_hub(Arc::downgrade(&hub));
         Store {
             backend,
-            hub: Arc::new(LocalHub::default()),
+            hub,
             clock: crate::clock::Clock::default(),
         }
     }

@@ -304,6 +304,15 @@ const SQL_DELETE_ACTIVITY_BY_SEQ: &str =
 const SQL_FLAG_ACTIVITY_CANCEL: &str = "UPDATE activity_tasks SET cancel_requested = TRUE
  WHERE workflow_id = $1::TEXT AND activity_seq = $2::BIGINT";
 
+/// [`SQL_FLAG_ACTIVITY_CANCEL`], and a notification on channel `$3` (payload `$4`, see
+/// [`cancel_payload`]) when the attempt is running: the process running it hears the cancel at
+/// commit, not at its next stored heartbeat.
+const SQL_FLAG_ACTIVITY_CANCEL_NOTIFY: &str = "
+WITH u AS (UPDATE activity_tasks SET cancel_requested = TRUE
+            WHERE workflow_id = $1::TEXT AND activity_seq = $2::BIGINT
+        RETURNING state)
+SELECT pg_notify($3::TEXT, $4::TEXT) FROM u WHERE state = 'running'";
+
 const SQL_START_ATTEMPT: &str = "
 UPDATE activity_tasks SET state = 'running', attempt = $2::BIGINT, token = $3::BIGINT,
        started_ms = $4::BIGINT, deadline_ms = $5::BIGINT, deadline_kind = $6::TEXT,
@@ -339,6 +348,43 @@ d AS (DELETE FROM activity_tasks WHERE workflow_id = $1::TEXT AND state = 'pendi
 e AS (UPDATE activity_tasks SET cancel_requested = TRUE
        WHERE workflow_id = $1::TEXT AND state <> 'pending')
 SELECT 1";
+
+/// [`SQL_CLOSE`], and a notification on channel `$5` (payload `$6`, see [`cancel_payload`]) when
+/// the workflow had attempts running, so the processes running them hear the cancel at commit.
+const SQL_CLOSE_NOTIFY: &str = "
+WITH a AS (
+    UPDATE workflows SET status = $2::TEXT, result = $3::TEXT, closed_ms = $4::BIGINT,
+                         held_reason = NULL
+     WHERE workflow_id = $1::TEXT),
+b AS (DELETE FROM workflow_tasks WHERE workflow_id = $1::TEXT),
+c AS (DELETE FROM timers WHERE workflow_id = $1::TEXT),
+d AS (DELETE FROM activity_tasks WHERE workflow_id = $1::TEXT AND state = 'pending'),
+e AS (UPDATE activity_tasks SET cancel_requested = TRUE
+       WHERE workflow_id = $1::TEXT AND state <> 'pending' RETURNING 1)
+SELECT pg_notify($5::TEXT, $6::TEXT) FROM (SELECT 1 FROM e LIMIT 1) r";
+
+/// The longest payload we send: Postgres refuses one of 8,000 bytes or more (the statement, and
+/// so the transaction, would fail); past it the cancel waits for the attempt's next heartbeat.
+const MAX_PAYLOAD: usize = 7_900;
+
+/// The payload of a cancel notification: `c`, the activity seq (`*`: every attempt of the
+/// workflow), the workflow id, separated by newlines. `None` when it would be too long.
+pub(super) fn cancel_payload(workflow_id: &str, seq: Option<u64>) -> Option<String> {
+    let seq = seq.map_or_else(|| "*".to_string(), |s| s.to_string());
+    let payload = format!("c\n{seq}\n{workflow_id}");
+    (payload.len() <= MAX_PAYLOAD).then_some(payload)
+}
+
+/// Parses [`cancel_payload`]: `(workflow id, seq)`, or `None` for any other payload.
+pub(super) fn parse_cancel_payload(payload: &str) -> Option<(&str, Option<u64>)> {
+    let rest = payload.strip_prefix("c\n")?;
+    let (seq, workflow_id) = rest.split_once('\n')?;
+    let seq = match seq {
+        "*" => None,
+        s => Some(s.parse().ok()?),
+    };
+    Some((workflow_id, seq))
+}
 
 /// A pending workflow task, unless the workflow has one (or has ended).
 const SQL_WFT_ENQUEUE: &str = "
@@ -384,7 +430,10 @@ pub(super) struct Applied {
 
 /// Pushes the statements applying `plan`: its guard (with the workflow row's own effects and the
 /// events), then one statement per effect, in order.
-pub(super) fn push_plan(batch: &mut Batch, plan: &Plan) -> Applied {
+///
+/// With a `channel`, a cancel that reaches a running attempt (a flagged activity, a close) also
+/// notifies that channel, so the process running the attempt hears it at commit.
+pub(super) fn push_plan(batch: &mut Batch, plan: &Plan, channel: Option<&str>) -> Applied {
     let g = &plan.guard;
     let n = plan.events.len() as i64;
     let bump = plan.effects.contains(&Effect::BumpWorkflowTaskToken);
@@ -462,10 +511,19 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan) -> Applied {
                 );
             }
             Effect::FlagActivityCancel { activity_seq } => {
-                batch.push(
-                    SQL_FLAG_ACTIVITY_CANCEL,
-                    vec![wf(), p(*activity_seq as i64)],
-                );
+                let notify = channel.and_then(|c| {
+                    Some((c, cancel_payload(&plan.workflow_id, Some(*activity_seq))?))
+                });
+                match notify {
+                    Some((c, payload)) => batch.push(
+                        SQL_FLAG_ACTIVITY_CANCEL_NOTIFY,
+                        vec![wf(), p(*activity_seq as i64), p(c.to_string()), p(payload)],
+                    ),
+                    None => batch.push(
+                        SQL_FLAG_ACTIVITY_CANCEL,
+                        vec![wf(), p(*activity_seq as i64)],
+                    ),
+                };
             }
             Effect::StartAttempt {
                 task_id,
@@ -528,10 +586,18 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan) -> Applied {
                     ClosedAs::Failed(e) => Some(format::encode_workflow_error(e)),
                     ClosedAs::Cancelled => None,
                 };
-                batch.push(
-                    SQL_CLOSE,
-                    vec![wf(), p(c.status().as_str()), p(result), p(plan.time_ms)],
-                );
+                let mut params = vec![wf(), p(c.status().as_str()), p(result), p(plan.time_ms)];
+                let notify =
+                    channel.and_then(|c| Some((c, cancel_payload(&plan.workflow_id, None)?)));
+                let sql = match notify {
+                    Some((c, payload)) => {
+                        params.push(p(c.to_string()));
+                        params.push(p(payload));
+                        SQL_CLOSE_NOTIFY
+                    }
+                    None => SQL_CLOSE,
+                };
+                batch.push(sql, params);
             }
             // Applied by the guarded row update.
             Effect::SetCancelRequested | Effect::ClearHeld | Effect::BumpWorkflowTaskToken => {}

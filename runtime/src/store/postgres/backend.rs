@@ -106,7 +106,10 @@ impl PostgresStore {
     /// Pushes the statements applying `plans` to `batch`, and a `NOTIFY` when one of them has work
     /// for others.
     fn push_plans(&self, batch: &mut Batch, plans: &[Plan]) -> Vec<Applied> {
-        let applied = plans.iter().map(|plan| push_plan(batch, plan)).collect();
+        let applied = plans
+            .iter()
+            .map(|plan| push_plan(batch, plan, Some(&self.channel)))
+            .collect();
         if plans.iter().any(|plan| plan.wake) {
             self.notify(batch);
         }
@@ -675,5 +678,9 @@ impl StoreBackend for PostgresStore {
 
     fn external_wakeups(&self) -> Option<broadcast::Receiver<()>> {
         Some(self.wake_tx.subscribe())
+    }
+
+    fn attach_hub(&self, hub: std::sync::Weak<crate::store::LocalHub>) {
+        let _ = self.hub.set(hub);
     }
 }

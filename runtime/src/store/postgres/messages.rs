@@ -108,7 +108,7 @@ impl PostgresStore {
         if started {
             let plan = start_engine::start(&wf, now);
             let mut batch = Batch::default();
-            let _ = push_plan(&mut batch, &plan);
+            let _ = push_plan(&mut batch, &plan, Some(&self.channel));
             if plan.wake {
                 self.notify(&mut batch);
             }

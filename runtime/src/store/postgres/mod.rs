@@ -35,6 +35,7 @@
 use super::{corrupt_from, now_ms};
 use crate::error::{Error, Result};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_postgres::error::SqlState;
@@ -316,8 +317,14 @@ pub(crate) struct PostgresStore {
     /// The payload of our own notifications, so the listener skips them.
     instance: String,
     wake_tx: broadcast::Sender<()>,
+    /// The process-local hub of the `Store` this backend serves: the listener hands it the cancels
+    /// other processes commit for attempts running here.
+    hub: HubSlot,
     listener: tokio::task::JoinHandle<()>,
 }
+
+/// Where the listener finds the hub (set once the `Store` wrapping this backend exists).
+type HubSlot = Arc<std::sync::OnceLock<std::sync::Weak<crate::store::hub::LocalHub>>>;
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
@@ -412,6 +419,7 @@ impl PostgresStore {
         }
 
         let (wake_tx, _) = broadcast::channel(64);
+        let hub = HubSlot::default();
         let instance = random_instance_id();
         // The first LISTEN is in place before `connect` returns: no notification after it is missed.
         let first = listen(&cfg, &connector, &channel).await?;
@@ -421,6 +429,7 @@ impl PostgresStore {
             channel.clone(),
             instance.clone(),
             wake_tx.clone(),
+            hub.clone(),
             first,
         ));
         Ok(PostgresStore {
@@ -428,6 +437,7 @@ impl PostgresStore {
             channel,
             instance,
             wake_tx,
+            hub,
             listener,
         })
     }
@@ -525,6 +535,7 @@ async fn listener_loop(
     channel: String,
     instance: String,
     tx: broadcast::Sender<()>,
+    hub: HubSlot,
     first: Listening,
 ) {
     let mut current = Some(first);
@@ -550,7 +561,13 @@ async fn listener_loop(
         loop {
             match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(n))) => {
-                    if n.payload() != instance {
+                    if let Some((workflow_id, seq)) = apply::parse_cancel_payload(n.payload()) {
+                        // A cancel committed for attempts that may run here (ours included: the
+                        // flag is idempotent, and a close's cancel has no in-process path).
+                        if let Some(hub) = hub.get().and_then(|h| h.upgrade()) {
+                            hub.cancel_running_of(workflow_id, seq);
+                        }
+                    } else if n.payload() != instance {
                         let _ = tx.send(());
                     }
                 }
