@@ -26,6 +26,7 @@ const SYSTEM: &str = "duraflow";
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const ALL_WORKLOADS: &str = "chain-seq,chain-conc,fanout,cancel,timer-cancel,replay,parked,signal";
 
+mod remote_cancel;
 mod signal;
 
 fn log(msg: impl AsRef<str>) {
@@ -406,6 +407,7 @@ fn start_worker(store: &Store, opts: Option<WorkerOptions>) -> WorkerHandle {
         .register(chain_wf)
         .register(fanout_wf)
         .register(cancel_wf)
+        .register(remote_cancel::remote_cancel_wf)
         .register(sleeper_wf)
         .register(replay_wf)
         .register(parked_wf)
@@ -627,7 +629,7 @@ async fn run_fanout(a: &Args, client: &Client) -> Res<()> {
     Ok(())
 }
 
-async fn run_cancel(a: &Args, client: &Client) -> Res<()> {
+async fn run_cancel(a: &Args, client: &Client, schema: &str) -> Res<()> {
     let (trials, _, _) = sizes(a, "cancel");
     let tick = a.tick_ms;
     let mut seen_ms = Vec::new();
@@ -678,6 +680,21 @@ async fn run_cancel(a: &Args, client: &Client) -> Res<()> {
     if failures > 0 {
         log(format!("cancel: {failures} of {trials} trials failed"));
     }
+    let mut extra = Vec::new();
+    if a.store == "postgres" {
+        let (xseen, xfailed) = remote_cancel::run(a, client, schema, trials).await?;
+        if xfailed > 0 {
+            log(format!(
+                "cancel: {xfailed} of {trials} cross-process trials failed"
+            ));
+        }
+        extra = vec![
+            ("x_cross_process_seen_p50_ms", r3(pct(&xseen, 50.0))),
+            ("x_cross_process_seen_p99_ms", r3(pct(&xseen, 99.0))),
+            ("x_cross_process_how", json!("the same trials with the activity in another process (this binary, its own worker on its own task queue, one store handle each): handle.cancel() in the workflow code here to ctx.cancelled() there, system clock")),
+            ("x_cross_process_failed_trials", json!(xfailed)),
+        ];
+    }
     emit(
         a,
         "cancel",
@@ -693,7 +710,10 @@ async fn run_cancel(a: &Args, client: &Client) -> Res<()> {
             ("x_client_result_p99_ms", r3(pct(&ended_ms, 99.0))),
             ("x_how", json!(format!("activity cancellation, in process: the workflow starts a heartbeating activity ({tick} ms ticks, heartbeat_timeout 10 s, WaitCancellationCompleted), sleeps 30-40 ms on a durable timer, then calls handle.cancel(); t0 = that call in the live (not replayed) workflow code; seen = ctx.cancelled() resolves in the activity; resolved = handle.await returns in the workflow code; x_client_result = t0 to the client's result()"))),
             ("x_failed_trials", json!(failures)),
-        ],
+        ]
+        .into_iter()
+        .chain(extra)
+        .collect(),
     );
     Ok(())
 }
@@ -817,6 +837,7 @@ async fn phase_main(a: Args) -> Res<()> {
     let st = open_store(&a, &db, &schema).await?;
     let client = Client::new(&st);
     let out = match phase.as_str() {
+        "cancel-remote" => remote_cancel::child(&st).await?,
         "replay-build" => {
             let _w = start_worker(&st, None);
             let h = client
@@ -1136,7 +1157,7 @@ async fn run_workloads(a: &Args, dir: &Path, schema: &str) -> Res<()> {
                 "chain-seq" => run_chain_seq(a, &client).await,
                 "chain-conc" => run_chain_conc(a, &client).await,
                 "fanout" => run_fanout(a, &client).await,
-                "cancel" => run_cancel(a, &client).await,
+                "cancel" => run_cancel(a, &client, schema).await,
                 "timer-cancel" => run_timer_cancel(a, &client).await,
                 "signal" => signal::run_signal(a, &client).await,
                 _ => Ok(()),
