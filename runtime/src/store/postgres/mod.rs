@@ -57,7 +57,15 @@ mod tls;
 /// Connections in the pool of one store handle.
 const POOL_SIZE: usize = 12;
 
-const SQL_NOTIFY: &str = "SELECT pg_notify($1::TEXT, $2::TEXT)";
+/// A wake-up sent in a transaction of its own, after the transaction whose work it announces has
+/// committed (pipelined behind its `COMMIT`). Postgres serializes the commits of every transaction
+/// that notifies, fsync included, under one database-wide lock; sent inside the plan's
+/// transaction, a wake-up would make every such commit wait for the others, one fsync at a time.
+/// A wake-up is not data (a lost one costs a poll interval, and a listener ticks on reconnect), so
+/// its own tiny transaction commits with `synchronous_commit` off: it holds that lock for
+/// microseconds. The data it announces was committed before, with the store's durability.
+const SQL_NOTIFY_AFTER: &str =
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::TEXT, $2::TEXT)";
 
 // ---------------------------------------------------------------------------------------------
 // Errors and conversions.
@@ -160,6 +168,12 @@ type Param = Box<dyn ToSql + Sync + Send>;
 #[derive(Default)]
 struct Batch {
     items: Vec<(&'static str, Vec<Param>)>,
+    /// The wake-up to send once the transaction this batch belongs to commits (see
+    /// [`SQL_NOTIFY_AFTER`]): its channel and payload.
+    wake: Option<(String, String)>,
+    /// How many of the last items are best effort (a wake-up after the commit): their errors are
+    /// logged, not returned, and their rows are not returned.
+    best_effort: usize,
 }
 
 impl Batch {
@@ -168,14 +182,24 @@ impl Batch {
         self.items.len() - 1
     }
 
+    /// Sends the pending wake-up, if any, after everything else, best effort: for a batch run
+    /// outside a transaction (each statement commits by itself).
+    fn wake_last(&mut self) {
+        if let Some((channel, payload)) = self.wake.take() {
+            self.push(SQL_NOTIFY_AFTER, vec![p(channel), p(payload)]);
+            self.best_effort += 1;
+        }
+    }
+
     /// Runs every statement in order in one round trip (after the first use of each statement on
     /// this connection, which prepares it); returns each statement's rows, or the first error (a
     /// statement that fails aborts the transaction it is in: the ones after it fail too, and a
     /// `COMMIT` after it rolls back).
     async fn run_raw<C: GenericClient>(
-        self,
+        mut self,
         c: &C,
     ) -> std::result::Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+        self.wake_last();
         if self.items.is_empty() {
             return Ok(Vec::new());
         }
@@ -189,8 +213,23 @@ impl Batch {
             .collect();
         // `query` sends its request when first polled, and `try_join_all` polls in order: the
         // statements reach the server in order, and run in order.
-        futures::future::try_join_all(stmts.iter().zip(refs.iter()).map(|(s, ps)| c.query(s, ps)))
-            .await
+        if self.best_effort == 0 {
+            return futures::future::try_join_all(
+                stmts.iter().zip(refs.iter()).map(|(s, ps)| c.query(s, ps)),
+            )
+            .await;
+        }
+        // Every statement is awaited (each has its own sync point: a failed one does not skip the
+        // ones after it), so a best-effort statement's error cannot hide the others'.
+        let mut all =
+            futures::future::join_all(stmts.iter().zip(refs.iter()).map(|(s, ps)| c.query(s, ps)))
+                .await;
+        for r in all.drain(all.len() - self.best_effort..) {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "Postgres wake-up after a commit failed");
+            }
+        }
+        all.into_iter().collect()
     }
 
     /// [`Batch::run_raw`], its error said in `context`.
@@ -223,6 +262,9 @@ struct Tx {
     begun: bool,
     /// When the transaction began, for the commit latency metric.
     began: std::time::Instant,
+    /// The wake-up one of its batches asked for, sent after its `COMMIT` (see
+    /// [`SQL_NOTIFY_AFTER`]); dropped with a rollback.
+    wake: Option<(String, String)>,
 }
 
 impl Tx {
@@ -237,6 +279,7 @@ impl Tx {
             open: false,
             begun: false,
             began: std::time::Instant::now(),
+            wake: None,
         }
     }
 
@@ -254,8 +297,13 @@ impl Tx {
             self.begun = true;
             self.open = true;
         }
+        if let Some(w) = batch.wake.take() {
+            self.wake = Some(w);
+        }
         if commit {
             batch.push("COMMIT", Vec::new());
+            batch.wake = self.wake.take();
+            batch.wake_last();
         }
         let client = self
             .client
@@ -448,11 +496,10 @@ impl PostgresStore {
         })
     }
 
+    /// Asks for a wake-up of the other processes once the batch's transaction commits (a batch run
+    /// outside a transaction: after its statements).
     fn notify(&self, batch: &mut Batch) {
-        batch.push(
-            SQL_NOTIFY,
-            vec![p(self.channel.clone()), p(self.instance.clone())],
-        );
+        batch.wake = Some((self.channel.clone(), self.instance.clone()));
     }
 }
 
