@@ -134,6 +134,17 @@ async fn pg_remote_canceller(ctx: WorkflowContext, ms: u64) -> Result<String, Wo
     }
 }
 
+/// Starts `n` `pg_add` activities at once, then joins them.
+#[workflow]
+async fn pg_fanout(ctx: WorkflowContext, n: i64) -> Result<i64, WorkflowError> {
+    let handles: Vec<_> = (0..n).map(|i| ctx.activity(pg_add, i).start()).collect();
+    let mut sum = 0;
+    for h in handles {
+        sum += h.await?;
+    }
+    Ok(sum)
+}
+
 static SHARED_RUNS: Mutex<Vec<(String, i64)>> = Mutex::new(Vec::new());
 
 #[activity]
@@ -696,6 +707,39 @@ async fn pg_cancel_reaches_an_attempt_in_another_process_at_once() {
     .await;
     activities.shutdown().await;
     workflows.shutdown().await;
+}
+
+/// The outcomes of a fan-out's attempts, finishing together, are recorded together (several per
+/// transaction): every one exactly once, in a history that replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_fanout_outcomes_recorded_together_each_once() {
+    let Some(env) = env("fanout").await else {
+        return;
+    };
+    let mut opts = quick_options();
+    // Only a few instances cached: completions also take the ordinary (not one-commit) path.
+    opts.max_cached_workflows = 1;
+    let worker = Worker::new(&env.store)
+        .register(pg_add)
+        .register(pg_fanout)
+        .options(opts)
+        .start();
+    let client = Client::new(&env.store);
+    let n = 300i64;
+    let handles = vec![
+        client.start(pg_fanout, "fan-1", n).await.unwrap(),
+        client.start(pg_fanout, "fan-2", n).await.unwrap(),
+    ];
+    for h in handles {
+        let sum = support::within(WAIT, "fan-out", h.result()).await.unwrap();
+        assert_eq!(sum, (1..=n).sum::<i64>());
+    }
+    for id in ["fan-1", "fan-2"] {
+        let hist = client.history(id).await.unwrap();
+        let completed = support::count(&hist, |k| matches!(k, EventKind::ActivityCompleted { .. }));
+        assert_eq!(completed, n as usize, "{id}");
+    }
+    worker.shutdown().await;
 }
 
 /// A database error keeps the driver's error as its source, and says where it tried, without the

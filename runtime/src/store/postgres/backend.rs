@@ -435,30 +435,23 @@ impl StoreBackend for PostgresStore {
         resolution: ActivityResolution,
         heartbeat_details: Option<Value>,
     ) -> Result<bool> {
-        let ctx = "finishing an activity";
-        let mut tx = Tx::new(self.client().await?);
-        // One round trip: the workflow row of the task, then the task row (with the workflow
-        // task's state).
-        let mut batch = Batch::default();
-        let query = push_facts(&mut batch, Of::Attempt(task_id), &[], None);
-        let res = tx.run(batch, false, ctx).await?;
-        let Some(task) = query.attempt(&res)? else {
-            return Ok(false);
-        };
-        let workflow = query.workflow(&res)?;
-        let mut decision = activity_engine::finish(
-            &task,
-            token,
-            resolution,
-            heartbeat_details,
-            workflow.as_ref(),
-            true,
-            now_ms(),
-        )?;
-        if let Some(plan) = decision.plan_mut() {
-            self.commit_plan(&mut tx, plan, ctx).await?;
-        }
-        Ok(decision.recorded())
+        // Recorded with the outcomes of other attempts finishing meanwhile, in one transaction.
+        let (answer, rx) = tokio::sync::oneshot::channel();
+        self.finishes.push(
+            &self.finish_ctx(),
+            super::finish::Item {
+                task_id,
+                token,
+                resolution,
+                details: heartbeat_details,
+                answer,
+            },
+        );
+        rx.await.map_err(|_| {
+            Error::database(
+                "Postgres store: the task recording an attempt's outcome ended without an answer",
+            )
+        })?
     }
 
     async fn finish_activity_and_continue(

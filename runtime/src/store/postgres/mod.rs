@@ -45,6 +45,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod apply;
 mod backend;
+mod finish;
 mod liveness;
 mod messages;
 mod read;
@@ -368,6 +369,8 @@ pub(crate) struct PostgresStore {
     /// The process-local hub of the `Store` this backend serves: the listener hands it the cancels
     /// other processes commit for attempts running here.
     hub: HubSlot,
+    /// Attempt outcomes waiting to be recorded together (see [`finish`]).
+    finishes: Arc<finish::Queue>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -486,8 +489,18 @@ impl PostgresStore {
             instance,
             wake_tx,
             hub,
+            finishes: Default::default(),
             listener,
         })
+    }
+
+    /// What a transaction recording attempt outcomes needs.
+    fn finish_ctx(&self) -> finish::Ctx {
+        finish::Ctx {
+            pool: self.pool.clone(),
+            channel: self.channel.clone(),
+            instance: self.instance.clone(),
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
