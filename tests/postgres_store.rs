@@ -742,6 +742,61 @@ async fn pg_fanout_outcomes_recorded_together_each_once() {
     worker.shutdown().await;
 }
 
+/// Cancel requests made at once are recorded together: each gets its own answer (accepted, or
+/// not found for an unknown id), each workflow's request is recorded once, and every cancelled workflow ends cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_cancels_each_answered() {
+    let Some(env) = env("cancels").await else {
+        return;
+    };
+    let worker = Worker::new(&env.store)
+        .register(pg_sleeper)
+        .options(quick_options())
+        .start();
+    let client = Client::new(&env.store);
+    let n = 40;
+    let mut handles = Vec::new();
+    for i in 0..n {
+        handles.push(
+            client
+                .start(pg_sleeper, format!("nap-{i}"), 3_600_000)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..n {
+        for _ in 0..2 {
+            let client = client.clone();
+            calls.spawn(async move { (i, client.cancel(&format!("nap-{i}")).await) });
+        }
+    }
+    let unknown = client.clone();
+    calls.spawn(async move { (-1, unknown.cancel("no-such-workflow").await) });
+    let mut accepted = HashMap::new();
+    while let Some(r) = calls.join_next().await {
+        match r.unwrap() {
+            (-1, r) => assert!(matches!(r, Err(Error::WorkflowNotFound(_))), "{r:?}"),
+            (i, r) => *accepted.entry(i).or_insert(0) += r.unwrap() as u32,
+        }
+    }
+    // Both requests for each workflow are accepted; one of them is recorded.
+    assert!(
+        accepted.len() == n as usize && accepted.values().all(|&a| a == 2),
+        "{accepted:?}"
+    );
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = support::within(WAIT, "a cancelled sleeper", h.result()).await;
+        assert!(matches!(r, Err(Error::WorkflowCancelled)), "{r:?}");
+        let hist = client.history(&format!("nap-{i}")).await.unwrap();
+        let requested = support::count(&hist, |k| {
+            matches!(k, EventKind::WorkflowCancelRequested { .. })
+        });
+        assert_eq!(requested, 1, "nap-{i}");
+    }
+    worker.shutdown().await;
+}
+
 /// A database error keeps the driver's error as its source, and says where it tried, without the
 /// password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@ use super::apply::{push_facts, push_plan, read_due_timers, Applied, Of, SQL_DUE_
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{col, p, pg_error, query, Batch, PostgresStore, Tx};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
-use crate::engine::cancel as cancel_engine;
 use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
 use crate::engine::{
@@ -569,19 +568,20 @@ impl StoreBackend for PostgresStore {
     }
 
     async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool> {
-        let ctx = "requesting a cancel";
-        let mut tx = Tx::new(self.client().await?);
-        let mut batch = Batch::default();
-        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
-        let res = tx.run(batch, false, ctx).await?;
-        let facts = query
-            .workflow(&res)?
-            .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
-        let mut decision = cancel_engine::request(&facts, now_ms());
-        if let Some(plan) = decision.plan_mut() {
-            self.commit_plan(&mut tx, plan, ctx).await?;
-        }
-        Ok(decision.accepted())
+        // Recorded with the other requests made meanwhile, in one transaction.
+        let (answer, rx) = tokio::sync::oneshot::channel();
+        self.cancels.push(
+            &self.finish_ctx(),
+            super::finish::CancelItem {
+                workflow_id: workflow_id.to_string(),
+                answer,
+            },
+        );
+        rx.await.map_err(|_| {
+            Error::database(
+                "Postgres store: the task recording a cancel request ended without an answer",
+            )
+        })?
     }
 
     async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {

@@ -370,7 +370,9 @@ pub(crate) struct PostgresStore {
     /// other processes commit for attempts running here.
     hub: HubSlot,
     /// Attempt outcomes waiting to be recorded together (see [`finish`]).
-    finishes: Arc<finish::Queue>,
+    finishes: Arc<finish::Queue<finish::Item>>,
+    /// Cancel requests waiting to be recorded together.
+    cancels: Arc<finish::Queue<finish::CancelItem>>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -490,6 +492,7 @@ impl PostgresStore {
             wake_tx,
             hub,
             finishes: Default::default(),
+            cancels: Default::default(),
             listener,
         })
     }
