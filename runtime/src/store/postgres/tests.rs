@@ -120,3 +120,17 @@ fn redact_hides_every_form_of_password() {
     );
     assert_eq!(redact("postgres://h/db"), "postgres://h/db");
 }
+
+#[test]
+fn cancel_payloads_round_trip_and_stay_under_the_limit() {
+    use super::apply::{cancel_payload, parse_cancel_payload};
+    let p = cancel_payload("wf\n1", Some(7)).unwrap();
+    assert_eq!(parse_cancel_payload(&p), Some(("wf\n1", Some(7))));
+    let p = cancel_payload("wf", None).unwrap();
+    assert_eq!(parse_cancel_payload(&p), Some(("wf", None)));
+    // A wake-up's payload (an instance id) is not a cancel.
+    assert_eq!(parse_cancel_payload("0123456789abcdef"), None);
+    assert_eq!(parse_cancel_payload("c\nx\nwf"), None);
+    // Too long for Postgres: no payload (the cancel waits for the next stored heartbeat).
+    assert!(cancel_payload(&"w".repeat(8_000), Some(1)).is_none());
+}
