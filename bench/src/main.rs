@@ -682,7 +682,7 @@ async fn run_cancel(a: &Args, client: &Client, schema: &str) -> Res<()> {
     }
     let mut extra = Vec::new();
     if a.store == "postgres" {
-        let (xseen, xfailed) = remote_cancel::run(a, client, schema, trials).await?;
+        let (xseen, xfailed, xnot_started) = remote_cancel::run(a, client, schema, trials).await?;
         if xfailed > 0 {
             log(format!(
                 "cancel: {xfailed} of {trials} cross-process trials failed"
@@ -693,6 +693,7 @@ async fn run_cancel(a: &Args, client: &Client, schema: &str) -> Res<()> {
             ("x_cross_process_seen_p99_ms", r3(pct(&xseen, 99.0))),
             ("x_cross_process_how", json!("the same trials with the activity in another process (this binary, its own worker on its own task queue, one store handle each): handle.cancel() in the workflow code here to ctx.cancelled() there, system clock")),
             ("x_cross_process_failed_trials", json!(xfailed)),
+            ("x_cross_process_not_started", json!(xnot_started)),
         ];
     }
     emit(
