@@ -742,8 +742,8 @@ async fn pg_fanout_outcomes_recorded_together_each_once() {
     worker.shutdown().await;
 }
 
-/// Cancel requests made at once are recorded together: each gets its own answer (accepted, or
-/// not found for an unknown id), each workflow's request is recorded once, and every cancelled workflow ends cancelled.
+/// Cancel requests made at once are recorded together: each gets its own answer (accepted, ended,
+/// or not found for an unknown id), each workflow's request is recorded once, and every cancelled workflow ends cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_concurrent_cancels_each_answered() {
     let Some(env) = env("cancels").await else {
@@ -780,9 +780,10 @@ async fn pg_concurrent_cancels_each_answered() {
             (i, r) => *accepted.entry(i).or_insert(0) += r.unwrap() as u32,
         }
     }
-    // Both requests for each workflow are accepted; one of them is recorded.
+    // The first request for each workflow is accepted (the second too, unless the workflow already
+    // ended cancelled by then); one of them is recorded.
     assert!(
-        accepted.len() == n as usize && accepted.values().all(|&a| a == 2),
+        accepted.len() == n as usize && accepted.values().all(|&a| a >= 1),
         "{accepted:?}"
     );
     for (i, h) in handles.into_iter().enumerate() {

@@ -126,7 +126,11 @@ impl PostgresStore {
         for (k, wf) in plan.starts.iter().enumerate() {
             // A tick's workflow that exists already is left alone.
             if res.get(k + 1).is_some_and(|rows| !rows.is_empty()) {
-                let _ = push_plan(&mut batch, &start_engine::start(wf, now));
+                let _ = push_plan(
+                    &mut batch,
+                    &start_engine::start(wf, now),
+                    Some(&self.channel),
+                );
                 started = true;
             }
         }
