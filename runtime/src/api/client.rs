@@ -474,7 +474,12 @@ impl Client {
                 }
                 Err(e) => break Err(e),
             };
-            if d.status != WorkflowStatus::Running {
+            // A run that continued as new is never the current run (the transaction that ends it
+            // starts the next): the wait goes on through the chain to the last run's end.
+            if !matches!(
+                d.status,
+                WorkflowStatus::Running | WorkflowStatus::ContinuedAsNew
+            ) {
                 break Ok(d);
             }
             if let Some(held) = held_error(&d) {
@@ -667,7 +672,9 @@ impl<O: DeserializeOwned, W> WorkflowHandle<O, W> {
                 crate::error::WorkflowError::application("Unknown", "no error recorded")
             }))),
             WorkflowStatus::Cancelled => Err(Error::WorkflowCancelled),
-            WorkflowStatus::Running => Err(Error::Store("the workflow is still running".into())),
+            WorkflowStatus::Running | WorkflowStatus::ContinuedAsNew => {
+                Err(Error::Store("the workflow is still running".into()))
+            }
         }
     }
 }

@@ -243,6 +243,10 @@ pub struct StatusCounts {
     pub failed: u64,
     /// Ended cancelled.
     pub cancelled: u64,
+    /// Earlier runs that continued as new (kept apart: never counted by [`crate::Client::count`],
+    /// which counts workflows by their current run).
+    #[serde(default)]
+    pub continued_as_new: u64,
 }
 
 impl StatusCounts {
@@ -258,6 +262,7 @@ impl StatusCounts {
             WorkflowStatus::Completed => self.completed += n,
             WorkflowStatus::Failed => self.failed += n,
             WorkflowStatus::Cancelled => self.cancelled += n,
+            WorkflowStatus::ContinuedAsNew => self.continued_as_new += n,
         }
     }
 }

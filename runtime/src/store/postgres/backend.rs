@@ -228,9 +228,27 @@ impl StoreBackend for PostgresStore {
         let mut batch = Batch::default();
         let query = push_facts(&mut batch, Of::Workflow(&c.workflow_id), &targets, None);
         let res = tx.run(batch, false, ctx).await?;
-        let Some(facts) = query.workflow(&res)? else {
+        let Some(mut facts) = query.workflow(&res)? else {
             return Ok(None);
         };
+        if crate::engine::continue_as_new::continues(&c.commands) {
+            // The row is locked: what the next run inherits cannot change before the commit.
+            let mut batch = Batch::default();
+            let i = batch.push(
+                super::apply::SQL_NEXT_RUN_FACTS,
+                vec![
+                    p(c.workflow_id.clone()),
+                    p(c.processed_through as i64),
+                    p(crate::history::format::names::SIGNAL_RECEIVED),
+                    p(crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64),
+                ],
+            );
+            let res = tx.run(batch, false, ctx).await?;
+            let row = res.get(i).and_then(|r| r.first()).ok_or_else(|| {
+                crate::Error::database("Postgres store: the next run's facts returned no row")
+            })?;
+            facts.next_run = Some(super::apply::next_run_facts(row, &c.workflow_id)?);
+        }
         let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
             return Ok(None);
         };

@@ -151,9 +151,16 @@ impl StoreBackend for SqliteStore {
     async fn commit_workflow_task(&self, c: WorkflowTaskCommit) -> Result<Option<CommitOutcome>> {
         self.call(move |conn| {
             let targets = wft::cancel_targets(&c.commands);
-            let Some(facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
+            let Some(mut facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
                 return Ok(None);
             };
+            if crate::engine::continue_as_new::continues(&c.commands) {
+                facts.next_run = Some(super::apply::next_run_facts(
+                    conn,
+                    &c.workflow_id,
+                    c.processed_through,
+                )?);
+            }
             let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
                 return Ok(None);
             };
