@@ -63,6 +63,13 @@ pub enum Command {
     Describe {
         /// The workflow id.
         id: String,
+        /// Describe this run of the workflow id (an earlier run: continue-as-new, a reset, a
+        /// reused id) instead of its current one.
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "runs")]
+        run_id: Option<String>,
+        /// List every run of the workflow id, oldest first (the chain of continue-as-new).
+        #[arg(long)]
+        runs: bool,
     },
     /// Show a workflow's event history (`--json`: the JSON that replay reads).
     History {
@@ -71,6 +78,10 @@ pub enum Command {
         /// Show payloads in full instead of shortened.
         #[arg(long)]
         full: bool,
+        /// The history of this run of the workflow id (see `describe ID --runs`) instead of its
+        /// current one.
+        #[arg(long, value_name = "RUN_ID")]
+        run_id: Option<String>,
     },
     /// Start a workflow by its registered name, with JSON input; a worker that serves it runs it.
     Start {

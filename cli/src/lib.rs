@@ -127,8 +127,16 @@ where
     let json = cli.json;
     match cli.command {
         Command::List(a) => commands::list(&client, &a, json).await,
-        Command::Describe { id } => commands::describe(&client, &id, json).await,
-        Command::History { id, full } => commands::history(&client, &id, full, json).await,
+        Command::Describe { id, run_id, runs } => {
+            if runs {
+                commands::runs(&client, &id, json).await
+            } else {
+                commands::describe(&client, &id, run_id.as_deref(), json).await
+            }
+        }
+        Command::History { id, full, run_id } => {
+            commands::history(&client, &id, run_id.as_deref(), full, json).await
+        }
         Command::Start {
             workflow_type,
             id,

@@ -5,7 +5,7 @@ use crate::definition::DEFAULT_TASK_QUEUE;
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
 use crate::store::{
-    ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
+    ListFilter, NewWorkflow, RunSummary, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
 use crate::workflow::definition::WorkflowDefinition;
@@ -350,6 +350,102 @@ impl Client {
             return Err(Error::WorkflowNotFound(workflow_id.to_string()));
         }
         Ok(h)
+    }
+
+    /// Every run of a workflow id, oldest first, the current run last: a workflow that continued
+    /// as new (or was reset, or whose id was reused) has several, each with its own history. An
+    /// earlier run's `next_run_id` names the run that followed it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// for run in client.runs("subscription-7").await? {
+    ///     println!("{} {} ({} events)", run.run_id, run.status.as_str(), run.history_length);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn runs(&self, workflow_id: &str) -> Result<Vec<RunSummary>> {
+        let current = self.describe_row(workflow_id).await?;
+        let mut runs = self.store.backend.earlier_runs(workflow_id).await?;
+        runs.push(RunSummary {
+            workflow_id: current.workflow_id,
+            run_id: current.run_id,
+            workflow_type: current.workflow_type,
+            task_queue: current.task_queue,
+            status: current.status,
+            result: current.result,
+            error: current.error,
+            started_ms: current.started_ms,
+            closed_ms: current.closed_ms,
+            history_length: current.history_length,
+            next_run_id: None,
+        });
+        Ok(runs)
+    }
+
+    /// One run of a workflow id (see [`Client::runs`]); [`Error::RunNotFound`] if it has no such
+    /// run.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client, run_id: &str) -> Result<(), duraflow::Error> {
+    /// let run = client.describe_run("subscription-7", run_id).await?;
+    /// println!("{:?}, followed by {:?}", run.status, run.next_run_id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn describe_run(&self, workflow_id: &str, run_id: &str) -> Result<RunSummary> {
+        self.runs(workflow_id)
+            .await?
+            .into_iter()
+            .find(|r| r.run_id == run_id)
+            .ok_or_else(|| Error::RunNotFound {
+                workflow_id: workflow_id.to_string(),
+                run_id: run_id.to_string(),
+            })
+    }
+
+    /// The event history of one run of a workflow id: the current one, or an earlier one (see
+    /// [`Client::runs`]). [`Error::RunNotFound`] if it has no such run.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client, run_id: &str) -> Result<(), duraflow::Error> {
+    /// let events = client.run_history("subscription-7", run_id).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_history(&self, workflow_id: &str, run_id: &str) -> Result<Vec<HistoryEvent>> {
+        let earlier = self
+            .store
+            .backend
+            .earlier_run_history(workflow_id, run_id)
+            .await?;
+        if !earlier.is_empty() {
+            return Ok(earlier);
+        }
+        let current = self.describe_row(workflow_id).await?;
+        if current.run_id != run_id {
+            return Err(Error::RunNotFound {
+                workflow_id: workflow_id.to_string(),
+                run_id: run_id.to_string(),
+            });
+        }
+        let h = self.history(workflow_id).await?;
+        // The run may have been replaced between the two reads: its history is then archived.
+        match h.first().map(|e| &e.kind) {
+            Some(crate::history::EventKind::WorkflowStarted { run_id: r, .. }) if r == run_id => {
+                Ok(h)
+            }
+            _ => {
+                self.store
+                    .backend
+                    .earlier_run_history(workflow_id, run_id)
+                    .await
+            }
+        }
+    }
+
+    /// [`Client::run_history`] as JSON, in the form of [`Client::history_json`] (what the
+    /// Replayer reads): each run's history replays on its own.
+    pub async fn run_history_json(&self, workflow_id: &str, run_id: &str) -> Result<Value> {
+        let h = self.run_history(workflow_id, run_id).await?;
+        serde_json::to_value(h).map_err(|e| Error::Store(e.to_string()))
     }
 
     /// A workflow's event history as JSON: an array of events, each with `seq`, `time_ms`, `event` and

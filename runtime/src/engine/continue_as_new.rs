@@ -112,7 +112,9 @@ pub(crate) fn first_plan(
         });
     }
     plan.effects
-        .push(Effect::WorkflowTask(WorkflowTaskEffect::Enqueue { at_ms: now }));
+        .push(Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {
+            at_ms: now,
+        }));
     plan.wake = true;
     plan
 }
@@ -172,10 +174,7 @@ mod tests {
         assert!(!outcome.rerun);
         // The old run: the command, its marker, closed continued-as-new, archived, replaced.
         assert_eq!(plan.events.len(), 2);
-        assert_eq!(
-            plan.closes(),
-            Some(&ClosedAs::ContinuedAsNew("r2".into()))
-        );
+        assert_eq!(plan.closes(), Some(&ClosedAs::ContinuedAsNew("r2".into())));
         let pos = |e: &Effect| plan.effects.iter().position(|x| x == e).unwrap();
         let close = pos(&Effect::Close(ClosedAs::ContinuedAsNew("r2".into())));
         let archive = pos(&Effect::ArchiveRun {
@@ -199,14 +198,18 @@ mod tests {
             &next.events[2..],
             &[signal("Add", "unread"), signal("Add", "late")]
         );
-        assert!(matches!(next.events[0], EventKind::WorkflowStarted { ref run_id, ref input, .. } if run_id == "r2" && *input == json!([100, 4950])));
+        assert!(
+            matches!(next.events[0], EventKind::WorkflowStarted { ref run_id, ref input, .. } if run_id == "r2" && *input == json!([100, 4950]))
+        );
         assert!(next.effects.contains(&Effect::UpsertTimer {
             timer_seq: 0,
             fire_at_ms: NOW + 60_000
         }));
         assert!(next
             .effects
-            .contains(&Effect::WorkflowTask(WorkflowTaskEffect::Enqueue { at_ms: NOW })));
+            .contains(&Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {
+                at_ms: NOW
+            })));
         assert!(next.then.is_none());
     }
 
@@ -219,6 +222,8 @@ mod tests {
     #[test]
     fn only_the_command_asks_for_next_run_facts() {
         assert!(continues(&[can(vec![])]));
-        assert!(!continues(&[EventKind::WorkflowCompleted { result: json!(1) }]));
+        assert!(!continues(&[EventKind::WorkflowCompleted {
+            result: json!(1)
+        }]));
     }
 }

@@ -21,6 +21,7 @@ mod liveness;
 mod messages;
 mod misc;
 mod schedules;
+mod runs;
 mod start;
 mod support;
 mod terminate;
@@ -36,6 +37,7 @@ use liveness::*;
 use messages::*;
 use misc::*;
 use schedules::*;
+use runs::*;
 use start::*;
 use std::sync::Arc;
 use terminate::*;
@@ -262,4 +264,5 @@ conformance! {
     check_schedule_concurrent_fires_act_once => memory_schedule_concurrent_fires_act_once, sqlite_file_schedule_concurrent_fires_act_once, postgres_schedule_concurrent_fires_act_once;
     check_schedule_overlap_policies => memory_schedule_overlap_policies, sqlite_file_schedule_overlap_policies, postgres_schedule_overlap_policies;
     check_schedule_pause_resume_trigger_delete => memory_schedule_pause_resume_trigger_delete, sqlite_file_schedule_pause_resume_trigger_delete, postgres_schedule_pause_resume_trigger_delete;
+    check_continue_as_new => memory_continue_as_new, sqlite_file_continue_as_new, postgres_continue_as_new;
 }

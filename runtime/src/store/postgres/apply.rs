@@ -384,10 +384,7 @@ pub(super) fn next_run_facts(
     let mut late_signals = Vec::new();
     for payload in payloads.unwrap_or_default() {
         late_signals.push(format::decode_event(&payload).map_err(|e| {
-            crate::error::corrupt_from(
-                format!("a signal of workflow `{workflow_id}`: {e}"),
-                e,
-            )
+            crate::error::corrupt_from(format!("a signal of workflow `{workflow_id}`: {e}"), e)
         })?);
     }
     Ok(crate::engine::facts::NextRunFacts {

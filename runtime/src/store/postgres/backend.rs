@@ -667,6 +667,18 @@ impl StoreBackend for PostgresStore {
         }
     }
 
+    async fn earlier_runs(&self, workflow_id: &str) -> Result<Vec<crate::store::RunSummary>> {
+        read::runs(&self.client().await?, workflow_id).await
+    }
+
+    async fn earlier_run_history(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<HistoryEvent>> {
+        read::run_history(&self.client().await?, workflow_id, run_id).await
+    }
+
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
         read::describe(self.client().await?, workflow_id).await
     }

@@ -502,6 +502,21 @@ impl StoreBackend for SqliteStore {
         .await
     }
 
+    async fn earlier_runs(&self, workflow_id: &str) -> Result<Vec<crate::store::RunSummary>> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| read::runs(conn, &workflow_id)).await
+    }
+
+    async fn earlier_run_history(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<HistoryEvent>> {
+        let (workflow_id, run_id) = (workflow_id.to_string(), run_id.to_string());
+        self.call(move |conn| read::run_history(conn, &workflow_id, &run_id))
+            .await
+    }
+
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {
         let workflow_id = workflow_id.to_string();
         self.call(move |conn| read::describe(conn, workflow_id))

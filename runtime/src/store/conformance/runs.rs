@@ -1,0 +1,170 @@
+//! Checks of the transitions between runs of one workflow id: continue-as-new ends the run,
+//! archives it (row and history) and starts the next run with a fresh history, in one commit.
+
+use super::support::*;
+use crate::engine::signal::NewSignal;
+use crate::history::CarriedSignal;
+
+fn can(new_run_id: &str, carried: Vec<CarriedSignal>) -> EventKind {
+    EventKind::WorkflowContinuedAsNew {
+        new_run_id: new_run_id.into(),
+        workflow_type: WT.into(),
+        task_queue: Q.into(),
+        input: json!({ "next": 2 }),
+        carried_signals: carried,
+    }
+}
+
+fn signal_event(request_id: &str) -> EventKind {
+    EventKind::SignalReceived {
+        signal_name: "Add".into(),
+        input: json!(request_id),
+        request_id: request_id.into(),
+    }
+}
+
+pub(super) async fn check_continue_as_new(s: &dyn StoreBackend) {
+    let t = now_ms();
+    let deadline = t + 300_000;
+    s.create_workflow(new_wf("wf", WT, Q, Some(deadline)))
+        .await
+        .unwrap();
+    let c = claim_wft(s, "wf").await;
+    commit_ok(s, commit(&c, 1, vec![sched(2, AT), timer(3, t + 60_000)])).await; // 2, 3, marker 4
+    let attempt = claim_act(s, AT, 2).await; // 5
+                                             // A signal the next task does not see (it read the history before the signal came).
+    let late = NewSignal {
+        name: "Add".into(),
+        input: json!("late"),
+        request_id: "late".into(),
+    };
+    assert!(s.signal_workflow("wf", late).await.unwrap()); // 6
+    let c = claim_wft_after(s, "wf", "run-of-wf").await;
+    let unread = CarriedSignal {
+        signal_name: "Add".into(),
+        input: json!("unread"),
+        request_id: "unread".into(),
+    };
+    let out = commit_ok(s, commit(&c, 5, vec![can("run-2", vec![unread])])).await; // 7, marker 8
+    assert!(
+        !out.rerun,
+        "the late signal goes to the next run, not to this one"
+    );
+
+    // The new run: a fresh history, numbered from 1, linked, with both signals.
+    assert_eq!(
+        kinds(s, "wf").await,
+        vec![
+            EventKind::WorkflowStarted {
+                workflow_type: WT.into(),
+                input: json!({ "next": 2 }),
+                task_queue: Q.into(),
+                run_id: "run-2".into()
+            },
+            EventKind::RunContinued {
+                previous_run_id: "run-of-wf".into(),
+                cause: "continue_as_new".into()
+            },
+            signal_event("unread"),
+            signal_event("late"),
+        ]
+    );
+    let d = describe(s, "wf").await;
+    assert_eq!(
+        (d.run_id.as_str(), d.status, d.history_length),
+        ("run-2", WorkflowStatus::Running, 4)
+    );
+    assert!(
+        d.pending_activities.is_empty(),
+        "the old run's work is gone"
+    );
+
+    // The old run, archived whole.
+    let runs = s.earlier_runs("wf").await.unwrap();
+    assert_eq!(runs.len(), 1);
+    let old = &runs[0];
+    assert_eq!(old.run_id, "run-of-wf");
+    assert_eq!(old.status, WorkflowStatus::ContinuedAsNew);
+    assert_eq!(old.next_run_id.as_deref(), Some("run-2"));
+    assert_eq!(old.history_length, 8);
+    assert!(old.closed_ms.is_some());
+    let h = s.earlier_run_history("wf", "run-of-wf").await.unwrap();
+    assert_eq!(h.len(), 8);
+    assert_eq!(h[6].kind, can("run-2", h_carried(&h[6].kind)));
+    assert!(matches!(
+        h[7].kind,
+        EventKind::WorkflowTaskCompleted {
+            processed_through: 5,
+            ..
+        }
+    ));
+    assert!(s
+        .earlier_run_history("wf", "nope")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The old run's running attempt is fenced: its result reaches nobody.
+    assert_eq!(heartbeat(s, &attempt, attempt.token, None).await, None);
+    assert!(
+        !finish(
+            s,
+            &attempt,
+            attempt.token,
+            ActivityResolution::Completed(json!(1)),
+            None
+        )
+        .await
+    );
+    assert_eq!(history(s, "wf").await.len(), 4);
+    assert!(claim_acts(s, &[Q], &[AT], 10).await.is_empty());
+    // The old run's task token is fenced too.
+    assert!(s
+        .commit_workflow_task(commit(&c, 5, vec![]))
+        .await
+        .unwrap()
+        .is_none());
+
+    // The new run's first task is due; its old timer is gone, the chain's deadline stays.
+    let next = claim_wft_after(s, "wf", "run-2").await;
+    assert_eq!(next_due(s, &[Q], &[WT], &[AT]).await, Some(deadline));
+    commit_ok(
+        s,
+        commit(
+            &next,
+            4,
+            vec![EventKind::WorkflowCompleted { result: json!(2) }],
+        ),
+    )
+    .await;
+    let d = describe(s, "wf").await;
+    assert_eq!(d.status, WorkflowStatus::Completed);
+    assert_eq!(d.result, Some(json!(2)));
+    assert_eq!(next_due(s, &[Q], &[WT], &[AT]).await, None);
+    assert_eq!(s.earlier_runs("wf").await.unwrap().len(), 1);
+}
+
+fn h_carried(kind: &EventKind) -> Vec<CarriedSignal> {
+    match kind {
+        EventKind::WorkflowContinuedAsNew {
+            carried_signals, ..
+        } => carried_signals.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Claims `id`'s workflow task, which must be of run `run_id`.
+pub(super) async fn claim_wft_after(
+    s: &dyn StoreBackend,
+    id: &str,
+    run_id: &str,
+) -> ClaimedWorkflowTask {
+    let claimed = s
+        .claim_workflow_tasks(WORKER, &v(&[Q]), &v(&[WT]), 10, LONG_LEASE)
+        .await
+        .expect("claim_workflow_tasks");
+    assert_eq!(claimed.len(), 1, "exactly one workflow task is due");
+    let c = claimed.into_iter().next().unwrap();
+    assert_eq!((c.workflow_id.as_str(), c.run_id.as_str()), (id, run_id));
+    c
+}
