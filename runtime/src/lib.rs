@@ -42,6 +42,7 @@ pub use definition::{
 };
 pub use duration::parse_duration;
 pub use engine::facts::WorkflowStatus;
+pub use engine::start::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
 pub use history::{CancellationType, CarriedSignal, EventKind, HistoryEvent};
 pub use message::{

@@ -2,6 +2,7 @@
 
 use crate::api::registry::Registry;
 use crate::definition::DEFAULT_TASK_QUEUE;
+use crate::engine::start::{StartPolicy, WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
 use crate::store::{
@@ -14,7 +15,17 @@ use serde_json::Value;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-/// Options for starting a workflow by name.
+/// Options for starting a workflow ([`Client::start_with`], [`Client::start_by_name_with`]).
+///
+/// ```
+/// use duraflow::{StartOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
+/// // An idempotent start: the running workflow's handle if there is one, a new run if the
+/// // last one failed, an error if it completed.
+/// let options = StartOptions::default()
+///     .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+///     .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicateFailedOnly);
+/// assert_eq!(options.id_conflict_policy, WorkflowIdConflictPolicy::UseExisting);
+/// ```
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct StartOptions {
@@ -22,6 +33,45 @@ pub struct StartOptions {
     pub task_queue: Option<String>,
     /// Longest time the workflow may run.
     pub execution_timeout: Option<Duration>,
+    /// Whether the id of a workflow that **ended** may be used again (default
+    /// [`WorkflowIdReusePolicy::RejectDuplicate`]: an id is used once).
+    pub id_reuse_policy: WorkflowIdReusePolicy,
+    /// What happens when a workflow with the id is **running** (default
+    /// [`WorkflowIdConflictPolicy::Fail`]).
+    pub id_conflict_policy: WorkflowIdConflictPolicy,
+}
+
+impl StartOptions {
+    /// Sets [`StartOptions::id_reuse_policy`].
+    pub fn id_reuse_policy(mut self, policy: WorkflowIdReusePolicy) -> Self {
+        self.id_reuse_policy = policy;
+        self
+    }
+
+    /// Sets [`StartOptions::id_conflict_policy`].
+    pub fn id_conflict_policy(mut self, policy: WorkflowIdConflictPolicy) -> Self {
+        self.id_conflict_policy = policy;
+        self
+    }
+
+    /// Sets [`StartOptions::task_queue`].
+    pub fn task_queue(mut self, queue: impl Into<String>) -> Self {
+        self.task_queue = Some(queue.into());
+        self
+    }
+
+    /// Sets [`StartOptions::execution_timeout`].
+    pub fn execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = Some(timeout);
+        self
+    }
+
+    fn policy(&self) -> StartPolicy {
+        StartPolicy {
+            reuse: self.id_reuse_policy,
+            conflict: self.id_conflict_policy,
+        }
+    }
 }
 
 /// How a wait for a workflow's end ([`WorkflowHandle::result_with`], [`Client::wait_with`]) treats
@@ -135,15 +185,40 @@ impl Client {
         workflow_id: impl Into<String>,
         input: W::Input,
     ) -> Result<WorkflowHandle<W::Output>> {
+        self.start_with(workflow, workflow_id, input, StartOptions::default())
+            .await
+    }
+
+    /// [`Client::start`] with options: the id reuse and conflict policies (an idempotent start,
+    /// a new run of an id whose last run ended), a task queue or execution timeout other than the
+    /// definition's.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn nightly(ctx: WorkflowContext, day: u32) -> Result<(), WorkflowError> { Ok(()) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// use duraflow::{StartOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
+    /// // Safe to retry: a second call returns the running workflow's handle.
+    /// let options = StartOptions::default()
+    ///     .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+    ///     .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate); // and again tomorrow
+    /// let handle = client.start_with(nightly, "nightly-report", 17, options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_with<W: WorkflowDefinition>(
+        &self,
+        workflow: W,
+        workflow_id: impl Into<String>,
+        input: W::Input,
+        mut options: StartOptions,
+    ) -> Result<WorkflowHandle<W::Output>> {
         let input = serde_json::to_value(&input).map_err(|e| Error::Payload {
             type_name: std::any::type_name::<W::Input>().to_string(),
             message: e.to_string(),
         })?;
         let opts = workflow.options();
-        let options = StartOptions {
-            task_queue: opts.task_queue,
-            execution_timeout: opts.execution_timeout,
-        };
+        options.task_queue = options.task_queue.or(opts.task_queue);
+        options.execution_timeout = options.execution_timeout.or(opts.execution_timeout);
         self.start_raw(workflow.name(), workflow_id.into(), input, options)
             .await
             .map(|h| h.typed())
@@ -211,6 +286,7 @@ impl Client {
         input: Value,
         options: StartOptions,
     ) -> Result<WorkflowHandle<Value>> {
+        let policy = options.policy();
         let new = new_workflow(
             name,
             workflow_id.clone(),
@@ -218,7 +294,18 @@ impl Client {
             options,
             self.store.clock.now_ms(),
         )?;
-        self.store.backend.create_workflow(new).await?;
+        if policy.is_default() {
+            self.store.backend.create_workflow(new).await?;
+        } else if !self
+            .store
+            .backend
+            .start_workflow(new, policy)
+            .await?
+            .started
+        {
+            // `UseExisting`: the running workflow's handle; nothing was recorded.
+            return Ok(self.handle(workflow_id));
+        }
         self.store.hub.wake_workers();
         Ok(WorkflowHandle {
             client: self.clone(),

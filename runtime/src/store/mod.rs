@@ -5,7 +5,7 @@
 pub(crate) use crate::engine::liveness::WorkerLease;
 pub(crate) use crate::engine::schedule::{ScheduleChange, SchedulePlan};
 pub(crate) use crate::engine::signal::NewSignal;
-pub(crate) use crate::engine::start::NewWorkflow;
+pub(crate) use crate::engine::start::{NewWorkflow, StartOutcome, StartPolicy};
 pub(crate) use crate::engine::update::NewUpdate;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
@@ -301,6 +301,12 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 
     /// Records a new run: the workflow row, its `WorkflowStarted` event and its first workflow task.
     async fn create_workflow(&self, wf: NewWorkflow) -> Result<()>;
+
+    /// Starts a workflow under start policies (`engine::start::decide`): a free id is created as
+    /// [`StoreBackend::create_workflow`] does; a taken one is refused, answered with the running
+    /// run (`UseExisting`), or, once its last run ended, archived and replaced by the new run, in
+    /// one transaction.
+    async fn start_workflow(&self, wf: NewWorkflow, policy: StartPolicy) -> Result<StartOutcome>;
 
     /// Takes up to `max` workflow tasks of these queues and types: pending ones that are due, and running
     /// ones whose lease expired. Each claim bumps the task's fencing token.

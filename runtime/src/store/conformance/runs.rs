@@ -168,3 +168,111 @@ pub(super) async fn claim_wft_after(
     assert_eq!((c.workflow_id.as_str(), c.run_id.as_str()), (id, run_id));
     c
 }
+
+fn policy(
+    reuse: crate::WorkflowIdReusePolicy,
+    conflict: crate::WorkflowIdConflictPolicy,
+) -> crate::store::StartPolicy {
+    crate::store::StartPolicy { reuse, conflict }
+}
+
+fn run_of(id: &str, run_id: &str) -> NewWorkflow {
+    let mut wf = new_wf(id, WT, Q, None);
+    wf.run_id = run_id.into();
+    wf
+}
+
+pub(super) async fn check_start_policies(s: &dyn StoreBackend) {
+    use crate::WorkflowIdConflictPolicy::{Fail, UseExisting};
+    use crate::WorkflowIdReusePolicy::{AllowDuplicate, AllowDuplicateFailedOnly, RejectDuplicate};
+    // A free id starts.
+    let out = s
+        .start_workflow(
+            new_wf("wf", WT, Q, None),
+            policy(AllowDuplicate, UseExisting),
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.started, out.run_id.as_str()), (true, "run-of-wf"));
+    // Running: its handle, or a refusal; nothing is written either way.
+    let out = s
+        .start_workflow(run_of("wf", "other"), policy(AllowDuplicate, UseExisting))
+        .await
+        .unwrap();
+    assert_eq!((out.started, out.run_id.as_str()), (false, "run-of-wf"));
+    assert!(matches!(
+        s.start_workflow(run_of("wf", "other"), policy(AllowDuplicate, Fail)).await,
+        Err(Error::DuplicateWorkflowId(id)) if id == "wf"
+    ));
+    assert_eq!(history(s, "wf").await.len(), 1);
+    let c = claim_wft(s, "wf").await;
+    commit_ok(
+        s,
+        commit(
+            &c,
+            1,
+            vec![EventKind::WorkflowCompleted { result: json!(1) }],
+        ),
+    )
+    .await;
+
+    // Ended completed: only AllowDuplicate starts again.
+    assert!(matches!(
+        s.start_workflow(run_of("wf", "other"), policy(AllowDuplicateFailedOnly, UseExisting)).await,
+        Err(Error::WorkflowIdReuseRefused { status, .. }) if status == "completed"
+    ));
+    assert!(matches!(
+        s.start_workflow(run_of("wf", "other"), policy(RejectDuplicate, UseExisting))
+            .await,
+        Err(Error::DuplicateWorkflowId(_))
+    ));
+    let out = s
+        .start_workflow(run_of("wf", "run-2"), policy(AllowDuplicate, Fail))
+        .await
+        .unwrap();
+    assert_eq!((out.started, out.run_id.as_str()), (true, "run-2"));
+    let h = history(s, "wf").await;
+    assert_eq!(h.len(), 1, "a fresh history");
+    assert!(matches!(&h[0].kind, EventKind::WorkflowStarted { run_id, .. } if run_id == "run-2"));
+    let d = describe(s, "wf").await;
+    assert_eq!(
+        (d.run_id.as_str(), d.status),
+        ("run-2", WorkflowStatus::Running)
+    );
+    assert_eq!(d.result, None);
+    let runs = s.earlier_runs("wf").await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, WorkflowStatus::Completed);
+    assert_eq!(runs[0].result, Some(json!(1)));
+    assert_eq!(runs[0].next_run_id.as_deref(), Some("run-2"));
+    assert_eq!(
+        s.earlier_run_history("wf", "run-of-wf")
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    claim_wft_after(s, "wf", "run-2").await;
+
+    // Terminated (failed): AllowDuplicateFailedOnly starts again.
+    assert!(s.terminate_workflow("wf", "retry it").await.unwrap());
+    let out = s
+        .start_workflow(
+            run_of("wf", "run-3"),
+            policy(AllowDuplicateFailedOnly, Fail),
+        )
+        .await
+        .unwrap();
+    assert!(out.started);
+    let runs = s.earlier_runs("wf").await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.run_id.as_str(), r.status))
+            .collect::<Vec<_>>(),
+        vec![
+            ("run-of-wf", WorkflowStatus::Completed),
+            ("run-2", WorkflowStatus::Failed)
+        ]
+    );
+    claim_wft_after(s, "wf", "run-3").await;
+}

@@ -177,6 +177,14 @@ impl StoreBackend for PostgresStore {
         Ok(())
     }
 
+    async fn start_workflow(
+        &self,
+        wf: NewWorkflow,
+        policy: crate::store::StartPolicy,
+    ) -> Result<crate::store::StartOutcome> {
+        self.start_workflow_impl(wf, policy).await
+    }
+
     async fn claim_workflow_tasks(
         &self,
         worker_id: &str,

@@ -87,6 +87,15 @@ impl StoreBackend for SqliteStore {
         .await
     }
 
+    async fn start_workflow(
+        &self,
+        wf: NewWorkflow,
+        policy: crate::store::StartPolicy,
+    ) -> Result<crate::store::StartOutcome> {
+        self.call(move |conn| super::messages::start(conn, &wf, policy, now_ms()))
+            .await
+    }
+
     async fn claim_workflow_tasks(
         &self,
         worker_id: &str,
