@@ -600,6 +600,49 @@ impl Client {
         Ok(r)
     }
 
+    /// Resets the workflow to its workflow task `workflow_task` (Temporal's reset): a new run
+    /// starts whose history is a copy of the current run's up to (not including) that task's
+    /// decisions, followed by a `workflow_reset` event; the **current code** replays the tasks
+    /// before it and makes that task's decisions again, from the same events. The way out for a
+    /// run held because its code changed, or one that failed on a bug since fixed. The current
+    /// run ends at once if it still runs (failed `Terminated`, with the reason) and stays readable
+    /// ([`Client::runs`]). Activities and timers the copy started and did not see end start again
+    /// (an activity from attempt 1); what happened after the cut is not copied. Returns the new
+    /// run's id.
+    ///
+    /// Workflow tasks are numbered from 1 in the order their `workflow_task_completed` events
+    /// appear in the history (`duraflow history ID`). A task number the history does not have is
+    /// [`Error::InvalidOption`], with the range there is.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// // Task 3 made a decision with a bug (since fixed and deployed): make it again.
+    /// let run_id = client.reset("order-17", 3, "charged twice; fixed in v1.4").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reset(
+        &self,
+        workflow_id: &str,
+        workflow_task: u64,
+        reason: &str,
+    ) -> Result<String> {
+        let new_run_id = uuid::Uuid::now_v7().to_string();
+        self.store
+            .backend
+            .reset_workflow(
+                workflow_id,
+                crate::engine::reset::ResetRequest {
+                    workflow_task,
+                    new_run_id: new_run_id.clone(),
+                    reason: reason.to_string(),
+                },
+            )
+            .await?;
+        self.store.hub.notify_closed(workflow_id);
+        self.store.hub.wake_workers();
+        Ok(new_run_id)
+    }
+
     /// `Some(Error::WorkflowHeld)` when the workflow runs and is held.
     async fn held(&self, workflow_id: &str) -> Result<Option<Error>> {
         let d = self.describe(workflow_id).await?;

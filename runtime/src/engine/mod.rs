@@ -16,6 +16,7 @@
 //! | [`timer`] | starting, cancelling and firing durable timers |
 //! | [`marker`] | patch and side-effect markers: appended, nothing else planned |
 //! | [`cancel`] | a client's request to cancel a workflow |
+//! | [`reset`] | a client's reset: a new run from a copy of the history up to a chosen workflow task, redone by the current code |
 //! | [`terminate`] | a client's termination: the workflow ends at once, failed `Terminated`, no cleanup |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
 //! | [`continue_as_new`] | ending a run and starting the next run of the same id, with a fresh history, in one transaction |
@@ -36,6 +37,7 @@ pub(crate) mod local;
 pub(crate) mod marker;
 pub(crate) mod plan;
 pub(crate) mod schedule;
+pub(crate) mod reset;
 pub(crate) mod signal;
 pub(crate) mod start;
 pub(crate) mod terminate;

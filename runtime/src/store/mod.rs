@@ -436,6 +436,16 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// `None` when the history moved on since (nothing written: validate again).
     async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>>;
 
+    /// Resets the workflow (`engine::reset`): its current run (ended at once if it ran) is
+    /// archived, and a new run whose history is a copy of the current one up to the chosen workflow
+    /// task starts, in one transaction. [`crate::Error::WorkflowNotFound`], or
+    /// [`crate::Error::InvalidOption`] for a task the history does not have.
+    async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        request: crate::engine::reset::ResetRequest,
+    ) -> Result<()>;
+
     /// Ends a running workflow at once (`engine::terminate`); false if it had already ended.
     async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool>;
 

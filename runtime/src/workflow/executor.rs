@@ -105,7 +105,10 @@ impl WorkflowInstance {
             self.delivered_through = ev.seq;
         }
         match &ev.kind {
-            EventKind::WorkflowStarted { input, .. } => {
+            EventKind::WorkflowStarted { input, run_id, .. } => {
+                // The seed of `ctx.random_u64()` is the run id the history starts with: a reset
+                // run, whose history is copied from the run it resets, draws the same numbers.
+                self.lock().rng = super::state::seed_from(run_id);
                 if self.future.is_none() && !self.finished {
                     let ctx = WorkflowContext::new(self.state.clone());
                     self.future = Some(self.def.execute_json(ctx, input.clone()));

@@ -186,11 +186,6 @@ impl WfState {
             } => self
                 .messages
                 .push_signal(signal_name, input.clone(), request_id),
-            EventKind::WorkflowStarted { run_id, .. } => {
-                // The seed of `ctx.random_u64()` is the run id the history starts with: a reset
-                // run, whose history is copied from the run it resets, draws the same numbers.
-                self.rng = seed_from(run_id);
-            }
             EventKind::RunContinued {
                 previous_run_id, ..
             }

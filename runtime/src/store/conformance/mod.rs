@@ -266,4 +266,5 @@ conformance! {
     check_schedule_pause_resume_trigger_delete => memory_schedule_pause_resume_trigger_delete, sqlite_file_schedule_pause_resume_trigger_delete, postgres_schedule_pause_resume_trigger_delete;
     check_continue_as_new => memory_continue_as_new, sqlite_file_continue_as_new, postgres_continue_as_new;
     check_start_policies => memory_start_policies, sqlite_file_start_policies, postgres_start_policies;
+    check_reset => memory_reset, sqlite_file_reset, postgres_reset;
 }

@@ -276,3 +276,121 @@ pub(super) async fn check_start_policies(s: &dyn StoreBackend) {
     );
     claim_wft_after(s, "wf", "run-3").await;
 }
+
+fn reset_req(task: u64, run_id: &str) -> crate::engine::reset::ResetRequest {
+    crate::engine::reset::ResetRequest {
+        workflow_task: task,
+        new_run_id: run_id.into(),
+        reason: "bad deploy".into(),
+    }
+}
+
+pub(super) async fn check_reset(s: &dyn StoreBackend) {
+    let t = now_ms();
+    let c = start(s, "wf").await;
+    commit_ok(s, commit(&c, 1, vec![sched(2, AT), sched(3, AT)])).await; // 2, 3, marker 4
+    let a = claim_acts(s, &[Q], &[AT], 1).await; // 5: #2 started
+    assert_eq!(seqs(&a), vec![2]);
+    assert!(
+        finish(
+            s,
+            &a[0],
+            a[0].token,
+            ActivityResolution::Completed(json!(2)),
+            None
+        )
+        .await
+    ); // 6
+    let c = claim_wft_after(s, "wf", "run-of-wf").await;
+    commit_ok(s, commit(&c, 6, vec![timer(4, t + 60_000)])).await; // 7, marker 8
+
+    // Bad task numbers say which there are; nothing is written.
+    for bad in [0, 3] {
+        let e = s
+            .reset_workflow("wf", reset_req(bad, "x"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("1..=2"), "{e}");
+    }
+    assert!(matches!(
+        s.reset_workflow("nobody", reset_req(1, "x")).await,
+        Err(Error::WorkflowNotFound(_))
+    ));
+    assert_eq!(history(s, "wf").await.len(), 8);
+
+    // Reset to task 2: the copy ends before its decision (the timer).
+    s.reset_workflow("wf", reset_req(2, "run-2")).await.unwrap();
+    let h = kinds(s, "wf").await;
+    assert_eq!(
+        h.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        vec![
+            "workflow_started",
+            "activity_scheduled",
+            "activity_scheduled",
+            "workflow_task_completed",
+            "activity_started",
+            "activity_completed",
+            "workflow_reset"
+        ]
+    );
+    assert_eq!(
+        h[6],
+        EventKind::WorkflowReset {
+            previous_run_id: "run-of-wf".into(),
+            workflow_task: 2,
+            reason: "bad deploy".into()
+        }
+    );
+    let d = describe(s, "wf").await;
+    assert_eq!(
+        (d.run_id.as_str(), d.status),
+        ("run-2", WorkflowStatus::Running)
+    );
+    // The old run ended terminated, with the reason, and is kept whole.
+    let runs = s.earlier_runs("wf").await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, WorkflowStatus::Failed);
+    let error = runs[0].error.as_ref().unwrap().to_string();
+    assert!(
+        error.contains("Terminated") && error.contains("bad deploy"),
+        "{error}"
+    );
+    assert_eq!(
+        s.earlier_run_history("wf", "run-of-wf")
+            .await
+            .unwrap()
+            .len(),
+        9
+    );
+    // #3 never ended in the copy: it is pending again, for the new run; the timer of task 2
+    // is gone (the task decides again).
+    let again = claim_act(s, AT, 3).await;
+    assert_eq!((again.run_id.as_str(), again.attempt), ("run-2", 1));
+    let next = claim_wft_after(s, "wf", "run-2").await;
+    commit_ok(
+        s,
+        commit(
+            &next,
+            7,
+            vec![EventKind::WorkflowCompleted {
+                result: json!("v2"),
+            }],
+        ),
+    )
+    .await;
+    assert_eq!(describe(s, "wf").await.status, WorkflowStatus::Completed);
+
+    // An ended run resets too: no event is added to it.
+    s.reset_workflow("wf", reset_req(1, "run-3")).await.unwrap();
+    assert_eq!(
+        kinds(s, "wf")
+            .await
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>(),
+        vec!["workflow_started", "workflow_reset"]
+    );
+    let runs = s.earlier_runs("wf").await.unwrap();
+    assert_eq!(runs[1].status, WorkflowStatus::Completed);
+    assert_eq!(s.earlier_run_history("wf", "run-2").await.unwrap().len(), 10);
+}

@@ -657,6 +657,47 @@ impl StoreBackend for PostgresStore {
         self.accept_update_impl(workflow_id, update).await
     }
 
+    async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        request: crate::engine::reset::ResetRequest,
+    ) -> Result<()> {
+        let ctx = "resetting a workflow";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let facts = query
+            .workflow(&res)?
+            .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
+        // The row is locked: the history and the deadline read next are the ones reset.
+        let mut batch = Batch::default();
+        let h = batch.push(
+            read::SQL_READ_HISTORY,
+            vec![p(workflow_id.to_string()), p(1i64)],
+        );
+        let n = batch.push(
+            super::apply::SQL_NEXT_RUN_FACTS,
+            vec![
+                p(workflow_id.to_string()),
+                p(i64::MAX),
+                p(names::SIGNAL_RECEIVED),
+                p(crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64),
+            ],
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let history = read::events(
+            res.get(h).map(Vec::as_slice).unwrap_or_default(),
+            workflow_id,
+        )?;
+        let deadline = match res.get(n).and_then(|r| r.first()) {
+            Some(row) => super::apply::next_run_facts(row, workflow_id)?.execution_deadline_ms,
+            None => None,
+        };
+        let mut plan = crate::engine::reset::reset(&facts, &history, deadline, &request, now_ms())?;
+        self.commit_plan(&mut tx, &mut plan, ctx).await
+    }
+
     async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool> {
         let ctx = "terminating a workflow";
         let mut tx = Tx::new(self.client().await?);

@@ -12,7 +12,7 @@ use deadpool_postgres::Object;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-const SQL_READ_HISTORY: &str = "SELECT seq, time_ms, payload FROM history
+pub(super) const SQL_READ_HISTORY: &str = "SELECT seq, time_ms, payload FROM history
  WHERE workflow_id = $1::TEXT AND seq >= $2::BIGINT ORDER BY seq";
 
 const SQL_DESCRIBE: &str = "
@@ -155,7 +155,7 @@ pub(super) async fn runs(
     Ok(out)
 }
 
-fn events(rows: &[Row], workflow_id: &str) -> Result<Vec<HistoryEvent>> {
+pub(super) fn events(rows: &[Row], workflow_id: &str) -> Result<Vec<HistoryEvent>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let seq: i64 = col(r, 0)?;

@@ -498,6 +498,25 @@ impl StoreBackend for SqliteStore {
             .await
     }
 
+    async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        request: crate::engine::reset::ResetRequest,
+    ) -> Result<()> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?
+                .ok_or_else(|| missing(&workflow_id))?;
+            let history = read::history(conn, &workflow_id, 1)?;
+            let deadline = super::apply::next_run_facts(conn, &workflow_id, u64::MAX >> 1)?
+                .execution_deadline_ms;
+            let mut plan =
+                crate::engine::reset::reset(&facts, &history, deadline, &request, now_ms())?;
+            apply(conn, &mut plan)
+        })
+        .await
+    }
+
     async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool> {
         let (workflow_id, reason) = (workflow_id.to_string(), reason.to_string());
         self.call(move |conn| {
