@@ -514,18 +514,14 @@ impl Client {
             });
         }
         let h = self.history(workflow_id).await?;
-        // The run may have been replaced between the two reads: its history is then archived.
-        match h.first().map(|e| &e.kind) {
-            Some(crate::history::EventKind::WorkflowStarted { run_id: r, .. }) if r == run_id => {
-                Ok(h)
-            }
-            _ => {
-                self.store
-                    .backend
-                    .earlier_run_history(workflow_id, run_id)
-                    .await
-            }
+        // The run may have been replaced between the reads: its history is then archived.
+        if self.describe_row(workflow_id).await?.run_id == run_id {
+            return Ok(h);
         }
+        self.store
+            .backend
+            .earlier_run_history(workflow_id, run_id)
+            .await
     }
 
     /// [`Client::run_history`] as JSON, in the form of [`Client::history_json`] (what the
