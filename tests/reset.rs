@@ -112,11 +112,20 @@ async fn a_held_workflow_reset_completes_on_the_new_code(db: &TestDb) {
     assert_eq!(runs[0].run_id, old_run);
     assert_eq!(runs[0].status, WorkflowStatus::Failed);
     let why = runs[0].error.as_ref().unwrap().to_string();
-    assert!(why.contains("Terminated") && why.contains("notify moved to v2"), "{why}");
+    assert!(
+        why.contains("Terminated") && why.contains("notify moved to v2"),
+        "{why}"
+    );
     assert_eq!(runs[0].next_run_id.as_deref(), Some(new_run.as_str()));
     let h = client.run_history(&id, &new_run).await.unwrap();
     assert_eq!(
-        count(&h, |k| matches!(k, EventKind::WorkflowReset { workflow_task: 2, .. })),
+        count(&h, |k| matches!(
+            k,
+            EventKind::WorkflowReset {
+                workflow_task: 2,
+                ..
+            }
+        )),
         1
     );
     stop(v2).await;

@@ -108,6 +108,29 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// End a running workflow at once with a reason: recorded as failed `Terminated`; its code
+    /// does not run again (no cleanup, unlike `cancel`). The way out for a held workflow.
+    Terminate {
+        /// The workflow id.
+        id: String,
+        /// Why, recorded in its history.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reset a workflow to one of its workflow tasks: a new run replays its history up to that
+    /// task and the current code makes the task's decisions again (the current run ends
+    /// `Terminated`). `duraflow history ID` numbers the tasks: each `workflow_task_completed`
+    /// event ends one, from 1.
+    Reset {
+        /// The workflow id.
+        id: String,
+        /// The workflow task, from 1, whose decisions are made again.
+        #[arg(long, value_name = "N")]
+        to_task: u64,
+        /// Why, recorded in both runs.
+        #[arg(long)]
+        reason: String,
+    },
     /// Send a signal to a workflow, by its name, with JSON input.
     Signal {
         /// The workflow id.

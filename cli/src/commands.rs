@@ -425,6 +425,57 @@ pub(crate) async fn cancel(
     wait_for_end(client, id, as_json).await
 }
 
+/// `duraflow terminate`.
+pub(crate) async fn terminate(
+    client: &Client,
+    id: &str,
+    reason: &str,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let ended = client
+        .terminate(id, reason)
+        .await
+        .map_err(|e| CliError::store("cannot terminate the workflow", e))?;
+    if !ended {
+        let status = client
+            .describe(id)
+            .await
+            .map(|d| d.status.as_str())
+            .unwrap_or("ended");
+        return Err(CliError::new(format!(
+            "workflow `{id}` has already ended ({status}); there is nothing to terminate"
+        )));
+    }
+    if as_json {
+        print_json(&json!({ "workflow_id": id, "terminated": true, "reason": reason }));
+    } else {
+        println!("Terminated `{id}`: {reason}");
+    }
+    Ok(())
+}
+
+/// `duraflow reset`.
+pub(crate) async fn reset(
+    client: &Client,
+    id: &str,
+    to_task: u64,
+    reason: &str,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let run_id = client
+        .reset(id, to_task, reason)
+        .await
+        .map_err(|e| CliError::store("cannot reset the workflow", e))?;
+    if as_json {
+        print_json(&json!({ "workflow_id": id, "run_id": run_id, "workflow_task": to_task }));
+    } else {
+        println!(
+            "Reset `{id}` to workflow task {to_task}: new run {run_id} (`duraflow describe {id} --runs` lists its runs)"
+        );
+    }
+    Ok(())
+}
+
 /// Waits until `id` ends, with a spinner; prints how it ended. A failed or cancelled workflow is not
 /// an error of the command.
 async fn wait_for_end(client: &Client, id: &str, as_json: bool) -> Result<(), CliError> {

@@ -156,6 +156,12 @@ where
             .await
         }
         Command::Cancel { id, wait } => commands::cancel(&client, &id, wait, json).await,
+        Command::Terminate { id, reason } => commands::terminate(&client, &id, &reason, json).await,
+        Command::Reset {
+            id,
+            to_task,
+            reason,
+        } => commands::reset(&client, &id, to_task, &reason, json).await,
         Command::Signal {
             id,
             name,

@@ -392,5 +392,8 @@ pub(super) async fn check_reset(s: &dyn StoreBackend) {
     );
     let runs = s.earlier_runs("wf").await.unwrap();
     assert_eq!(runs[1].status, WorkflowStatus::Completed);
-    assert_eq!(s.earlier_run_history("wf", "run-2").await.unwrap().len(), 10);
+    assert_eq!(
+        s.earlier_run_history("wf", "run-2").await.unwrap().len(),
+        10
+    );
 }
