@@ -452,7 +452,7 @@ impl Client {
     /// ```
     pub async fn runs(&self, workflow_id: &str) -> Result<Vec<RunSummary>> {
         let current = self.describe_row(workflow_id).await?;
-        let mut runs = self.store.backend.earlier_runs(workflow_id).await?;
+        let mut runs = chain_order(self.store.backend.earlier_runs(workflow_id).await?);
         runs.push(RunSummary {
             workflow_id: current.workflow_id,
             run_id: current.run_id,
@@ -716,6 +716,34 @@ impl Client {
         self.store.hub.forget_closed_waiter(workflow_id, waiter);
         result
     }
+}
+
+/// Earlier runs in the order they followed one another: each archived run names the run that
+/// replaced it, so they form one chain (runs started within the same millisecond cannot be told
+/// apart by their times). Runs the chain does not reach keep the store's order, first.
+fn chain_order(runs: Vec<RunSummary>) -> Vec<RunSummary> {
+    let nexts: std::collections::HashSet<&str> = runs
+        .iter()
+        .filter_map(|r| r.next_run_id.as_deref())
+        .collect();
+    let Some(first) = runs.iter().position(|r| !nexts.contains(r.run_id.as_str())) else {
+        return runs;
+    };
+    let mut by_id: std::collections::HashMap<String, RunSummary> =
+        runs.iter().map(|r| (r.run_id.clone(), r.clone())).collect();
+    let mut chain = Vec::with_capacity(runs.len());
+    let mut at = Some(runs[first].run_id.clone());
+    while let Some(id) = at {
+        let Some(run) = by_id.remove(&id) else { break };
+        at = run.next_run_id.clone();
+        chain.push(run);
+    }
+    let mut out: Vec<RunSummary> = runs
+        .into_iter()
+        .filter(|r| by_id.contains_key(&r.run_id))
+        .collect();
+    out.extend(chain);
+    out
 }
 
 /// A new run of `name`, as the store records it.
