@@ -45,11 +45,26 @@ pub(super) async fn check_continue_as_new(s: &dyn StoreBackend) {
         input: json!("unread"),
         request_id: "unread".into(),
     };
-    let out = commit_ok(s, commit(&c, 5, vec![can("run-2", vec![unread])])).await; // 7, marker 8
+    // A continue-as-new computed without the signal is dropped, and the task runs again.
+    let out = commit_ok(s, commit(&c, 5, vec![can("run-2", vec![unread.clone()])])).await;
     assert!(
-        !out.rerun,
-        "the late signal goes to the next run, not to this one"
+        out.rerun,
+        "the late signal is not lost: the code runs again with it"
     );
+    assert_eq!(
+        history(s, "wf").await.len(),
+        6,
+        "nothing of the dropped commit is written"
+    );
+    let c = claim_wft_after(s, "wf", "run-of-wf").await;
+    let late = CarriedSignal {
+        signal_name: "Add".into(),
+        input: json!("late"),
+        request_id: "late".into(),
+    };
+    // The code did not read either: both go to the next run, in order.
+    let out = commit_ok(s, commit(&c, 6, vec![can("run-2", vec![unread, late])])).await; // 7, marker 8
+    assert!(!out.rerun);
 
     // The new run: a fresh history, numbered from 1, linked, with both signals.
     assert_eq!(
@@ -94,7 +109,7 @@ pub(super) async fn check_continue_as_new(s: &dyn StoreBackend) {
     assert!(matches!(
         h[7].kind,
         EventKind::WorkflowTaskCompleted {
-            processed_through: 5,
+            processed_through: 6,
             ..
         }
     ));
@@ -371,7 +386,7 @@ pub(super) async fn check_reset(s: &dyn StoreBackend) {
         s,
         commit(
             &next,
-            7,
+            last_seq(s, "wf").await,
             vec![EventKind::WorkflowCompleted {
                 result: json!("v2"),
             }],

@@ -247,7 +247,7 @@ impl StoreBackend for PostgresStore {
                 vec![
                     p(c.workflow_id.clone()),
                     p(c.processed_through as i64),
-                    p(crate::history::format::names::SIGNAL_RECEIVED),
+                    p(crate::history::format::messages::SIGNAL_RECEIVED),
                     p(crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64),
                 ],
             );
@@ -681,7 +681,7 @@ impl StoreBackend for PostgresStore {
             vec![
                 p(workflow_id.to_string()),
                 p(i64::MAX),
-                p(names::SIGNAL_RECEIVED),
+                p(crate::history::format::messages::SIGNAL_RECEIVED),
                 p(crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64),
             ],
         );

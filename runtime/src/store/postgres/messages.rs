@@ -120,17 +120,21 @@ impl PostgresStore {
         let facts = query
             .workflow(&res)?
             .ok_or_else(|| Error::WorkflowNotFound(wf.workflow_id.clone()))?;
-        match start_engine::decide(&facts, &wf, policy, now) {
+        let outcome = match start_engine::decide(&facts, &wf, policy, now) {
             start_engine::StartDecision::Replace(mut plan) => {
                 self.commit_plan(&mut tx, &mut plan, ctx).await?;
-                Ok(started)
+                return Ok(started);
             }
             start_engine::StartDecision::Existing { run_id } => Ok(start_engine::StartOutcome {
                 started: false,
                 run_id,
             }),
             start_engine::StartDecision::Refused(e) => Err(e),
-        }
+        };
+        // Nothing to write: end the transaction now, so that the row lock is gone when this
+        // returns (a worker's claim right after does not skip the workflow).
+        tx.run(Batch::default(), true, ctx).await?;
+        outcome
     }
 
     pub(super) async fn signal_with_start_impl(

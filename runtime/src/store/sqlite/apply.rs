@@ -99,7 +99,7 @@ pub(super) fn next_run_facts(
           ORDER BY seq",
     )?;
     let rows = st.query_map(
-        params![workflow_id, after as i64, format::names::SIGNAL_RECEIVED],
+        params![workflow_id, after as i64, format::messages::SIGNAL_RECEIVED],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )?;
     for row in rows {
