@@ -331,6 +331,8 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../docs/schedules.md")]
     pub mod schedules {}
+    #[doc = include_str!("../docs/runs.md")]
+    pub mod runs {}
 }
 
 /// The README's examples, compiled as doctests.

@@ -63,6 +63,13 @@ pub enum Command {
     Describe {
         /// The workflow id.
         id: String,
+        /// Describe this run of the workflow id (an earlier run: continue-as-new, a reset, a
+        /// reused id) instead of its current one.
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "runs")]
+        run_id: Option<String>,
+        /// List every run of the workflow id, oldest first (the chain of continue-as-new).
+        #[arg(long)]
+        runs: bool,
     },
     /// Show a workflow's event history (`--json`: the JSON that replay reads).
     History {
@@ -71,6 +78,10 @@ pub enum Command {
         /// Show payloads in full instead of shortened.
         #[arg(long)]
         full: bool,
+        /// The history of this run of the workflow id (see `describe ID --runs`) instead of its
+        /// current one.
+        #[arg(long, value_name = "RUN_ID")]
+        run_id: Option<String>,
     },
     /// Start a workflow by its registered name, with JSON input; a worker that serves it runs it.
     Start {
@@ -96,6 +107,29 @@ pub enum Command {
         /// Wait for the workflow to end.
         #[arg(long)]
         wait: bool,
+    },
+    /// End a running workflow at once with a reason: recorded as failed `Terminated`; its code
+    /// does not run again (no cleanup, unlike `cancel`). The way out for a held workflow.
+    Terminate {
+        /// The workflow id.
+        id: String,
+        /// Why, recorded in its history.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reset a workflow to one of its workflow tasks: a new run replays its history up to that
+    /// task and the current code makes the task's decisions again (the current run ends
+    /// `Terminated`). `duraflow history ID` numbers the tasks: each `workflow_task_completed`
+    /// event ends one, from 1.
+    Reset {
+        /// The workflow id.
+        id: String,
+        /// The workflow task, from 1, whose decisions are made again.
+        #[arg(long, value_name = "N")]
+        to_task: u64,
+        /// Why, recorded in both runs.
+        #[arg(long)]
+        reason: String,
     },
     /// Send a signal to a workflow, by its name, with JSON input.
     Signal {

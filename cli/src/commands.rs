@@ -102,7 +102,27 @@ pub(crate) async fn list(client: &Client, args: &ListArgs, as_json: bool) -> Res
 }
 
 /// `duraflow describe`.
-pub(crate) async fn describe(client: &Client, id: &str, as_json: bool) -> Result<(), CliError> {
+pub(crate) async fn describe(
+    client: &Client,
+    id: &str,
+    run_id: Option<&str>,
+    as_json: bool,
+) -> Result<(), CliError> {
+    if let Some(run_id) = run_id {
+        let d = client.describe(id).await;
+        if !matches!(&d, Ok(d) if d.run_id == run_id) {
+            let run = client
+                .describe_run(id, run_id)
+                .await
+                .map_err(|e| CliError::store("cannot describe the run", e))?;
+            if as_json {
+                print_json(&run);
+            } else {
+                print_run(&run);
+            }
+            return Ok(());
+        }
+    }
     let d = client
         .describe(id)
         .await
@@ -112,6 +132,61 @@ pub(crate) async fn describe(client: &Client, id: &str, as_json: bool) -> Result
         return Ok(());
     }
     print_description(&d);
+    Ok(())
+}
+
+/// `duraflow describe ID --run-id RUN` of an earlier run.
+fn print_run(r: &duraflow::RunSummary) {
+    let mut t = table(&["FIELD", "VALUE"]);
+    let mut row = |k: &str, v: String| {
+        t.add_row(vec![k.to_string(), v]);
+    };
+    row("workflow id", r.workflow_id.clone());
+    row("run id", r.run_id.clone());
+    row("type", r.workflow_type.clone());
+    row("task queue", r.task_queue.clone());
+    row("status", r.status.as_str().to_string());
+    row("started", output::time(r.started_ms));
+    if let Some(c) = r.closed_ms {
+        row("closed", output::time(c));
+    }
+    row("history length", r.history_length.to_string());
+    if let Some(v) = &r.result {
+        row("result", v.to_string());
+    }
+    if let Some(e) = &r.error {
+        row("error", e.to_string());
+    }
+    if let Some(n) = &r.next_run_id {
+        row("next run", n.clone());
+    }
+    print_table(&t);
+}
+
+/// `duraflow describe ID --runs`.
+pub(crate) async fn runs(client: &Client, id: &str, as_json: bool) -> Result<(), CliError> {
+    let runs = client
+        .runs(id)
+        .await
+        .map_err(|e| CliError::store("cannot list the runs", e))?;
+    if as_json {
+        print_json(&runs);
+        return Ok(());
+    }
+    let mut t = table(&[
+        "RUN ID", "STATUS", "STARTED", "CLOSED", "EVENTS", "NEXT RUN",
+    ]);
+    for r in &runs {
+        t.add_row(vec![
+            r.run_id.clone(),
+            r.status.as_str().to_string(),
+            output::time(r.started_ms),
+            r.closed_ms.map(output::time).unwrap_or_default(),
+            r.history_length.to_string(),
+            r.next_run_id.clone().unwrap_or_default(),
+        ]);
+    }
+    print_table(&t);
     Ok(())
 }
 
@@ -210,13 +285,15 @@ fn print_description(d: &WorkflowDescription) {
 pub(crate) async fn history(
     client: &Client,
     id: &str,
+    run_id: Option<&str>,
     full: bool,
     as_json: bool,
 ) -> Result<(), CliError> {
-    let events = client
-        .history_json(id)
-        .await
-        .map_err(|e| CliError::store("cannot read the history", e))?;
+    let events = match run_id {
+        Some(run_id) => client.run_history_json(id, run_id).await,
+        None => client.history_json(id).await,
+    }
+    .map_err(|e| CliError::store("cannot read the history", e))?;
     if as_json {
         print_json(&events);
         return Ok(());
@@ -346,6 +423,57 @@ pub(crate) async fn cancel(
         return Ok(());
     }
     wait_for_end(client, id, as_json).await
+}
+
+/// `duraflow terminate`.
+pub(crate) async fn terminate(
+    client: &Client,
+    id: &str,
+    reason: &str,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let ended = client
+        .terminate(id, reason)
+        .await
+        .map_err(|e| CliError::store("cannot terminate the workflow", e))?;
+    if !ended {
+        let status = client
+            .describe(id)
+            .await
+            .map(|d| d.status.as_str())
+            .unwrap_or("ended");
+        return Err(CliError::new(format!(
+            "workflow `{id}` has already ended ({status}); there is nothing to terminate"
+        )));
+    }
+    if as_json {
+        print_json(&json!({ "workflow_id": id, "terminated": true, "reason": reason }));
+    } else {
+        println!("Terminated `{id}`: {reason}");
+    }
+    Ok(())
+}
+
+/// `duraflow reset`.
+pub(crate) async fn reset(
+    client: &Client,
+    id: &str,
+    to_task: u64,
+    reason: &str,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let run_id = client
+        .reset(id, to_task, reason)
+        .await
+        .map_err(|e| CliError::store("cannot reset the workflow", e))?;
+    if as_json {
+        print_json(&json!({ "workflow_id": id, "run_id": run_id, "workflow_task": to_task }));
+    } else {
+        println!(
+            "Reset `{id}` to workflow task {to_task}: new run {run_id} (`duraflow describe {id} --runs` lists its runs)"
+        );
+    }
+    Ok(())
 }
 
 /// Waits until `id` ends, with a spinner; prints how it ended. A failed or cancelled workflow is not

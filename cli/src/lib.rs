@@ -127,8 +127,16 @@ where
     let json = cli.json;
     match cli.command {
         Command::List(a) => commands::list(&client, &a, json).await,
-        Command::Describe { id } => commands::describe(&client, &id, json).await,
-        Command::History { id, full } => commands::history(&client, &id, full, json).await,
+        Command::Describe { id, run_id, runs } => {
+            if runs {
+                commands::runs(&client, &id, json).await
+            } else {
+                commands::describe(&client, &id, run_id.as_deref(), json).await
+            }
+        }
+        Command::History { id, full, run_id } => {
+            commands::history(&client, &id, run_id.as_deref(), full, json).await
+        }
         Command::Start {
             workflow_type,
             id,
@@ -148,6 +156,12 @@ where
             .await
         }
         Command::Cancel { id, wait } => commands::cancel(&client, &id, wait, json).await,
+        Command::Terminate { id, reason } => commands::terminate(&client, &id, &reason, json).await,
+        Command::Reset {
+            id,
+            to_task,
+            reason,
+        } => commands::reset(&client, &id, to_task, &reason, json).await,
         Command::Signal {
             id,
             name,

@@ -87,6 +87,111 @@ fn fails(args: &[&str], code: i32, says: &[&str]) -> String {
     line.to_string()
 }
 
+/// Continues as new twice, then returns its input.
+mod looping {
+    use duraflow::prelude::*;
+
+    #[workflow]
+    pub async fn looper(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
+        if n < 2 {
+            return ctx.continue_as_new(n + 1);
+        }
+        Ok(n)
+    }
+}
+
+/// `describe --runs`, `describe --run-id`, `history --run-id`, `terminate` and `reset` on a
+/// SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_terminate_and_reset_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("runs.db");
+    let store = Store::sqlite(&path).expect("store");
+    let worker = duraflow::Worker::new(&store)
+        .register(looping::looper)
+        .start();
+    let client = Client::new(&store);
+    let h = client.start(looping::looper, "loop-1", 0).await.unwrap();
+    assert_eq!(h.result().await.unwrap(), 2);
+    let db = db_arg(&path);
+    let db = db.as_str();
+
+    let runs = ok_json(&["--db", db, "describe", "loop-1", "--runs", "--json"]);
+    let runs = runs.as_array().unwrap().clone();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0]["status"], "continued_as_new");
+    assert_eq!(runs[2]["status"], "completed");
+    let first = runs[0]["run_id"].as_str().unwrap();
+    let table = ok(&["--db", db, "describe", "loop-1", "--runs"]);
+    assert!(
+        table.contains("continued_as_new") && table.contains(first),
+        "{table}"
+    );
+    let one = ok(&["--db", db, "describe", "loop-1", "--run-id", first]);
+    assert!(
+        one.contains("next run") && one.contains(runs[1]["run_id"].as_str().unwrap()),
+        "{one}"
+    );
+    let events = ok_json(&["--db", db, "history", "loop-1", "--run-id", first, "--json"]);
+    assert_eq!(
+        events.as_array().unwrap().last().unwrap()["event"],
+        "workflow_task_completed"
+    );
+    assert!(events
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "workflow_continued_as_new"));
+    fails(
+        &["--db", db, "history", "loop-1", "--run-id", "nope"],
+        1,
+        &["no run `nope`"],
+    );
+
+    // Reset the completed last run to its task 1: a new run, which the worker completes again.
+    fails(
+        &[
+            "--db",
+            db,
+            "reset",
+            "loop-1",
+            "--to-task",
+            "5",
+            "--reason",
+            "x",
+        ],
+        1,
+        &["1..=1"],
+    );
+    let out = ok(&[
+        "--db",
+        db,
+        "reset",
+        "loop-1",
+        "--to-task",
+        "1",
+        "--reason",
+        "again",
+    ]);
+    assert!(out.contains("new run"), "{out}");
+    assert_eq!(h.result().await.unwrap(), 2);
+    assert_eq!(client.runs("loop-1").await.unwrap().len(), 4);
+
+    // Terminate a workflow no worker serves; a second time says it had ended.
+    client
+        .start_by_name("not_served", "stuck-1", json!(null))
+        .await
+        .unwrap();
+    let out = ok(&["--db", db, "terminate", "stuck-1", "--reason", "no worker"]);
+    assert!(out.contains("Terminated `stuck-1`"), "{out}");
+    fails(
+        &["--db", db, "terminate", "stuck-1", "--reason", "again"],
+        1,
+        &["already ended (failed)"],
+    );
+    worker.shutdown().await;
+}
+
 fn db_arg(path: &Path) -> String {
     path.to_str().expect("a UTF-8 temp path").to_string()
 }
@@ -96,7 +201,17 @@ fn help_matches_the_snapshots() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
     for sub in [
-        "", "list", "describe", "history", "start", "signal", "cancel", "ui", "replay",
+        "",
+        "list",
+        "describe",
+        "history",
+        "start",
+        "signal",
+        "cancel",
+        "terminate",
+        "reset",
+        "ui",
+        "replay",
     ] {
         let args: Vec<&str> = [sub, "--help"]
             .into_iter()

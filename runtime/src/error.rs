@@ -260,8 +260,24 @@ impl From<serde_json::Error> for WorkflowError {
 #[non_exhaustive]
 pub enum Error {
     /// A workflow with this id already exists.
-    #[error("a workflow with id `{0}` already exists; choose another id, or describe/await the existing one")]
+    #[error("a workflow with id `{0}` already exists; choose another id, describe/await the existing one, or start with `StartOptions`: `id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)` for the running workflow's handle, `id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)` for a new run once the last one ended")]
     DuplicateWorkflowId(String),
+    /// A start's `WorkflowIdReusePolicy` refused to reuse the id of a workflow that ended.
+    #[error("workflow id `{workflow_id}` belongs to a workflow that ended {status}; the id reuse policy `AllowDuplicateFailedOnly` starts a new run only after a failed, cancelled or terminated one. Pass `WorkflowIdReusePolicy::AllowDuplicate` to start it again anyway, or choose another id")]
+    WorkflowIdReuseRefused {
+        /// The workflow id.
+        workflow_id: String,
+        /// How its last run ended.
+        status: String,
+    },
+    /// The workflow id has no run with this run id.
+    #[error("workflow `{workflow_id}` has no run `{run_id}`; `Client::runs` (CLI: `duraflow describe {workflow_id} --runs`) lists its runs")]
+    RunNotFound {
+        /// The workflow id.
+        workflow_id: String,
+        /// The run id asked for.
+        run_id: String,
+    },
     /// No workflow with this id.
     #[error("no workflow with id `{0}` in this store; check the id (`Client::list` shows the workflows there are)")]
     WorkflowNotFound(String),

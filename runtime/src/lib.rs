@@ -42,8 +42,9 @@ pub use definition::{
 };
 pub use duration::parse_duration;
 pub use engine::facts::WorkflowStatus;
+pub use engine::start::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
 pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
-pub use history::{CancellationType, EventKind, HistoryEvent};
+pub use history::{CancellationType, CarriedSignal, EventKind, HistoryEvent};
 pub use message::{
     AcceptsQuery, AcceptsSignal, AcceptsUpdate, MessageKind, MessageMeta, Query, Signal, Update,
 };
@@ -53,7 +54,7 @@ pub use schedule::{
     DEFAULT_CATCHUP_WINDOW,
 };
 pub use store::{
-    ListFilter, PendingActivity, PendingWorkflowTask, Pollers, StatusCounts, Store,
+    ListFilter, PendingActivity, PendingWorkflowTask, Pollers, RunSummary, StatusCounts, Store,
     WorkflowDescription, WorkflowSummary,
 };
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};

@@ -2,10 +2,11 @@
 
 use crate::api::registry::Registry;
 use crate::definition::DEFAULT_TASK_QUEUE;
+use crate::engine::start::{StartPolicy, WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
 use crate::error::{Error, Result};
 use crate::history::HistoryEvent;
 use crate::store::{
-    ListFilter, NewWorkflow, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
+    ListFilter, NewWorkflow, RunSummary, StatusCounts, Store, WorkflowDescription, WorkflowStatus,
     WorkflowSummary,
 };
 use crate::workflow::definition::WorkflowDefinition;
@@ -14,7 +15,17 @@ use serde_json::Value;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-/// Options for starting a workflow by name.
+/// Options for starting a workflow ([`Client::start_with`], [`Client::start_by_name_with`]).
+///
+/// ```
+/// use duraflow::{StartOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
+/// // An idempotent start: the running workflow's handle if there is one, a new run if the
+/// // last one failed, an error if it completed.
+/// let options = StartOptions::default()
+///     .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+///     .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicateFailedOnly);
+/// assert_eq!(options.id_conflict_policy, WorkflowIdConflictPolicy::UseExisting);
+/// ```
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct StartOptions {
@@ -22,6 +33,45 @@ pub struct StartOptions {
     pub task_queue: Option<String>,
     /// Longest time the workflow may run.
     pub execution_timeout: Option<Duration>,
+    /// Whether the id of a workflow that **ended** may be used again (default
+    /// [`WorkflowIdReusePolicy::RejectDuplicate`]: an id is used once).
+    pub id_reuse_policy: WorkflowIdReusePolicy,
+    /// What happens when a workflow with the id is **running** (default
+    /// [`WorkflowIdConflictPolicy::Fail`]).
+    pub id_conflict_policy: WorkflowIdConflictPolicy,
+}
+
+impl StartOptions {
+    /// Sets [`StartOptions::id_reuse_policy`].
+    pub fn id_reuse_policy(mut self, policy: WorkflowIdReusePolicy) -> Self {
+        self.id_reuse_policy = policy;
+        self
+    }
+
+    /// Sets [`StartOptions::id_conflict_policy`].
+    pub fn id_conflict_policy(mut self, policy: WorkflowIdConflictPolicy) -> Self {
+        self.id_conflict_policy = policy;
+        self
+    }
+
+    /// Sets [`StartOptions::task_queue`].
+    pub fn task_queue(mut self, queue: impl Into<String>) -> Self {
+        self.task_queue = Some(queue.into());
+        self
+    }
+
+    /// Sets [`StartOptions::execution_timeout`].
+    pub fn execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = Some(timeout);
+        self
+    }
+
+    fn policy(&self) -> StartPolicy {
+        StartPolicy {
+            reuse: self.id_reuse_policy,
+            conflict: self.id_conflict_policy,
+        }
+    }
 }
 
 /// How a wait for a workflow's end ([`WorkflowHandle::result_with`], [`Client::wait_with`]) treats
@@ -135,15 +185,40 @@ impl Client {
         workflow_id: impl Into<String>,
         input: W::Input,
     ) -> Result<WorkflowHandle<W::Output>> {
+        self.start_with(workflow, workflow_id, input, StartOptions::default())
+            .await
+    }
+
+    /// [`Client::start`] with options: the id reuse and conflict policies (an idempotent start,
+    /// a new run of an id whose last run ended), a task queue or execution timeout other than the
+    /// definition's.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[workflow] async fn nightly(ctx: WorkflowContext, day: u32) -> Result<(), WorkflowError> { Ok(()) }
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// use duraflow::{StartOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
+    /// // Safe to retry: a second call returns the running workflow's handle.
+    /// let options = StartOptions::default()
+    ///     .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+    ///     .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate); // and again tomorrow
+    /// let handle = client.start_with(nightly, "nightly-report", 17, options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_with<W: WorkflowDefinition>(
+        &self,
+        workflow: W,
+        workflow_id: impl Into<String>,
+        input: W::Input,
+        mut options: StartOptions,
+    ) -> Result<WorkflowHandle<W::Output>> {
         let input = serde_json::to_value(&input).map_err(|e| Error::Payload {
             type_name: std::any::type_name::<W::Input>().to_string(),
             message: e.to_string(),
         })?;
         let opts = workflow.options();
-        let options = StartOptions {
-            task_queue: opts.task_queue,
-            execution_timeout: opts.execution_timeout,
-        };
+        options.task_queue = options.task_queue.or(opts.task_queue);
+        options.execution_timeout = options.execution_timeout.or(opts.execution_timeout);
         self.start_raw(workflow.name(), workflow_id.into(), input, options)
             .await
             .map(|h| h.typed())
@@ -211,6 +286,7 @@ impl Client {
         input: Value,
         options: StartOptions,
     ) -> Result<WorkflowHandle<Value>> {
+        let policy = options.policy();
         let new = new_workflow(
             name,
             workflow_id.clone(),
@@ -218,7 +294,18 @@ impl Client {
             options,
             self.store.clock.now_ms(),
         )?;
-        self.store.backend.create_workflow(new).await?;
+        if policy.is_default() {
+            self.store.backend.create_workflow(new).await?;
+        } else if !self
+            .store
+            .backend
+            .start_workflow(new, policy)
+            .await?
+            .started
+        {
+            // `UseExisting`: the running workflow's handle; nothing was recorded.
+            return Ok(self.handle(workflow_id));
+        }
         self.store.hub.wake_workers();
         Ok(WorkflowHandle {
             client: self.clone(),
@@ -352,6 +439,98 @@ impl Client {
         Ok(h)
     }
 
+    /// Every run of a workflow id, oldest first, the current run last: a workflow that continued
+    /// as new (or was reset, or whose id was reused) has several, each with its own history. An
+    /// earlier run's `next_run_id` names the run that followed it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// for run in client.runs("subscription-7").await? {
+    ///     println!("{} {} ({} events)", run.run_id, run.status.as_str(), run.history_length);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn runs(&self, workflow_id: &str) -> Result<Vec<RunSummary>> {
+        let current = self.describe_row(workflow_id).await?;
+        let mut runs = chain_order(self.store.backend.earlier_runs(workflow_id).await?);
+        runs.push(RunSummary {
+            workflow_id: current.workflow_id,
+            run_id: current.run_id,
+            workflow_type: current.workflow_type,
+            task_queue: current.task_queue,
+            status: current.status,
+            result: current.result,
+            error: current.error,
+            started_ms: current.started_ms,
+            closed_ms: current.closed_ms,
+            history_length: current.history_length,
+            next_run_id: None,
+        });
+        Ok(runs)
+    }
+
+    /// One run of a workflow id (see [`Client::runs`]); [`Error::RunNotFound`] if it has no such
+    /// run.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client, run_id: &str) -> Result<(), duraflow::Error> {
+    /// let run = client.describe_run("subscription-7", run_id).await?;
+    /// println!("{:?}, followed by {:?}", run.status, run.next_run_id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn describe_run(&self, workflow_id: &str, run_id: &str) -> Result<RunSummary> {
+        self.runs(workflow_id)
+            .await?
+            .into_iter()
+            .find(|r| r.run_id == run_id)
+            .ok_or_else(|| Error::RunNotFound {
+                workflow_id: workflow_id.to_string(),
+                run_id: run_id.to_string(),
+            })
+    }
+
+    /// The event history of one run of a workflow id: the current one, or an earlier one (see
+    /// [`Client::runs`]). [`Error::RunNotFound`] if it has no such run.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client, run_id: &str) -> Result<(), duraflow::Error> {
+    /// let events = client.run_history("subscription-7", run_id).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_history(&self, workflow_id: &str, run_id: &str) -> Result<Vec<HistoryEvent>> {
+        let earlier = self
+            .store
+            .backend
+            .earlier_run_history(workflow_id, run_id)
+            .await?;
+        if !earlier.is_empty() {
+            return Ok(earlier);
+        }
+        let current = self.describe_row(workflow_id).await?;
+        if current.run_id != run_id {
+            return Err(Error::RunNotFound {
+                workflow_id: workflow_id.to_string(),
+                run_id: run_id.to_string(),
+            });
+        }
+        let h = self.history(workflow_id).await?;
+        // The run may have been replaced between the reads: its history is then archived.
+        if self.describe_row(workflow_id).await?.run_id == run_id {
+            return Ok(h);
+        }
+        self.store
+            .backend
+            .earlier_run_history(workflow_id, run_id)
+            .await
+    }
+
+    /// [`Client::run_history`] as JSON, in the form of [`Client::history_json`] (what the
+    /// Replayer reads): each run's history replays on its own.
+    pub async fn run_history_json(&self, workflow_id: &str, run_id: &str) -> Result<Value> {
+        let h = self.run_history(workflow_id, run_id).await?;
+        serde_json::to_value(h).map_err(|e| Error::Store(e.to_string()))
+    }
+
     /// A workflow's event history as JSON: an array of events, each with `seq`, `time_ms`, `event` and
     /// the event's fields.
     ///
@@ -417,6 +596,49 @@ impl Client {
         Ok(r)
     }
 
+    /// Resets the workflow to its workflow task `workflow_task` (Temporal's reset): a new run
+    /// starts whose history is a copy of the current run's up to (not including) that task's
+    /// decisions, followed by a `workflow_reset` event; the **current code** replays the tasks
+    /// before it and makes that task's decisions again, from the same events. The way out for a
+    /// run held because its code changed, or one that failed on a bug since fixed. The current
+    /// run ends at once if it still runs (failed `Terminated`, with the reason) and stays readable
+    /// ([`Client::runs`]). Activities and timers the copy started and did not see end start again
+    /// (an activity from attempt 1); what happened after the cut is not copied. Returns the new
+    /// run's id.
+    ///
+    /// Workflow tasks are numbered from 1 in the order their `workflow_task_completed` events
+    /// appear in the history (`duraflow history ID`). A task number the history does not have is
+    /// [`Error::InvalidOption`], with the range there is.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: duraflow::Client) -> Result<(), duraflow::Error> {
+    /// // Task 3 made a decision with a bug (since fixed and deployed): make it again.
+    /// let run_id = client.reset("order-17", 3, "charged twice; fixed in v1.4").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reset(
+        &self,
+        workflow_id: &str,
+        workflow_task: u64,
+        reason: &str,
+    ) -> Result<String> {
+        let new_run_id = uuid::Uuid::now_v7().to_string();
+        self.store
+            .backend
+            .reset_workflow(
+                workflow_id,
+                crate::engine::reset::ResetRequest {
+                    workflow_task,
+                    new_run_id: new_run_id.clone(),
+                    reason: reason.to_string(),
+                },
+            )
+            .await?;
+        self.store.hub.notify_closed(workflow_id);
+        self.store.hub.wake_workers();
+        Ok(new_run_id)
+    }
+
     /// `Some(Error::WorkflowHeld)` when the workflow runs and is held.
     async fn held(&self, workflow_id: &str) -> Result<Option<Error>> {
         let d = self.describe(workflow_id).await?;
@@ -474,7 +696,12 @@ impl Client {
                 }
                 Err(e) => break Err(e),
             };
-            if d.status != WorkflowStatus::Running {
+            // A run that continued as new is never the current run (the transaction that ends it
+            // starts the next): the wait goes on through the chain to the last run's end.
+            if !matches!(
+                d.status,
+                WorkflowStatus::Running | WorkflowStatus::ContinuedAsNew
+            ) {
                 break Ok(d);
             }
             if let Some(held) = held_error(&d) {
@@ -489,6 +716,34 @@ impl Client {
         self.store.hub.forget_closed_waiter(workflow_id, waiter);
         result
     }
+}
+
+/// Earlier runs in the order they followed one another: each archived run names the run that
+/// replaced it, so they form one chain (runs started within the same millisecond cannot be told
+/// apart by their times). Runs the chain does not reach keep the store's order, first.
+fn chain_order(runs: Vec<RunSummary>) -> Vec<RunSummary> {
+    let nexts: std::collections::HashSet<&str> = runs
+        .iter()
+        .filter_map(|r| r.next_run_id.as_deref())
+        .collect();
+    let Some(first) = runs.iter().position(|r| !nexts.contains(r.run_id.as_str())) else {
+        return runs;
+    };
+    let mut by_id: std::collections::HashMap<String, RunSummary> =
+        runs.iter().map(|r| (r.run_id.clone(), r.clone())).collect();
+    let mut chain = Vec::with_capacity(runs.len());
+    let mut at = Some(runs[first].run_id.clone());
+    while let Some(id) = at {
+        let Some(run) = by_id.remove(&id) else { break };
+        at = run.next_run_id.clone();
+        chain.push(run);
+    }
+    let mut out: Vec<RunSummary> = runs
+        .into_iter()
+        .filter(|r| by_id.contains_key(&r.run_id))
+        .collect();
+    out.extend(chain);
+    out
 }
 
 /// A new run of `name`, as the store records it.
@@ -667,7 +922,9 @@ impl<O: DeserializeOwned, W> WorkflowHandle<O, W> {
                 crate::error::WorkflowError::application("Unknown", "no error recorded")
             }))),
             WorkflowStatus::Cancelled => Err(Error::WorkflowCancelled),
-            WorkflowStatus::Running => Err(Error::Store("the workflow is still running".into())),
+            WorkflowStatus::Running | WorkflowStatus::ContinuedAsNew => {
+                Err(Error::Store("the workflow is still running".into()))
+            }
         }
     }
 }

@@ -153,6 +153,7 @@ impl Client {
         let options = StartOptions {
             task_queue: opts.task_queue,
             execution_timeout: opts.execution_timeout,
+            ..StartOptions::default()
         };
         let new = new_workflow(
             workflow.name(),

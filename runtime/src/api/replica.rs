@@ -90,6 +90,8 @@ impl Snapshot {
             run_id: run_id.clone(),
             workflow_type: workflow_type.clone(),
             task_queue: task_queue.clone(),
+            history_length: 0,
+            previous_run_id: None,
         };
         WorkflowInstance::replay(def.clone(), info, &self.history).map_err(|f| f.to_string())
     }

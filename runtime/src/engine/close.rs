@@ -7,9 +7,9 @@ use super::workflow_task::CommitState;
 use crate::error::WorkflowError;
 use crate::history::EventKind;
 
-/// Whether a command ends the workflow.
+/// Whether a command ends the run (continue-as-new ends it too: another run follows).
 pub(crate) fn is_close(cmd: &EventKind) -> bool {
-    closed_as(cmd).is_some()
+    closed_as(cmd).is_some() || matches!(cmd, EventKind::WorkflowContinuedAsNew { .. })
 }
 
 fn closed_as(cmd: &EventKind) -> Option<ClosedAs> {

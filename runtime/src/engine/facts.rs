@@ -18,16 +18,21 @@ pub enum WorkflowStatus {
     Failed,
     /// Ended cancelled.
     Cancelled,
+    /// Ended by `ctx.continue_as_new(..)`: a new run of the same workflow id took over. Only an
+    /// earlier run ([`crate::Client::runs`]) has this status; the workflow itself runs on.
+    ContinuedAsNew,
 }
 
 impl WorkflowStatus {
-    /// The status as stored and shown: `running`, `completed`, `failed` or `cancelled`.
+    /// The status as stored and shown: `running`, `completed`, `failed`, `cancelled` or
+    /// `continued_as_new`.
     pub fn as_str(self) -> &'static str {
         match self {
             WorkflowStatus::Running => "running",
             WorkflowStatus::Completed => "completed",
             WorkflowStatus::Failed => "failed",
             WorkflowStatus::Cancelled => "cancelled",
+            WorkflowStatus::ContinuedAsNew => "continued_as_new",
         }
     }
 
@@ -38,6 +43,7 @@ impl WorkflowStatus {
             "completed" => WorkflowStatus::Completed,
             "failed" => WorkflowStatus::Failed,
             "cancelled" => WorkflowStatus::Cancelled,
+            "continued_as_new" => WorkflowStatus::ContinuedAsNew,
             other => {
                 return Err(Error::stored_data(
                     format!("unknown workflow status `{other}` in the database; was it written by another program?"),
@@ -102,6 +108,20 @@ pub(crate) struct WorkflowFacts {
     /// For a continuation: the events after the instance's `delivered_through`, by seq and stored
     /// name.
     pub unseen: Vec<(u64, String)>,
+    /// Read only for a decision that starts the workflow's next run (continue-as-new): what that
+    /// run inherits. `None` otherwise.
+    pub next_run: Option<NextRunFacts>,
+}
+
+/// What the next run of a workflow inherits from the current one, read in the transaction that
+/// starts it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct NextRunFacts {
+    /// Signals recorded after the last event the committing task had seen: its code never saw
+    /// them, so they are handed to the next run.
+    pub late_signals: Vec<crate::history::EventKind>,
+    /// The execution deadline (Temporal's workflow execution timeout spans the chain of runs).
+    pub execution_deadline_ms: Option<i64>,
 }
 
 impl WorkflowFacts {

@@ -16,8 +16,10 @@
 //! | [`timer`] | starting, cancelling and firing durable timers |
 //! | [`marker`] | patch and side-effect markers: appended, nothing else planned |
 //! | [`cancel`] | a client's request to cancel a workflow |
+//! | [`reset`] | a client's reset: a new run from a copy of the history up to a chosen workflow task, redone by the current code |
 //! | [`terminate`] | a client's termination: the workflow ends at once, failed `Terminated`, no cleanup |
 //! | [`close`] | a workflow's end: completed, failed, cancelled, or past its execution timeout |
+//! | [`continue_as_new`] | ending a run and starting the next run of the same id, with a fresh history, in one transaction |
 //! | [`liveness`] | when a worker holding running attempts is dead, and what becomes of its attempts |
 //! | [`signal`] | a client's signal (once per request id), and signal-with-start |
 //! | [`update`] | accepting a validated update; the commit that answers it |
@@ -28,11 +30,13 @@
 pub(crate) mod activity;
 pub(crate) mod cancel;
 pub(crate) mod close;
+pub(crate) mod continue_as_new;
 pub(crate) mod facts;
 pub(crate) mod liveness;
 pub(crate) mod local;
 pub(crate) mod marker;
 pub(crate) mod plan;
+pub(crate) mod reset;
 pub(crate) mod schedule;
 pub(crate) mod signal;
 pub(crate) mod start;

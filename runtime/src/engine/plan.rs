@@ -48,6 +48,8 @@ pub(crate) enum ClosedAs {
     Failed(WorkflowError),
     /// Ended cancelled.
     Cancelled,
+    /// Continued as a new run (its id), which the same plan starts.
+    ContinuedAsNew(String),
 }
 
 impl ClosedAs {
@@ -56,6 +58,7 @@ impl ClosedAs {
             ClosedAs::Completed(_) => super::WorkflowStatus::Completed,
             ClosedAs::Failed(_) => super::WorkflowStatus::Failed,
             ClosedAs::Cancelled => super::WorkflowStatus::Cancelled,
+            ClosedAs::ContinuedAsNew(_) => super::WorkflowStatus::ContinuedAsNew,
         }
     }
 }
@@ -144,6 +147,27 @@ pub(crate) enum Effect {
     BumpWorkflowTaskToken,
     /// The workflow task row.
     WorkflowTask(WorkflowTaskEffect),
+    /// The workflow's current run has ended and another run of the same id follows in this
+    /// transaction: copy its row (status, result, times) and its history into the archive of
+    /// earlier runs (`runs`, `run_history`), then delete its history and whatever activity tasks
+    /// it still had (their late results are fenced: nothing of an old run reaches the new one).
+    ArchiveRun {
+        /// The run that follows it.
+        next_run_id: String,
+    },
+    /// The workflow row now holds a new run: running, no events yet (numbered from 1 again), no
+    /// cancel request, not held; the workflow task token keeps counting (a claim of the old run
+    /// in flight is fenced).
+    ReplaceRun(NextRun),
+}
+
+/// The run that replaces a workflow's current one ([`Effect::ReplaceRun`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct NextRun {
+    pub run_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub input: Value,
 }
 
 /// Everything one decision writes about one workflow, to be applied atomically.
@@ -165,6 +189,9 @@ pub(crate) struct Plan {
     /// Other workers (in other processes too) have something new to do, or a client waits for an
     /// end: a store with cross-process wake-ups sends one.
     pub wake: bool,
+    /// A plan to apply right after this one, in the same transaction (the first plan of the
+    /// workflow's next run, whose events are numbered from 1 again).
+    pub then: Option<Box<Plan>>,
 }
 
 impl super::facts::WorkflowFacts {
@@ -214,6 +241,7 @@ impl Plan {
             effects: Vec::new(),
             claimed: Vec::new(),
             wake: false,
+            then: None,
         }
     }
 

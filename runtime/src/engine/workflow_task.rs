@@ -208,6 +208,9 @@ fn plan_commit(
                 marker::record(&mut st, cmd)
             }
             EventKind::UpdateCompleted { .. } => super::update::complete(&mut st),
+            EventKind::WorkflowContinuedAsNew { .. } => {
+                super::continue_as_new::command(&mut st, cmd)
+            }
             _ => {}
         }
     }

@@ -203,6 +203,54 @@ pub enum EventKind {
         /// The handler's answer, or why the update was refused when the workflow saw it.
         outcome: Result<Value, String>,
     },
+    /// The workflow returned `ctx.continue_as_new(input)`: this run ends here, and a new run of the
+    /// same workflow id (`new_run_id`) starts with `input` and a fresh history, in the same
+    /// transaction. The last event of the run's history.
+    WorkflowContinuedAsNew {
+        /// The run that follows.
+        new_run_id: String,
+        /// The next run's workflow name.
+        workflow_type: String,
+        /// The next run's task queue.
+        task_queue: String,
+        /// The next run's input, as JSON.
+        input: Value,
+        /// Signals this run received and did not read: they are delivered again, first, to the
+        /// next run (in the order they arrived, each with its request id).
+        carried_signals: Vec<CarriedSignal>,
+    },
+    /// This run follows another run of the same workflow id: the second event of its history,
+    /// after [`EventKind::WorkflowStarted`] (`ctx.info().previous_run_id` reads it).
+    RunContinued {
+        /// The run before.
+        previous_run_id: String,
+        /// Why this run was started: `continue_as_new`, `reset` or `reuse` (a start of an id whose
+        /// last run had ended, which a `WorkflowIdReusePolicy` allowed).
+        cause: String,
+    },
+    /// A client reset the workflow (`Client::reset`): the events before this one were copied from
+    /// the run `previous_run_id` up to (not including) its workflow task `workflow_task`, whose
+    /// decisions the current code now makes again from here.
+    WorkflowReset {
+        /// The run that was reset (it ended as terminated).
+        previous_run_id: String,
+        /// The workflow task, counted from 1, that runs again.
+        workflow_task: u64,
+        /// The reason the client gave.
+        reason: String,
+    },
+}
+
+/// A signal a run received and did not read, handed to the run that continues it
+/// ([`EventKind::WorkflowContinuedAsNew`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CarriedSignal {
+    /// The signal's registered name.
+    pub signal_name: String,
+    /// The signal, as JSON.
+    pub input: Value,
+    /// The request id it was sent with (its retries stay deduplicated in the next run).
+    pub request_id: String,
 }
 
 impl EventKind {
@@ -257,6 +305,9 @@ impl EventKind {
             } => format!("update `{update_name}` ({update_id}) accepted"),
             EventKind::UpdateCompleted { update_id, .. } => {
                 format!("update {update_id} completed")
+            }
+            EventKind::WorkflowContinuedAsNew { new_run_id, .. } => {
+                format!("continued as new (run {new_run_id})")
             }
             other => other.name().replace('_', " "),
         }

@@ -5,7 +5,7 @@
 pub(crate) use crate::engine::liveness::WorkerLease;
 pub(crate) use crate::engine::schedule::{ScheduleChange, SchedulePlan};
 pub(crate) use crate::engine::signal::NewSignal;
-pub(crate) use crate::engine::start::NewWorkflow;
+pub(crate) use crate::engine::start::{NewWorkflow, StartOutcome, StartPolicy};
 pub(crate) use crate::engine::update::NewUpdate;
 pub(crate) use crate::engine::{
     ActivityResolution, ClaimedActivity, ClaimedWorkflowTask, CommitOutcome, Continuation,
@@ -144,6 +144,35 @@ pub struct WorkflowSummary {
     pub closed_ms: Option<i64>,
 }
 
+/// One run of a workflow id, as [`crate::Client::runs`] lists them: the current run, or an
+/// earlier run that another replaced (continue-as-new, a reset, a reused id).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// The workflow id.
+    pub workflow_id: String,
+    /// The run id.
+    pub run_id: String,
+    /// The registered workflow name.
+    pub workflow_type: String,
+    /// The task queue.
+    pub task_queue: String,
+    /// How it ended (`continued_as_new` for a run another continued), or `running`.
+    pub status: WorkflowStatus,
+    /// The result, if it completed.
+    pub result: Option<Value>,
+    /// The error, if it failed (a reset run ends failed, `Terminated`).
+    pub error: Option<WorkflowError>,
+    /// When it started (ms since the epoch).
+    pub started_ms: i64,
+    /// When it ended (ms since the epoch).
+    pub closed_ms: Option<i64>,
+    /// How many events its history has.
+    pub history_length: u64,
+    /// The run that followed it, if one did.
+    pub next_run_id: Option<String>,
+}
+
 /// Which workflows `list` returns.
 ///
 /// ```
@@ -258,6 +287,8 @@ impl StatusCounts {
             WorkflowStatus::Completed => self.completed += n,
             WorkflowStatus::Failed => self.failed += n,
             WorkflowStatus::Cancelled => self.cancelled += n,
+            // Only an earlier run has it, and workflows are counted by their current run.
+            WorkflowStatus::ContinuedAsNew => {}
         }
     }
 }
@@ -270,6 +301,12 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
 
     /// Records a new run: the workflow row, its `WorkflowStarted` event and its first workflow task.
     async fn create_workflow(&self, wf: NewWorkflow) -> Result<()>;
+
+    /// Starts a workflow under start policies (`engine::start::decide`): a free id is created as
+    /// [`StoreBackend::create_workflow`] does; a taken one is refused, answered with the running
+    /// run (`UseExisting`), or, once its last run ended, archived and replaced by the new run, in
+    /// one transaction.
+    async fn start_workflow(&self, wf: NewWorkflow, policy: StartPolicy) -> Result<StartOutcome>;
 
     /// Takes up to `max` workflow tasks of these queues and types: pending ones that are due, and running
     /// ones whose lease expired. Each claim bumps the task's fencing token.
@@ -399,11 +436,32 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// `None` when the history moved on since (nothing written: validate again).
     async fn accept_update(&self, workflow_id: &str, update: NewUpdate) -> Result<Option<u64>>;
 
+    /// Resets the workflow (`engine::reset`): its current run (ended at once if it ran) is
+    /// archived, and a new run whose history is a copy of the current one up to the chosen workflow
+    /// task starts, in one transaction. [`crate::Error::WorkflowNotFound`], or
+    /// [`crate::Error::InvalidOption`] for a task the history does not have.
+    async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        request: crate::engine::reset::ResetRequest,
+    ) -> Result<()>;
+
     /// Ends a running workflow at once (`engine::terminate`); false if it had already ended.
     async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool>;
 
     /// A workflow's description, or `None`.
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>>;
+
+    /// The earlier runs of a workflow id (moved out by [`crate::engine::Effect::ArchiveRun`]),
+    /// oldest first; the current run is not among them.
+    async fn earlier_runs(&self, workflow_id: &str) -> Result<Vec<RunSummary>>;
+
+    /// The history of an earlier run; empty if there is no such run.
+    async fn earlier_run_history(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<HistoryEvent>>;
 
     /// Workflows matching the filter, newest first.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<WorkflowSummary>>;
@@ -670,6 +728,26 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> 
 }
 
 pub(crate) use crate::error::{corrupt, corrupt_from};
+
+/// The result and error columns of a run, as its status says to read them.
+pub(crate) fn run_outcome(
+    workflow_id: &str,
+    status: WorkflowStatus,
+    result: Option<String>,
+) -> Result<(Option<Value>, Option<WorkflowError>)> {
+    Ok(match (status, result) {
+        (WorkflowStatus::Completed, Some(r)) => (Some(from_json(&r, "workflow result")?), None),
+        (WorkflowStatus::Failed, Some(e)) => (
+            None,
+            Some(
+                crate::history::format::decode_workflow_error(&e).map_err(|err| {
+                    corrupt_from(format!("the error of workflow `{workflow_id}`: {err}"), err)
+                })?,
+            ),
+        ),
+        _ => (None, None),
+    })
+}
 
 /// The error of a message sent to a workflow that ended.
 pub(crate) fn closed(workflow_id: &str, status: WorkflowStatus) -> crate::Error {

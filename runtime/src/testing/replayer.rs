@@ -381,6 +381,8 @@ impl Replayer {
             run_id: run_id.clone(),
             workflow_type: workflow_type.clone(),
             task_queue: task_queue.clone(),
+            history_length: 0,
+            previous_run_id: None,
         };
         report.outcome = match WorkflowInstance::replay(def, info, history) {
             Ok(_) => ReplayOutcome::Ok,

@@ -213,12 +213,25 @@ impl Shared {
             self.cache_put(&task.workflow_id, &task.run_id, inst);
             return false;
         }
+        if inst.info_read() {
+            // The code reads `ctx.info()`, whose `history_length` counts the outcome's event, whose
+            // number only the store knows: the ordinary workflow task (with this cached instance)
+            // gives it, the same as a replay will.
+            self.cache_put(&task.workflow_id, &task.run_id, inst);
+            return false;
+        }
         inst.deliver_kind(&event);
         let now = self.now_ms();
         let Ok(commands) = inst.activate(now) else {
             // Let the ordinary workflow task replay it and hold it with the reason.
             return false;
         };
+        if inst.info_read() || crate::engine::continue_as_new::continues(&commands) {
+            // It read `ctx.info()` for the first time just now, or it continues as new (whose
+            // commit reads what the next run inherits): drop the instance, the ordinary workflow
+            // task replays it.
+            return false;
+        }
         if inst.has_unresolved_local() {
             // A continuation commits without a workflow task to keep leased for the new local
             // activities: drop the instance, and let the ordinary workflow task run them.

@@ -109,7 +109,11 @@ impl Shared {
             Ok(c) => c,
             Err(f) => return self.task_failed(task, f, None).await,
         };
-        if commands.iter().any(crate::engine::close::is_close) && inst.unread_signals() > 0 {
+        let continues = crate::engine::continue_as_new::continues(&commands);
+        if commands.iter().any(crate::engine::close::is_close)
+            && !continues
+            && inst.unread_signals() > 0
+        {
             tracing::warn!(
                 unread = inst.unread_signals(),
                 "the workflow returned with signals it did not read; they stay in its history"
@@ -198,6 +202,11 @@ impl Shared {
                 EventKind::WorkflowCompleted { .. }
                 | EventKind::WorkflowFailed { .. }
                 | EventKind::WorkflowCancelled { .. } => closed = true,
+                // The run ended, and its next run's first task waits for a worker.
+                EventKind::WorkflowContinuedAsNew { .. } => {
+                    closed = true;
+                    wake = true;
+                }
                 EventKind::TimerStarted { .. } => wake = true,
                 EventKind::ActivityScheduled { local: false, .. } => unclaimed += 1,
                 EventKind::ActivityCancelRequested { activity_seq } => {
@@ -392,6 +401,8 @@ fn task_info(task: &ClaimedWorkflowTask) -> WorkflowInfo {
         run_id: task.run_id.clone(),
         workflow_type: task.workflow_type.clone(),
         task_queue: task.task_queue.clone(),
+        history_length: 0,
+        previous_run_id: None,
     }
 }
 

@@ -10,7 +10,7 @@
 //! | timer started | kind, command number, duration |
 //! | side effect | kind, command number (not the value: replay reads the recorded one) |
 //! | patch marker | kind, patch id (a recorded *deprecated* marker the code no longer produces is skipped) |
-//! | workflow completed / failed / cancelled | kind |
+//! | workflow completed / failed / cancelled / continued as new | kind |
 
 use crate::history::{EventKind, HistoryEvent};
 use crate::workflow::context::WorkflowInfo;
@@ -115,7 +115,8 @@ fn same_command(a: &EventKind, b: &EventKind) -> bool {
         ) => a == b,
         (WorkflowCompleted { .. }, WorkflowCompleted { .. })
         | (WorkflowFailed { .. }, WorkflowFailed { .. })
-        | (WorkflowCancelled {}, WorkflowCancelled {}) => true,
+        | (WorkflowCancelled {}, WorkflowCancelled {})
+        | (WorkflowContinuedAsNew { .. }, WorkflowContinuedAsNew { .. }) => true,
         _ => false,
     }
 }
@@ -233,6 +234,8 @@ mod tests {
             run_id: "r".into(),
             workflow_type: "t".into(),
             task_queue: "q".into(),
+            history_length: 0,
+            previous_run_id: None,
         }
     }
 

@@ -28,8 +28,20 @@ pub struct WorkflowInfo {
     pub workflow_type: String,
     /// The task queue.
     pub task_queue: String,
+    /// How many events the run's history had when the current workflow task began: the number to
+    /// watch for [`WorkflowContext::continue_as_new`] (the same on replay).
+    #[serde(default)]
+    pub history_length: u64,
+    /// The run this run continues (continue-as-new, a reset, or a reused workflow id), if any.
+    #[serde(default)]
+    pub previous_run_id: Option<String>,
 }
+
 pub use super::calls::{ActivityCall, ActivityHandle, Sleep};
+
+/// The error type [`WorkflowContext::continue_as_new`] returns, which the run's end turns into
+/// the `WorkflowContinuedAsNew` command.
+pub(crate) const CONTINUE_AS_NEW: &str = "ContinueAsNew";
 pub(crate) use super::state::*;
 
 /// The context of a workflow run. Cheap to clone.
@@ -162,9 +174,63 @@ impl WorkflowContext {
         uuid::Builder::from_random_bytes(((hi << 64) | lo).to_be_bytes()).into_uuid()
     }
 
-    /// Facts about this run.
+    /// Facts about this run: workflow id, run id, type, task queue, the history's length and the
+    /// run before this one.
     pub fn info(&self) -> WorkflowInfo {
-        self.lock().info.clone()
+        let mut st = self.lock();
+        st.info_read = true;
+        st.info.clone()
+    }
+
+    /// Ends this run and starts a new run of the same workflow id with `input` (the workflow's
+    /// input type) and a fresh history, in one transaction: Temporal's continue-as-new, for
+    /// workflows that loop for ever without their history growing without bound. Return what it
+    /// returns: `return ctx.continue_as_new(next_state);`.
+    ///
+    /// The run ends with status `continued_as_new`; its history and result stay readable
+    /// ([`crate::Client::runs`], [`crate::Client::run_history`]). The new run gets the same
+    /// workflow type and task queue, and `ctx.info().previous_run_id` names this run. Signals this
+    /// run received and did not read are delivered to the new run first, in order; so are signals
+    /// that arrived while this last task ran. Activities still running are abandoned (their
+    /// results are dropped), timers are dropped. A client's [`crate::WorkflowHandle::result`]
+    /// waits through the chain and returns the last run's result.
+    ///
+    /// ```
+    /// use duraflow::prelude::*;
+    ///
+    /// #[workflow]
+    /// async fn count_to(ctx: WorkflowContext, (done, goal): (u64, u64)) -> Result<u64, WorkflowError> {
+    ///     let mut done = done;
+    ///     while done < goal {
+    ///         ctx.sleep(std::time::Duration::from_millis(1)).await?;
+    ///         done += 1;
+    ///         if ctx.info().history_length > 400 {
+    ///             return ctx.continue_as_new((done, goal)); // a new run, a fresh history
+    ///         }
+    ///     }
+    ///     Ok(done)
+    /// }
+    /// ```
+    ///
+    /// An input that does not serialize ends the run failed with a `PayloadError`, as a result
+    /// that does not serialize does.
+    pub fn continue_as_new<I: Serialize, O>(&self, input: I) -> Result<O, WorkflowError> {
+        match serde_json::to_value(&input) {
+            Ok(v) => {
+                self.lock().continue_as_new = Some(v);
+                Err(WorkflowError::application(
+                    CONTINUE_AS_NEW,
+                    "the workflow continues as new (return this error as is)",
+                ))
+            }
+            Err(e) => Err(WorkflowError::application(
+                "PayloadError",
+                format!(
+                    "the input given to continue_as_new does not serialize as `{}`: {e}",
+                    std::any::type_name::<I>()
+                ),
+            )),
+        }
     }
 
     /// True once a client has asked to cancel this workflow (the workflow has seen the request). The

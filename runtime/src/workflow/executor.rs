@@ -105,7 +105,10 @@ impl WorkflowInstance {
             self.delivered_through = ev.seq;
         }
         match &ev.kind {
-            EventKind::WorkflowStarted { input, .. } => {
+            EventKind::WorkflowStarted { input, run_id, .. } => {
+                // The seed of `ctx.random_u64()` is the run id the history starts with: a reset
+                // run, whose history is copied from the run it resets, draws the same numbers.
+                self.lock().rng = super::state::seed_from(run_id);
                 if self.future.is_none() && !self.finished {
                     let ctx = WorkflowContext::new(self.state.clone());
                     self.future = Some(self.def.execute_json(ctx, input.clone()));
@@ -145,6 +148,12 @@ impl WorkflowInstance {
         super::messages::validate_update(&self.state, name, input)
     }
 
+    /// Whether the code ever called `ctx.info()` (whose `history_length` only a workflow task that
+    /// knows its last event can give).
+    pub(crate) fn info_read(&self) -> bool {
+        self.lock().info_read
+    }
+
     /// How many delivered signals the code has not read.
     pub(crate) fn unread_signals(&self) -> usize {
         self.lock().messages.unread_signals()
@@ -160,7 +169,12 @@ impl WorkflowInstance {
 
     /// Polls the code until it makes no more progress; returns the commands it produced.
     pub(crate) fn activate(&mut self, now_ms: i64) -> Result<Vec<EventKind>, TaskFailure> {
-        self.lock().now_ms = now_ms;
+        {
+            let through = self.delivered_through;
+            let mut st = self.lock();
+            st.now_ms = now_ms;
+            st.info.history_length = through;
+        }
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..10_000 {
             self.lock().changed = false;
@@ -182,7 +196,23 @@ impl WorkflowInstance {
                     self.future = None;
                     self.finished = true;
                     let mut st = self.lock();
+                    let continued = match &result {
+                        Err(WorkflowError::Application { error_type, .. })
+                            if error_type == super::context::CONTINUE_AS_NEW =>
+                        {
+                            st.continue_as_new.take()
+                        }
+                        _ => None,
+                    };
                     let cmd = match result {
+                        _ if continued.is_some() => EventKind::WorkflowContinuedAsNew {
+                            // Not compared on replay: any id is as good, and this one sorts by time.
+                            new_run_id: uuid::Uuid::now_v7().to_string(),
+                            workflow_type: st.info.workflow_type.clone(),
+                            task_queue: st.info.task_queue.clone(),
+                            input: continued.unwrap_or_default(),
+                            carried_signals: st.messages.unread_in_order(),
+                        },
                         Ok(result) => EventKind::WorkflowCompleted { result },
                         Err(e) if e.is_cancelled() && st.cancel_requested => {
                             EventKind::WorkflowCancelled {}
@@ -225,6 +255,9 @@ impl WorkflowInstance {
                         }
                         inbound += 1;
                     }
+                    // What the task had seen: `ctx.info().history_length` reads the same as when
+                    // it ran.
+                    inst.delivered_through = *processed_through;
                     // What this task scheduled, so that work the history has is produced again
                     // (see `WfState::refuses_new_work`); the commands are checked all the same.
                     inst.lock().replaying_starts = recorded

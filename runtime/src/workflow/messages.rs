@@ -22,18 +22,45 @@ type ApplyFn = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
 /// handlers the code registered.
 #[derive(Default)]
 pub(crate) struct MessageState {
-    signals: HashMap<String, VecDeque<Value>>,
+    /// By name: (arrival number, request id, payload), in arrival order.
+    signals: HashMap<String, VecDeque<(u64, String, Value)>>,
+    /// Signals delivered so far (numbers their arrival across names).
+    arrived: u64,
     queries: HashMap<String, QueryFn>,
     updates: HashMap<String, (ValidateFn, ApplyFn)>,
 }
 
 impl MessageState {
     /// A `SignalReceived` event reached the code: buffered until a channel reads it.
-    pub(crate) fn push_signal(&mut self, name: &str, input: Value) {
+    pub(crate) fn push_signal(&mut self, name: &str, input: Value, request_id: &str) {
+        self.arrived += 1;
         self.signals
             .entry(name.to_string())
             .or_default()
-            .push_back(input);
+            .push_back((self.arrived, request_id.to_string(), input));
+    }
+
+    /// The buffered signals nobody read, in the order they arrived: what continue-as-new hands
+    /// to the next run.
+    pub(crate) fn unread_in_order(&self) -> Vec<crate::history::CarriedSignal> {
+        let mut all: Vec<(u64, crate::history::CarriedSignal)> = self
+            .signals
+            .iter()
+            .flat_map(|(name, q)| {
+                q.iter().map(move |(n, req, v)| {
+                    (
+                        *n,
+                        crate::history::CarriedSignal {
+                            signal_name: name.clone(),
+                            input: v.clone(),
+                            request_id: req.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        all.sort_by_key(|(n, _)| *n);
+        all.into_iter().map(|(_, s)| s).collect()
     }
 
     /// How many signals are buffered and unread, all names together.
@@ -286,7 +313,7 @@ impl WorkflowContext {
     fn take_signal<S: Signal>(&self) -> Option<S> {
         let mut st = self.lock();
         let queue = st.messages.signals.get_mut(S::NAME)?;
-        while let Some(v) = queue.pop_front() {
+        while let Some((_, _, v)) = queue.pop_front() {
             match serde_json::from_value::<S>(v) {
                 Ok(s) => return Some(s),
                 Err(e) => tracing::warn!(

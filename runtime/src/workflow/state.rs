@@ -57,6 +57,12 @@ pub(crate) struct WfState {
     pub(crate) discarded: bool,
     /// Signals not yet read, and the query and update handlers.
     pub(crate) messages: super::messages::MessageState,
+    /// The input `ctx.continue_as_new(..)` was called with: the run ends with a
+    /// `WorkflowContinuedAsNew` command instead of its returned error.
+    pub(crate) continue_as_new: Option<serde_json::Value>,
+    /// The code called `ctx.info()`: it may read `history_length`, which the one-commit step
+    /// cannot know before its commit (see `worker::attempt::try_continue`).
+    pub(crate) info_read: bool,
 }
 
 pub(crate) fn seed_from(run_id: &str) -> u64 {
@@ -88,6 +94,8 @@ impl WfState {
             changed: false,
             discarded: false,
             messages: Default::default(),
+            continue_as_new: None,
+            info_read: false,
         }
     }
 
@@ -172,8 +180,18 @@ impl WfState {
                 }
             }
             EventKind::SignalReceived {
-                signal_name, input, ..
-            } => self.messages.push_signal(signal_name, input.clone()),
+                signal_name,
+                input,
+                request_id,
+            } => self
+                .messages
+                .push_signal(signal_name, input.clone(), request_id),
+            EventKind::RunContinued {
+                previous_run_id, ..
+            }
+            | EventKind::WorkflowReset {
+                previous_run_id, ..
+            } => self.info.previous_run_id = Some(previous_run_id.clone()),
             EventKind::WorkflowCancelRequested {} if !self.cancel_requested => {
                 // The cancel reaches the main scope's pending work; the detached scope's goes on.
                 self.cancel_requested = true;

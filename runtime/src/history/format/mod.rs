@@ -148,6 +148,9 @@ pub(crate) fn event_name(kind: &EventKind) -> &'static str {
         EventKind::SignalReceived { .. } => messages::SIGNAL_RECEIVED,
         EventKind::UpdateAccepted { .. } => messages::UPDATE_ACCEPTED,
         EventKind::UpdateCompleted { .. } => messages::UPDATE_COMPLETED,
+        EventKind::WorkflowContinuedAsNew { .. } => runs::WORKFLOW_CONTINUED_AS_NEW,
+        EventKind::RunContinued { .. } => runs::RUN_CONTINUED,
+        EventKind::WorkflowReset { .. } => runs::WORKFLOW_RESET,
     }
 }
 
@@ -167,6 +170,7 @@ pub(crate) fn is_command_name(name: &str) -> bool {
             | PATCH_MARKER
             | SIDE_EFFECT_MARKER
             | messages::UPDATE_COMPLETED
+            | runs::WORKFLOW_CONTINUED_AS_NEW
     )
 }
 
@@ -202,7 +206,10 @@ pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
         | EventKind::WorkflowCompleted { .. }
         | EventKind::WorkflowFailed { .. }
         | EventKind::WorkflowCancelled { .. }
-        | EventKind::PatchMarker { .. } => None,
+        | EventKind::PatchMarker { .. }
+        | EventKind::WorkflowContinuedAsNew { .. }
+        | EventKind::RunContinued { .. }
+        | EventKind::WorkflowReset { .. } => None,
         EventKind::SideEffectMarker {
             side_effect_seq, ..
         } => Some(*side_effect_seq as i64),
@@ -237,7 +244,10 @@ pub(crate) fn encode_event(kind: &EventKind) -> String {
         Some(stored) => to_string(&stored),
         None => match StoredAddedEventV1::from_public(kind) {
             Some(added) => to_string(&added),
-            None => messages::encode(kind),
+            None => match runs::encode(kind) {
+                Some(run) => run,
+                None => messages::encode(kind),
+            },
         },
     }
 }
@@ -245,6 +255,9 @@ pub(crate) fn encode_event(kind: &EventKind) -> String {
 /// Reads a `history.payload`.
 pub(crate) fn decode_event(payload: &str) -> Result<EventKind, FormatError> {
     if let Some(decoded) = messages::decode(payload) {
+        return decoded;
+    }
+    if let Some(decoded) = runs::decode(payload) {
         return decoded;
     }
     match serde_json::from_str::<StoredEventV1<'static>>(payload) {
@@ -268,7 +281,8 @@ fn explain_event_error(payload: &str, source: serde_json::Error) -> FormatError 
         Some(name)
             if !names::ALL_V1.contains(&name.as_str())
                 && !added::NAMES.contains(&name.as_str())
-                && !messages::ALL.contains(&name.as_str()) =>
+                && !messages::ALL.contains(&name.as_str())
+                && !runs::ALL.contains(&name.as_str()) =>
         {
             FormatError::UnknownEvent { name }
         }
@@ -327,6 +341,7 @@ pub(crate) fn decode_value(stored: &str) -> Result<Value, FormatError> {
 
 mod added;
 pub(crate) mod messages;
+mod runs;
 #[cfg(test)]
 mod tests;
 mod v1;

@@ -302,7 +302,10 @@ impl<'a> StoredEventV1<'a> {
             EventKind::PatchMarker { .. } | EventKind::SideEffectMarker { .. } => return None,
             EventKind::SignalReceived { .. }
             | EventKind::UpdateAccepted { .. }
-            | EventKind::UpdateCompleted { .. } => return None,
+            | EventKind::UpdateCompleted { .. }
+            | EventKind::WorkflowContinuedAsNew { .. }
+            | EventKind::RunContinued { .. }
+            | EventKind::WorkflowReset { .. } => return None,
         })
     }
 }

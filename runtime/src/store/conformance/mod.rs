@@ -20,6 +20,7 @@ mod list;
 mod liveness;
 mod messages;
 mod misc;
+mod runs;
 mod schedules;
 mod start;
 mod support;
@@ -35,6 +36,7 @@ use list::*;
 use liveness::*;
 use messages::*;
 use misc::*;
+use runs::*;
 use schedules::*;
 use start::*;
 use std::sync::Arc;
@@ -262,4 +264,7 @@ conformance! {
     check_schedule_concurrent_fires_act_once => memory_schedule_concurrent_fires_act_once, sqlite_file_schedule_concurrent_fires_act_once, postgres_schedule_concurrent_fires_act_once;
     check_schedule_overlap_policies => memory_schedule_overlap_policies, sqlite_file_schedule_overlap_policies, postgres_schedule_overlap_policies;
     check_schedule_pause_resume_trigger_delete => memory_schedule_pause_resume_trigger_delete, sqlite_file_schedule_pause_resume_trigger_delete, postgres_schedule_pause_resume_trigger_delete;
+    check_continue_as_new => memory_continue_as_new, sqlite_file_continue_as_new, postgres_continue_as_new;
+    check_start_policies => memory_start_policies, sqlite_file_start_policies, postgres_start_policies;
+    check_reset => memory_reset, sqlite_file_reset, postgres_reset;
 }

@@ -242,6 +242,7 @@ fn workflow_row(r: &Row, at: usize, task: Option<String>) -> Result<WorkflowFact
         cancel_requested: col(r, at + 5)?,
         activities: HashMap::new(),
         unseen: Vec::new(),
+        next_run: None,
     })
 }
 
@@ -384,6 +385,58 @@ pub(super) fn parse_cancel_payload(payload: &str) -> Option<(&str, Option<u64>)>
         s => Some(s.parse().ok()?),
     };
     Some((workflow_id, seq))
+}
+
+/// The ended current run moved into the archive of earlier runs: its row and its history; its
+/// history and any activity task left are deleted (their late results are fenced). The
+/// sub-statements share one snapshot: each reads the rows as they were before the statement.
+const SQL_ARCHIVE_RUN: &str = "
+WITH r AS (
+    INSERT INTO runs(workflow_id, run_id, workflow_type, task_queue, status, input, result,
+                     created_ms, closed_ms, history_length, next_run_id)
+    SELECT workflow_id, run_id, workflow_type, task_queue, status, input, result, created_ms,
+           closed_ms, next_event_seq - 1, $2::TEXT
+      FROM workflows WHERE workflow_id = $1::TEXT),
+h AS (
+    INSERT INTO run_history(workflow_id, run_id, seq, time_ms, event_type, ref_seq, payload)
+    SELECT h.workflow_id, w.run_id, h.seq, h.time_ms, h.event_type, h.ref_seq, h.payload
+      FROM history h JOIN workflows w ON w.workflow_id = h.workflow_id
+     WHERE h.workflow_id = $1::TEXT),
+d AS (DELETE FROM history WHERE workflow_id = $1::TEXT),
+a AS (DELETE FROM activity_tasks WHERE workflow_id = $1::TEXT)
+SELECT 1";
+
+/// The workflow row holds a new run (see `Effect::ReplaceRun`).
+const SQL_REPLACE_RUN: &str = "
+UPDATE workflows SET run_id = $2::TEXT, workflow_type = $3::TEXT, task_queue = $4::TEXT,
+       input = $5::TEXT, status = 'running', result = NULL, next_event_seq = 1,
+       wft_token = wft_token + 1, cancel_requested = FALSE, held_reason = NULL,
+       created_ms = $6::BIGINT, closed_ms = NULL
+ WHERE workflow_id = $1::TEXT";
+
+/// The signals recorded after seq `$2` (what a continue-as-new hands to the next run) and the
+/// execution deadline.
+pub(super) const SQL_NEXT_RUN_FACTS: &str = "
+SELECT (SELECT array_agg(payload ORDER BY seq) FROM history
+         WHERE workflow_id = $1::TEXT AND seq > $2::BIGINT AND event_type = $3::TEXT),
+       (SELECT fire_at FROM timers WHERE workflow_id = $1::TEXT AND timer_seq = $4::BIGINT)";
+
+/// Reads the row of [`SQL_NEXT_RUN_FACTS`].
+pub(super) fn next_run_facts(
+    row: &Row,
+    workflow_id: &str,
+) -> Result<crate::engine::facts::NextRunFacts> {
+    let payloads: Option<Vec<String>> = col(row, 0)?;
+    let mut late_signals = Vec::new();
+    for payload in payloads.unwrap_or_default() {
+        late_signals.push(format::decode_event(&payload).map_err(|e| {
+            crate::error::corrupt_from(format!("a signal of workflow `{workflow_id}`: {e}"), e)
+        })?);
+    }
+    Ok(crate::engine::facts::NextRunFacts {
+        late_signals,
+        execution_deadline_ms: col(row, 1)?,
+    })
 }
 
 /// A pending workflow task, unless the workflow has one (or has ended).
@@ -584,7 +637,7 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan, channel: Option<&str>) -
                 let result = match c {
                     ClosedAs::Completed(v) => Some(to_json(v)),
                     ClosedAs::Failed(e) => Some(format::encode_workflow_error(e)),
-                    ClosedAs::Cancelled => None,
+                    ClosedAs::Cancelled | ClosedAs::ContinuedAsNew(_) => None,
                 };
                 let mut params = vec![wf(), p(c.status().as_str()), p(result), p(plan.time_ms)];
                 let notify =
@@ -598,6 +651,22 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan, channel: Option<&str>) -
                     None => SQL_CLOSE,
                 };
                 batch.push(sql, params);
+            }
+            Effect::ArchiveRun { next_run_id } => {
+                batch.push(SQL_ARCHIVE_RUN, vec![wf(), p(next_run_id.clone())]);
+            }
+            Effect::ReplaceRun(r) => {
+                batch.push(
+                    SQL_REPLACE_RUN,
+                    vec![
+                        wf(),
+                        p(r.run_id.clone()),
+                        p(r.workflow_type.clone()),
+                        p(r.task_queue.clone()),
+                        p(to_json(&r.input)),
+                        p(plan.time_ms),
+                    ],
+                );
             }
             // Applied by the guarded row update.
             Effect::SetCancelRequested | Effect::ClearHeld | Effect::BumpWorkflowTaskToken => {}
@@ -620,6 +689,10 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan, channel: Option<&str>) -
                 };
             }
         }
+    }
+    if let Some(next) = plan.then.as_deref() {
+        // The next run's first plan claims nothing: its statements follow, in the same batch.
+        let _ = push_plan(batch, next, channel);
     }
     Applied { claimed }
 }

@@ -179,6 +179,14 @@ impl StoreBackend for PostgresStore {
         Ok(())
     }
 
+    async fn start_workflow(
+        &self,
+        wf: NewWorkflow,
+        policy: crate::store::StartPolicy,
+    ) -> Result<crate::store::StartOutcome> {
+        self.start_workflow_impl(wf, policy).await
+    }
+
     async fn claim_workflow_tasks(
         &self,
         worker_id: &str,
@@ -230,9 +238,27 @@ impl StoreBackend for PostgresStore {
         let mut batch = Batch::default();
         let query = push_facts(&mut batch, Of::Workflow(&c.workflow_id), &targets, None);
         let res = tx.run(batch, false, ctx).await?;
-        let Some(facts) = query.workflow(&res)? else {
+        let Some(mut facts) = query.workflow(&res)? else {
             return Ok(None);
         };
+        if crate::engine::continue_as_new::continues(&c.commands) {
+            // The row is locked: what the next run inherits cannot change before the commit.
+            let mut batch = Batch::default();
+            let i = batch.push(
+                super::apply::SQL_NEXT_RUN_FACTS,
+                vec![
+                    p(c.workflow_id.clone()),
+                    p(c.processed_through as i64),
+                    p(crate::history::format::messages::SIGNAL_RECEIVED),
+                    p(crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64),
+                ],
+            );
+            let res = tx.run(batch, false, ctx).await?;
+            let row = res.get(i).and_then(|r| r.first()).ok_or_else(|| {
+                crate::Error::database("Postgres store: the next run's facts returned no row")
+            })?;
+            facts.next_run = Some(super::apply::next_run_facts(row, &c.workflow_id)?);
+        }
         let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
             return Ok(None);
         };
@@ -627,6 +653,47 @@ impl StoreBackend for PostgresStore {
         self.accept_update_impl(workflow_id, update).await
     }
 
+    async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        request: crate::engine::reset::ResetRequest,
+    ) -> Result<()> {
+        let ctx = "resetting a workflow";
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let facts = query
+            .workflow(&res)?
+            .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
+        // The row is locked: the history and the deadline read next are the ones reset.
+        let mut batch = Batch::default();
+        let h = batch.push(
+            read::SQL_READ_HISTORY,
+            vec![p(workflow_id.to_string()), p(1i64)],
+        );
+        let n = batch.push(
+            super::apply::SQL_NEXT_RUN_FACTS,
+            vec![
+                p(workflow_id.to_string()),
+                p(i64::MAX),
+                p(crate::history::format::messages::SIGNAL_RECEIVED),
+                p(crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64),
+            ],
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let history = read::events(
+            res.get(h).map(Vec::as_slice).unwrap_or_default(),
+            workflow_id,
+        )?;
+        let deadline = match res.get(n).and_then(|r| r.first()) {
+            Some(row) => super::apply::next_run_facts(row, workflow_id)?.execution_deadline_ms,
+            None => None,
+        };
+        let mut plan = crate::engine::reset::reset(&facts, &history, deadline, &request, now_ms())?;
+        self.commit_plan(&mut tx, &mut plan, ctx).await
+    }
+
     async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool> {
         let ctx = "terminating a workflow";
         let mut tx = Tx::new(self.client().await?);
@@ -643,6 +710,18 @@ impl StoreBackend for PostgresStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn earlier_runs(&self, workflow_id: &str) -> Result<Vec<crate::store::RunSummary>> {
+        read::runs(&self.client().await?, workflow_id).await
+    }
+
+    async fn earlier_run_history(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<HistoryEvent>> {
+        read::run_history(&self.client().await?, workflow_id, run_id).await
     }
 
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {

@@ -82,6 +82,61 @@ impl PostgresStore {
             .await
     }
 
+    /// `StoreBackend::start_workflow`: the row inserted when the id is free, else (the row
+    /// locked) the engine's decision applied.
+    pub(super) async fn start_workflow_impl(
+        &self,
+        wf: NewWorkflow,
+        policy: start_engine::StartPolicy,
+    ) -> Result<start_engine::StartOutcome> {
+        let ctx = "starting a workflow";
+        let now = now_ms();
+        let mut tx = Tx::new(self.client().await?);
+        let mut batch = Batch::default();
+        let insert = batch.push(
+            SQL_CREATE_IF_ABSENT,
+            vec![
+                p(wf.workflow_id.clone()),
+                p(wf.run_id.clone()),
+                p(wf.workflow_type.clone()),
+                p(wf.task_queue.clone()),
+                p(to_json(&wf.input)),
+                p(now),
+            ],
+        );
+        let res = tx.run(batch, false, ctx).await?;
+        let started = start_engine::StartOutcome {
+            started: true,
+            run_id: wf.run_id.clone(),
+        };
+        if res.get(insert).is_some_and(|r| !r.is_empty()) {
+            let mut plan = start_engine::start(&wf, now);
+            self.commit_plan(&mut tx, &mut plan, ctx).await?;
+            return Ok(started);
+        }
+        let mut batch = Batch::default();
+        let query = push_facts(&mut batch, Of::Workflow(&wf.workflow_id), &[], None);
+        let res = tx.run(batch, false, ctx).await?;
+        let facts = query
+            .workflow(&res)?
+            .ok_or_else(|| Error::WorkflowNotFound(wf.workflow_id.clone()))?;
+        let outcome = match start_engine::decide(&facts, &wf, policy, now) {
+            start_engine::StartDecision::Replace(mut plan) => {
+                self.commit_plan(&mut tx, &mut plan, ctx).await?;
+                return Ok(started);
+            }
+            start_engine::StartDecision::Existing { run_id } => Ok(start_engine::StartOutcome {
+                started: false,
+                run_id,
+            }),
+            start_engine::StartDecision::Refused(e) => Err(e),
+        };
+        // Nothing to write: end the transaction now, so that the row lock is gone when this
+        // returns (a worker's claim right after does not skip the workflow).
+        tx.run(Batch::default(), true, ctx).await?;
+        outcome
+    }
+
     pub(super) async fn signal_with_start_impl(
         &self,
         wf: NewWorkflow,

@@ -12,7 +12,7 @@ use deadpool_postgres::Object;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-const SQL_READ_HISTORY: &str = "SELECT seq, time_ms, payload FROM history
+pub(super) const SQL_READ_HISTORY: &str = "SELECT seq, time_ms, payload FROM history
  WHERE workflow_id = $1::TEXT AND seq >= $2::BIGINT ORDER BY seq";
 
 const SQL_DESCRIBE: &str = "
@@ -100,8 +100,64 @@ pub(super) async fn history(
         "reading history",
     )
     .await?;
+    events(&rows, workflow_id)
+}
+
+/// The history of an earlier run.
+pub(super) async fn run_history(
+    client: &Object,
+    workflow_id: &str,
+    run_id: &str,
+) -> Result<Vec<HistoryEvent>> {
+    let rows = query(
+        client,
+        "SELECT seq, time_ms, payload FROM run_history
+          WHERE workflow_id = $1::TEXT AND run_id = $2::TEXT ORDER BY seq",
+        &[&workflow_id, &run_id],
+        "reading an earlier run's history",
+    )
+    .await?;
+    events(&rows, workflow_id)
+}
+
+/// The earlier runs of a workflow id, oldest first.
+pub(super) async fn runs(
+    client: &Object,
+    workflow_id: &str,
+) -> Result<Vec<crate::store::RunSummary>> {
+    let rows = query(
+        client,
+        "SELECT run_id, workflow_type, task_queue, status, result, created_ms, closed_ms,
+                history_length, next_run_id
+           FROM runs WHERE workflow_id = $1::TEXT ORDER BY created_ms, closed_ms",
+        &[&workflow_id],
+        "reading the earlier runs of a workflow",
+    )
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
+        let status = WorkflowStatus::parse(&col::<String>(r, 3)?)?;
+        let (result, error) = crate::store::run_outcome(workflow_id, status, col(r, 4)?)?;
+        out.push(crate::store::RunSummary {
+            workflow_id: workflow_id.to_string(),
+            run_id: col(r, 0)?,
+            workflow_type: col(r, 1)?,
+            task_queue: col(r, 2)?,
+            status,
+            result,
+            error,
+            started_ms: col(r, 5)?,
+            closed_ms: col(r, 6)?,
+            history_length: col::<i64>(r, 7)?.max(0) as u64,
+            next_run_id: col(r, 8)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn events(rows: &[Row], workflow_id: &str) -> Result<Vec<HistoryEvent>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
         let seq: i64 = col(r, 0)?;
         let payload: String = col(r, 2)?;
         let kind = format::decode_event(&payload).map_err(|e| {

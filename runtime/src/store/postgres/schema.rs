@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -18,6 +18,8 @@ const OUR_TABLES: &[&str] = &[
     "pollers",
     "workers",
     "schedules",
+    "runs",
+    "run_history",
 ];
 
 /// Migrations, index `i` takes a schema from version `i` to `i + 1`. Unqualified names: they land in
@@ -128,6 +130,35 @@ CREATE TABLE schedules (
     body        TEXT NOT NULL
 );
 CREATE INDEX schedules_due ON schedules(due_ms);
+"#,
+    // 6: the earlier runs of a workflow id (continue-as-new, a reused id, a reset): the current
+    // run stays in `workflows`/`history`; an ended run that another run replaced is moved here,
+    // in the transaction that starts the next one (`engine::plan::Effect::ArchiveRun`).
+    r#"
+CREATE TABLE runs (
+    workflow_id    TEXT NOT NULL,
+    run_id         TEXT NOT NULL,
+    workflow_type  TEXT NOT NULL,
+    task_queue     TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    input          TEXT NOT NULL,
+    result         TEXT,
+    created_ms     BIGINT NOT NULL,
+    closed_ms      BIGINT,
+    history_length BIGINT NOT NULL,
+    next_run_id    TEXT,
+    PRIMARY KEY (workflow_id, run_id)
+);
+CREATE TABLE run_history (
+    workflow_id TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    time_ms     BIGINT NOT NULL,
+    event_type  TEXT NOT NULL,
+    ref_seq     BIGINT,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, run_id, seq)
+);
 "#,
 ];
 

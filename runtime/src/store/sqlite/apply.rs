@@ -82,7 +82,49 @@ pub(super) fn workflow_facts(
         cancel_requested: cancel_requested != 0,
         activities,
         unseen,
+        next_run: None,
     }))
+}
+
+/// What the next run inherits (see [`crate::engine::facts::NextRunFacts`]): the signals recorded
+/// after `after`, and the execution-timeout timer.
+pub(super) fn next_run_facts(
+    conn: &Connection,
+    workflow_id: &str,
+    after: u64,
+) -> Result<crate::engine::facts::NextRunFacts> {
+    let mut late_signals = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT seq, payload FROM history WHERE workflow_id = ?1 AND seq > ?2 AND event_type = ?3
+          ORDER BY seq",
+    )?;
+    let rows = st.query_map(
+        params![workflow_id, after as i64, format::messages::SIGNAL_RECEIVED],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+    )?;
+    for row in rows {
+        let (seq, payload) = row?;
+        late_signals.push(format::decode_event(&payload).map_err(|e| {
+            crate::error::corrupt_from(
+                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
+                e,
+            )
+        })?);
+    }
+    let execution_deadline_ms = qrow(
+        conn,
+        "SELECT fire_at FROM timers WHERE workflow_id = ?1 AND timer_seq = ?2",
+        params![
+            workflow_id,
+            crate::engine::timer::EXECUTION_TIMEOUT_TIMER as i64
+        ],
+        |r| r.get(0),
+    )
+    .optional()?;
+    Ok(crate::engine::facts::NextRunFacts {
+        late_signals,
+        execution_deadline_ms,
+    })
 }
 
 /// The activity task `task_id` as ending an attempt needs it, or `None` if it is gone.
@@ -318,10 +360,54 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                 )?;
             }
             Effect::Close(c) => close(conn, wf, c, now)?,
+            Effect::ArchiveRun { next_run_id } => {
+                exec(
+                    conn,
+                    "INSERT INTO runs(workflow_id, run_id, workflow_type, task_queue, status, input,
+                         result, created_ms, closed_ms, history_length, next_run_id)
+                     SELECT workflow_id, run_id, workflow_type, task_queue, status, input, result,
+                            created_ms, closed_ms, next_event_seq - 1, ?2
+                       FROM workflows WHERE workflow_id = ?1",
+                    params![wf, next_run_id],
+                )?;
+                for sql in [
+                    "INSERT INTO run_history(workflow_id, run_id, seq, time_ms, event_type, ref_seq,
+                         payload)
+                     SELECT h.workflow_id, w.run_id, h.seq, h.time_ms, h.event_type, h.ref_seq,
+                            h.payload
+                       FROM history h JOIN workflows w ON w.workflow_id = h.workflow_id
+                      WHERE h.workflow_id = ?1",
+                    "DELETE FROM history WHERE workflow_id = ?1",
+                    "DELETE FROM activity_tasks WHERE workflow_id = ?1",
+                ] {
+                    exec(conn, sql, params![wf])?;
+                }
+            }
+            Effect::ReplaceRun(r) => {
+                exec(
+                    conn,
+                    "UPDATE workflows SET run_id = ?2, workflow_type = ?3, task_queue = ?4,
+                         input = ?5, status = 'running', result = NULL, next_event_seq = 1,
+                         wft_token = wft_token + 1, cancel_requested = 0, held_reason = NULL,
+                         created_ms = ?6, closed_ms = NULL
+                      WHERE workflow_id = ?1",
+                    params![
+                        wf,
+                        r.run_id,
+                        r.workflow_type,
+                        r.task_queue,
+                        to_json(&r.input),
+                        now
+                    ],
+                )?;
+            }
             // Applied with the guarded row update above.
             Effect::SetCancelRequested | Effect::ClearHeld | Effect::BumpWorkflowTaskToken => {}
             Effect::WorkflowTask(t) => workflow_task(conn, wf, t)?,
         }
+    }
+    if let Some(next) = plan.then.as_deref_mut() {
+        apply(conn, next)?;
     }
     Ok(())
 }
@@ -394,7 +480,7 @@ fn close(conn: &Connection, wf: &str, c: &ClosedAs, now: i64) -> Result<()> {
     let result = match c {
         ClosedAs::Completed(v) => Some(to_json(v)),
         ClosedAs::Failed(e) => Some(format::encode_workflow_error(e)),
-        ClosedAs::Cancelled => None,
+        ClosedAs::Cancelled | ClosedAs::ContinuedAsNew(_) => None,
     };
     exec(
         conn,

@@ -87,6 +87,15 @@ impl StoreBackend for SqliteStore {
         .await
     }
 
+    async fn start_workflow(
+        &self,
+        wf: NewWorkflow,
+        policy: crate::store::StartPolicy,
+    ) -> Result<crate::store::StartOutcome> {
+        self.call(move |conn| super::messages::start(conn, &wf, policy, now_ms()))
+            .await
+    }
+
     async fn claim_workflow_tasks(
         &self,
         worker_id: &str,
@@ -151,9 +160,16 @@ impl StoreBackend for SqliteStore {
     async fn commit_workflow_task(&self, c: WorkflowTaskCommit) -> Result<Option<CommitOutcome>> {
         self.call(move |conn| {
             let targets = wft::cancel_targets(&c.commands);
-            let Some(facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
+            let Some(mut facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
                 return Ok(None);
             };
+            if crate::engine::continue_as_new::continues(&c.commands) {
+                facts.next_run = Some(super::apply::next_run_facts(
+                    conn,
+                    &c.workflow_id,
+                    c.processed_through,
+                )?);
+            }
             let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
                 return Ok(None);
             };
@@ -482,6 +498,25 @@ impl StoreBackend for SqliteStore {
             .await
     }
 
+    async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        request: crate::engine::reset::ResetRequest,
+    ) -> Result<()> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?
+                .ok_or_else(|| missing(&workflow_id))?;
+            let history = read::history(conn, &workflow_id, 1)?;
+            let deadline = super::apply::next_run_facts(conn, &workflow_id, u64::MAX >> 1)?
+                .execution_deadline_ms;
+            let mut plan =
+                crate::engine::reset::reset(&facts, &history, deadline, &request, now_ms())?;
+            apply(conn, &mut plan)
+        })
+        .await
+    }
+
     async fn terminate_workflow(&self, workflow_id: &str, reason: &str) -> Result<bool> {
         let (workflow_id, reason) = (workflow_id.to_string(), reason.to_string());
         self.call(move |conn| {
@@ -493,6 +528,21 @@ impl StoreBackend for SqliteStore {
             }
         })
         .await
+    }
+
+    async fn earlier_runs(&self, workflow_id: &str) -> Result<Vec<crate::store::RunSummary>> {
+        let workflow_id = workflow_id.to_string();
+        self.call(move |conn| read::runs(conn, &workflow_id)).await
+    }
+
+    async fn earlier_run_history(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<HistoryEvent>> {
+        let (workflow_id, run_id) = (workflow_id.to_string(), run_id.to_string());
+        self.call(move |conn| read::run_history(conn, &workflow_id, &run_id))
+            .await
     }
 
     async fn describe(&self, workflow_id: &str) -> Result<Option<WorkflowDescription>> {

@@ -63,6 +63,36 @@ pub(super) fn create(conn: &Connection, wf: &NewWorkflow, now: i64) -> Result<bo
     Ok(true)
 }
 
+/// `StoreBackend::start_workflow`: the row inserted when the id is free, else the engine's
+/// decision applied.
+pub(super) fn start(
+    conn: &Connection,
+    wf: &NewWorkflow,
+    policy: start_engine::StartPolicy,
+    now: i64,
+) -> Result<start_engine::StartOutcome> {
+    let started = start_engine::StartOutcome {
+        started: true,
+        run_id: wf.run_id.clone(),
+    };
+    if create(conn, wf, now)? {
+        return Ok(started);
+    }
+    let facts = workflow_facts(conn, &wf.workflow_id, &[], None)?
+        .ok_or_else(|| Error::WorkflowNotFound(wf.workflow_id.clone()))?;
+    match start_engine::decide(&facts, wf, policy, now) {
+        start_engine::StartDecision::Replace(mut plan) => {
+            apply(conn, &mut plan)?;
+            Ok(started)
+        }
+        start_engine::StartDecision::Existing { run_id } => Ok(start_engine::StartOutcome {
+            started: false,
+            run_id,
+        }),
+        start_engine::StartDecision::Refused(e) => Err(e),
+    }
+}
+
 /// `StoreBackend::signal_workflow`.
 pub(super) fn signal(conn: &Connection, workflow_id: &str, signal: &NewSignal) -> Result<bool> {
     let facts = workflow_facts(conn, workflow_id, &[], None)?

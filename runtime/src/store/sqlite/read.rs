@@ -21,7 +21,81 @@ pub(super) fn history(
         "SELECT seq, time_ms, payload FROM history WHERE workflow_id = ?1 AND seq >= ?2
          ORDER BY seq",
     )?;
-    let rows = st.query_map(params![workflow_id, from_seq as i64], |r| {
+    events(&mut st, params![workflow_id, from_seq as i64], workflow_id)
+}
+
+/// The history of an earlier run (`run_history`).
+pub(super) fn run_history(
+    conn: &Connection,
+    workflow_id: &str,
+    run_id: &str,
+) -> Result<Vec<HistoryEvent>> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, time_ms, payload FROM run_history WHERE workflow_id = ?1 AND run_id = ?2
+         ORDER BY seq",
+    )?;
+    events(&mut st, params![workflow_id, run_id], workflow_id)
+}
+
+/// The earlier runs of a workflow id, oldest first.
+pub(super) fn runs(conn: &Connection, workflow_id: &str) -> Result<Vec<crate::store::RunSummary>> {
+    let mut st = conn.prepare_cached(
+        "SELECT run_id, workflow_type, task_queue, status, result, created_ms, closed_ms,
+                history_length, next_run_id
+           FROM runs WHERE workflow_id = ?1 ORDER BY created_ms, closed_ms",
+    )?;
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<i64>,
+        i64,
+        Option<String>,
+    );
+    let rows = st.query_map(params![workflow_id], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (run_id, wtype, queue, status, result, created, closed, len, next): Row = row?;
+        let status = WorkflowStatus::parse(&status)?;
+        let (result, error) = crate::store::run_outcome(workflow_id, status, result)?;
+        out.push(crate::store::RunSummary {
+            workflow_id: workflow_id.to_string(),
+            run_id,
+            workflow_type: wtype,
+            task_queue: queue,
+            status,
+            result,
+            error,
+            started_ms: created,
+            closed_ms: closed,
+            history_length: len.max(0) as u64,
+            next_run_id: next,
+        });
+    }
+    Ok(out)
+}
+
+fn events(
+    st: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    workflow_id: &str,
+) -> Result<Vec<HistoryEvent>> {
+    let rows = st.query_map(params, |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,

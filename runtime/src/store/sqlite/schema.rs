@@ -1,7 +1,7 @@
 //! The SQLite schema and its migrations.
 
 /// The schema this build writes. Older files are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 pub(super) const FORMAT_MARKER: &str = "duraflow";
 
 /// Migrations, index `i` takes a file from version `i` to `i + 1`.
@@ -110,5 +110,34 @@ CREATE TABLE schedules (
     body        TEXT NOT NULL
 );
 CREATE INDEX schedules_due ON schedules(due_ms);
+"#,
+    // 6: the earlier runs of a workflow id (continue-as-new, a reused id, a reset): the current
+    // run stays in `workflows`/`history`; an ended run that another run replaced is moved here,
+    // in the transaction that starts the next one (`engine::plan::Effect::ArchiveRun`).
+    r#"
+CREATE TABLE runs (
+    workflow_id    TEXT NOT NULL,
+    run_id         TEXT NOT NULL,
+    workflow_type  TEXT NOT NULL,
+    task_queue     TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    input          TEXT NOT NULL,
+    result         TEXT,
+    created_ms     INTEGER NOT NULL,
+    closed_ms      INTEGER,
+    history_length INTEGER NOT NULL,
+    next_run_id    TEXT,
+    PRIMARY KEY (workflow_id, run_id)
+) WITHOUT ROWID;
+CREATE TABLE run_history (
+    workflow_id TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    event_type  TEXT NOT NULL,
+    ref_seq     INTEGER,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, run_id, seq)
+) WITHOUT ROWID;
 "#,
 ];
