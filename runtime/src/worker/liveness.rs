@@ -169,7 +169,7 @@ impl Shared {
                 } else {
                     "its liveness lease expired"
                 },
-                "a worker was lost; its running attempts were handed on"
+                "a worker was lost; its running attempts were handed on (or failed, when their retry policy was spent)"
             );
             self.store.hub.wake_workers();
         }
