@@ -41,11 +41,12 @@ async fn fails_for_good(n: u32) -> Result<(), ActivityError> {
 
 /// No backoff to speak of, 4 retries: 5 attempts in all.
 fn five_attempts_no_backoff() -> RetryPolicy {
-    let mut p = RetryPolicy::default();
-    p.initial_interval = Duration::from_millis(1);
-    p.backoff_coefficient = 1.0;
-    p.maximum_attempts = 5;
-    p
+    RetryPolicy {
+        initial_interval: Duration::from_millis(1),
+        backoff_coefficient: 1.0,
+        maximum_attempts: 5,
+        ..RetryPolicy::default()
+    }
 }
 
 /// What the workflow saw of its activity's failure: attempts, the last error's type.
