@@ -113,6 +113,7 @@ impl<'ast> Visit<'ast> for Bindings {
         // inside one may).
         let tts: Vec<TokenTree> = mac.tokens.clone().into_iter().collect();
         lets_in(&tts, &mut self.names);
+        bound_before_eq(&tts, &mut self.names);
     }
 }
 
@@ -127,6 +128,43 @@ fn collect_use(tree: &syn::UseTree, names: &mut BTreeSet<String>) {
         }
         syn::UseTree::Group(g) => g.items.iter().for_each(|t| collect_use(t, names)),
         syn::UseTree::Glob(_) => {}
+    }
+}
+
+/// In each `,`- or `;`-separated part of a macro's tokens, the names before its first `=`: a
+/// `select!` branch's pattern (`v = fut => ..`), an assignment. More than the bindings, never
+/// fewer (a name left out is only a callee the macro does not register).
+fn bound_before_eq(tts: &[TokenTree], names: &mut BTreeSet<String>) {
+    fn idents(tt: &TokenTree, names: &mut BTreeSet<String>) {
+        match tt {
+            TokenTree::Ident(i) => {
+                names.insert(i.to_string());
+            }
+            TokenTree::Group(g) => g.stream().into_iter().for_each(|t| idents(&t, names)),
+            _ => {}
+        }
+    }
+    let mut part: Vec<&TokenTree> = Vec::new();
+    let mut seen_eq = false;
+    for tt in tts {
+        match tt {
+            TokenTree::Punct(p) if p.as_char() == ',' || p.as_char() == ';' => {
+                part.clear();
+                seen_eq = false;
+            }
+            TokenTree::Punct(p) if p.as_char() == '=' && !seen_eq => {
+                seen_eq = true;
+                for t in &part {
+                    idents(t, names);
+                }
+            }
+            TokenTree::Group(g) => {
+                let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                bound_before_eq(&inner, names);
+                part.push(tt);
+            }
+            _ => part.push(tt),
+        }
     }
 }
 
@@ -266,6 +304,10 @@ mod tests {
                 let chosen = refund;
                 let i = ctx.activity(chosen, 1);
                 async move { ctx.activity(::other::notify, ()).await };
+                duraflow::select! {
+                    picked = ctx.activity(charge_card, 9) => ctx.activity(picked, 1),
+                    Some(found) = next() => ctx.activity(found, 2),
+                };
                 Ok(())
             }"#,
         );
