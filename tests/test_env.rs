@@ -386,7 +386,11 @@ async fn waits_on_a_job(ctx: WorkflowContext, x: u32) -> Result<u32, WorkflowErr
 /// handed on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_worker_is_not_declared_lost_across_a_30_day_jump() {
-    let env = TestEnv::builder().register(waits_on_a_job).start().unwrap();
+    // The environment's worker runs the workflow alone; the job runs on the second worker.
+    let env = TestEnv::builder()
+        .registry(Registry::new().register_alone(waits_on_a_job))
+        .start()
+        .unwrap();
     let job_worker = duraflow::__private::worker_without_process_identity(
         duraflow::Worker::new(env.store()).register(long_job),
     )

@@ -116,6 +116,37 @@ impl Registry {
         self.insert(def.into_definition())
     }
 
+    /// Adds a definition alone: a workflow without the activities and child workflows its body
+    /// calls (for a worker that runs workflows while other workers run their activities).
+    ///
+    /// ```
+    /// use duraflow::prelude::*;
+    ///
+    /// #[activity]
+    /// async fn charge_card(cents: u64) -> Result<u64, ActivityError> { Ok(cents) }
+    ///
+    /// #[workflow]
+    /// async fn order(ctx: WorkflowContext, cents: u64) -> Result<u64, WorkflowError> {
+    ///     Ok(ctx.activity(charge_card, cents).await?)
+    /// }
+    ///
+    /// let registry = Registry::new().register_alone(order);
+    /// assert!(registry.activity_names().is_empty());
+    /// ```
+    pub fn register_alone(mut self, def: impl Register) -> Self {
+        match def.into_definition() {
+            AnyDefinition::Workflow(w) => {
+                let name = w.name().to_string();
+                let was_implied = self.implied.remove(&format!("w:{name}"));
+                if self.workflows.insert(name.clone(), w).is_some() && !was_implied {
+                    tracing::warn!(%name, "workflow registered twice; the later definition wins");
+                }
+            }
+            activity => self.add(activity, false),
+        }
+        self
+    }
+
     fn insert(mut self, def: AnyDefinition) -> Self {
         self.add(def, false);
         self

@@ -182,6 +182,26 @@ impl Worker {
         self
     }
 
+    /// Registers a workflow alone, without the activities and child workflows its body calls
+    /// (see [`Registry::register_alone`]): for a worker that runs workflows while other workers
+    /// run their activities.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # #[workflow] async fn adds(ctx: WorkflowContext, x: i64) -> Result<i64, WorkflowError> {
+    /// #     Ok(ctx.activity(add_one, x).await?)
+    /// # }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let workflows = duraflow::Worker::new(&store).register_alone(adds).start();
+    /// let activities = duraflow::Worker::new(&store).register(add_one).start();
+    /// # Ok(()) }
+    /// ```
+    pub fn register_alone(mut self, def: impl Register) -> Self {
+        self.registry = self.registry.register_alone(def);
+        self
+    }
+
     /// Registers every `#[activity]` and `#[workflow]` linked into the binary (see [`Registry::all`]).
     ///
     /// ```no_run
