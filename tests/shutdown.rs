@@ -137,7 +137,7 @@ async fn a_cancel_during_the_grace_still_reaches_the_activity(db: &TestDb) {
         .register(ignores_notice)
         .start();
     let wfs = worker(&db.store, LONG_GRACE)
-        .register(cancelled_in_grace_wf)
+        .register_alone(cancelled_in_grace_wf)
         .start();
     let client = Client::new(&db.store);
     let id = wid(db, "cancel-in-grace");

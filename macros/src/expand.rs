@@ -266,6 +266,11 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
         Kind::Workflow => (quote!(), quote!(false), quote!(#p::DynWorkflow)),
     };
     let option_sets = option_assignments(f.kind, options);
+    // Registering a workflow registers what its body calls.
+    let callees = match f.kind {
+        Kind::Workflow => crate::callees::generate(&crate::callees::collect(item)),
+        Kind::Activity => quote!(),
+    };
     let (message_impls, message_metas) = match f.kind {
         Kind::Workflow => options.messages.generate(ident, &item.block),
         Kind::Activity => (quote!(), quote!(::std::vec::Vec::new())),
@@ -329,6 +334,8 @@ fn generate(f: &Function, options: &Options) -> TokenStream {
                     }
                 })
             }
+
+            #callees
         }
 
         #message_impls

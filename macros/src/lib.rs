@@ -9,6 +9,7 @@
 
 mod ast;
 mod attr;
+mod callees;
 mod check;
 mod ctxt;
 mod duration;

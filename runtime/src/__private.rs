@@ -21,4 +21,13 @@ pub use crate::message::{
     Undeclared, Update,
 };
 pub use crate::workflow::context::WorkflowContext;
-pub use crate::workflow::definition::{DynWorkflow, WorkflowDefinition};
+pub use crate::workflow::definition::{
+    ActivityCallee, Callee, DynWorkflow, NotActivityCallee, NotWorkflowCallee, WorkflowCallee,
+    WorkflowDefinition,
+};
+
+/// For tests of the liveness lease on one machine: a worker whose lease does not name its
+/// process, so that the others judge it by the lease alone, as a worker on another machine.
+pub fn worker_without_process_identity(worker: crate::Worker) -> crate::Worker {
+    worker.without_process_identity()
+}

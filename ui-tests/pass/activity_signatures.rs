@@ -147,9 +147,26 @@ fn main() {
     assert!(!meta.cancellable);
     assert!(delegates.meta().cancellable);
 
-    // Registration, explicit and all at once.
-    let registry = Registry::new().register(ping).register(total).register(uses_them);
+    // Registration, explicit and all at once; a workflow brings the activities it calls.
+    let registry = Registry::new().register(ping).register(total);
     assert_eq!(registry.activity_names(), vec!["ping", "total"]);
+    let registry = registry.register(uses_them);
+    assert_eq!(
+        registry.activity_names(),
+        vec![
+            "anyhow_error",
+            "attributed",
+            "context_last",
+            "delegates",
+            "double",
+            "explicit_error",
+            "io_error",
+            "ping",
+            "total",
+            "type",
+            "whoami"
+        ]
+    );
     let all = Registry::all().activity_names();
     for name in ["ping", "whoami", "total", "context_last", "type", "attributed", "double"] {
         assert!(all.iter().any(|n| n == name), "{name} is registered");

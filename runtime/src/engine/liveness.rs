@@ -16,9 +16,10 @@
 //!
 //! A lost worker's attempts are taken with their tokens bumped (so a worker judged lost that is
 //! in fact alive has its results fenced off: nothing is recorded twice) and handed on at once as
-//! new attempts, as an attempt interrupted by its worker's shutdown is ([`attempt_lost`]).
+//! new attempts; a lost attempt counts against the retry policy, as a timed-out attempt does in
+//! Temporal ([`attempt_lost`]).
 
-use super::activity::{resolve_result, ActivityResolution, ClaimedActivity};
+use super::activity::{resolve_failure, ActivityResolution, ClaimedActivity};
 use crate::error::ActivityError;
 
 /// A worker's lease as the store holds it.
@@ -93,15 +94,40 @@ pub(crate) fn judge(
     }
 }
 
-/// What becomes of an attempt whose worker was lost: handed to another worker at once, as a new
-/// attempt (not a failure of the activity: its retry policy is not consumed).
+/// The error a lost attempt ends with (type `WorkerLost`, retryable, so a retry policy can list
+/// it as non-retryable).
+pub(crate) fn worker_lost_error() -> ActivityError {
+    ActivityError::application(
+        WORKER_LOST,
+        "the worker running this attempt was lost (its process ended, or its liveness lease \
+         expired and stayed so); the attempt counts against the retry policy",
+    )
+}
+
+/// The error type of [`worker_lost_error`].
+pub(crate) const WORKER_LOST: &str = "WorkerLost";
+
+/// What becomes of an attempt whose worker was lost. It counts as a failed attempt against the
+/// retry policy (Temporal's yardstick: an attempt whose worker dies times out, and a timed-out
+/// attempt is an attempt), with [`worker_lost_error`] as its failure: while the policy allows
+/// another attempt, it is handed to another worker at once (no backoff: the failure is the
+/// worker's, not the activity's); once it does not, the activity fails.
 pub(crate) fn attempt_lost(task: &ClaimedActivity, now_ms: i64) -> ActivityResolution {
-    resolve_result(
-        task,
-        Err(ActivityError::WorkerShutdown),
+    match resolve_failure(
+        &task.options,
+        &task.activity_type,
+        task.attempt,
+        task.scheduled_ms,
+        worker_lost_error(),
         task.heartbeat_details.clone(),
         now_ms,
-    )
+    ) {
+        ActivityResolution::Retry { last_failure, .. } => ActivityResolution::Retry {
+            retry_at_ms: now_ms,
+            last_failure,
+        },
+        ended => ended,
+    }
 }
 
 #[cfg(test)]
@@ -183,14 +209,39 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_attempt_is_handed_on_at_once() {
-        let task = crate::engine::testkit::claimed(1);
-        assert!(matches!(
-            attempt_lost(&task, 5_000),
+    fn a_lost_attempt_is_handed_on_at_once_as_a_failed_attempt() {
+        let mut task = crate::engine::testkit::claimed(1);
+        task.attempt = 1;
+        task.options.retry_policy.initial_interval = std::time::Duration::from_secs(60);
+        match attempt_lost(&task, 5_000) {
             ActivityResolution::Retry {
                 retry_at_ms: 5_000,
-                ..
+                last_failure: Some(e),
+            } => assert_eq!(e.error_type(), WORKER_LOST),
+            other => panic!("handed on at once, with its failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lost_last_attempt_fails_the_activity() {
+        let mut task = crate::engine::testkit::claimed(1);
+        task.options.retry_policy.maximum_attempts = 3;
+        task.attempt = 3;
+        match attempt_lost(&task, 5_000) {
+            ActivityResolution::Failed(ActivityError::Failed {
+                attempts, cause, ..
+            }) => {
+                assert_eq!(attempts, 3);
+                assert_eq!(cause.error_type(), WORKER_LOST);
             }
+            other => panic!("the policy is spent: {other:?}"),
+        }
+        // Listed as non-retryable: not handed on either.
+        task.attempt = 1;
+        task.options.retry_policy.non_retryable_error_types = vec![WORKER_LOST.into()];
+        assert!(matches!(
+            attempt_lost(&task, 5_000),
+            ActivityResolution::Failed(_)
         ));
     }
 }

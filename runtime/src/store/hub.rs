@@ -2,7 +2,7 @@
 
 use crate::activity::context::CancelFlag;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Process-local state shared by every worker and client of one [`Store`] handle: wake-ups and the
 /// cancel flags of attempts running here, so a cancel reaches them at once.
@@ -15,6 +15,30 @@ pub(crate) struct LocalHub {
     progress: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Attempts running in this process, by (workflow id, activity seq): their token and cancel flag.
     pub running: Mutex<HashMap<(String, u64), (i64, CancelFlag)>>,
+    /// On a virtual clock only: what the workers of this store must do before time skips on
+    /// (see [`TimeHold`]), by a key naming the party (its worker and what it keeps).
+    time_holds: Mutex<HashMap<String, TimeHold>>,
+    /// On a virtual clock only: the workers of this store, asked whether they run anything before
+    /// the clock skips (a skip waits for every one of them, not only the one that skips).
+    workers: Mutex<HashMap<String, Weak<dyn IdleProbe>>>,
+}
+
+/// A worker, as a virtual clock's skip asks it whether it runs anything.
+pub(crate) trait IdleProbe: Send + Sync {
+    /// Nothing of it runs (see `Shared::idle`).
+    fn idle(&self) -> bool;
+}
+
+/// On a virtual clock, a party of a worker that must act at a point of time before the clock
+/// skips past it: a liveness lease to renew, a workflow task lease to extend, a local activity's
+/// retry to start. The clock's skip goes at most to `cap_ms` and never skips on while `due_ms`
+/// has come and the party has not acted (moved or dropped its hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimeHold {
+    /// When the party must act; the clock does not skip on once it reads this, until it has.
+    pub due_ms: i64,
+    /// How far a skip may go at most (`None`: any distance; a skip past `due_ms` is fine).
+    pub cap_ms: Option<i64>,
 }
 
 impl LocalHub {
@@ -95,6 +119,52 @@ impl LocalHub {
                 }
             }
         }
+    }
+
+    /// Sets (or moves) the time hold `key` (virtual clocks only: callers check).
+    pub(crate) fn hold_time(&self, key: String, hold: TimeHold) {
+        let mut holds = self.time_holds.lock().unwrap_or_else(|e| e.into_inner());
+        holds.insert(key, hold);
+    }
+
+    /// Counts `worker` among the workers a skip waits for (virtual clocks only: callers check).
+    pub(crate) fn watch_worker(&self, id: &str, worker: Weak<dyn IdleProbe>) {
+        let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        w.insert(id.to_string(), worker);
+    }
+
+    /// Stops counting the worker `id`.
+    pub(crate) fn forget_worker(&self, id: &str) {
+        let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        w.remove(id);
+    }
+
+    /// Whether no worker of this store runs anything.
+    pub(crate) fn workers_idle(&self) -> bool {
+        let w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        w.values().all(|p| p.upgrade().is_none_or(|p| p.idle()))
+    }
+
+    /// Drops the time hold `key`.
+    pub(crate) fn release_time(&self, key: &str) {
+        let mut holds = self.time_holds.lock().unwrap_or_else(|e| e.into_inner());
+        holds.remove(key);
+    }
+
+    /// How far the virtual clock may skip from `now_ms`: `None` while a hold is due (its party
+    /// has to act first), else the nearest cap (`Some(None)`: no cap).
+    pub(crate) fn skip_limit(&self, now_ms: i64) -> Option<Option<i64>> {
+        let holds = self.time_holds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cap: Option<i64> = None;
+        for h in holds.values() {
+            if h.due_ms <= now_ms {
+                return None;
+            }
+            if let Some(c) = h.cap_ms {
+                cap = Some(cap.map_or(c, |x| x.min(c)));
+            }
+        }
+        Some(cap)
     }
 
     pub(crate) fn cancel_running(&self, workflow_id: &str, seq: u64) {

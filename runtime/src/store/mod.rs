@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 #[cfg(test)]
 mod conformance;
-mod hub;
+pub(crate) mod hub;
 mod waiting;
 pub(crate) use waiting::{decode_last_failure, Poll, PollKind, PollerRecord, QueueDepth};
 pub use waiting::{PendingWorkflowTask, Pollers};

@@ -126,13 +126,17 @@ impl TestEnv {
     }
 
     /// Moves the virtual clock forward by `d`, then waits (in real time, up to 10 s) until the
-    /// worker has run what fell due and has nothing left running.
+    /// worker has run what fell due and has nothing left running, and every worker of the store
+    /// has caught up with the clock (renewed its liveness lease, extended the leases it keeps).
+    /// Unlike [`TestEnv::advance`], two `sleep`s in a row never look to the workers like one
+    /// jump: a worker that lives is not judged lost, however far the clock moves.
     pub async fn sleep(&self, d: Duration) {
         self.advance(d);
         self.settle().await;
     }
 
-    /// Waits (in real time, up to 10 s) until the worker has nothing running and nothing due.
+    /// Waits (in real time, up to 10 s) until the worker has nothing running and nothing due, and
+    /// every worker of the store has caught up with the clock.
     pub async fn settle(&self) {
         let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < give_up {
@@ -140,7 +144,12 @@ impl TestEnv {
             let Some(w) = &self.worker else {
                 return;
             };
-            if w.is_idle() && !w.has_due_work().await {
+            let caught_up = self
+                .store
+                .hub
+                .skip_limit(self.store.clock.now_ms())
+                .is_some();
+            if caught_up && w.is_idle() && !w.has_due_work().await {
                 return;
             }
         }

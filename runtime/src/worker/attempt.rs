@@ -122,7 +122,7 @@ impl Shared {
         };
         let result = interrupted_by_shutdown(&flag, result);
         let resolution = resolve_result(&task, result, details.clone(), self.now_ms());
-        report::attempt_outcome(&task, &resolution);
+        report::attempt_outcome(&task, &resolution, self.now_ms());
         crate::telemetry::attempt(
             &resolution,
             began.elapsed(),
@@ -307,7 +307,7 @@ impl Shared {
             .cancel_running(&e.task.workflow_id, e.task.activity_seq);
         let now = self.now_ms();
         let resolution = resolve_timeout(&e, now);
-        report::attempt_outcome(&e.task, &resolution);
+        report::attempt_outcome(&e.task, &resolution, now);
         // (A task that never started, timed out schedule-to-start, ran for nothing.)
         let started = if e.task.started_ms > 0 {
             e.task.started_ms
@@ -393,12 +393,15 @@ pub(super) async fn heartbeat_flusher(
                 .await
         }
     };
-    throttled_flush(throttle, rx, store_one, flag).await
+    let clock = store.clock.clone();
+    throttled_flush(&clock, throttle, rx, store_one, flag).await
 }
 
 /// The throttle of [`heartbeat_flusher`], apart from the store: `store_one` stores one heartbeat
-/// and says whether a cancel was requested (`None`: the lease was lost).
+/// and says whether a cancel was requested (`None`: the lease was lost). On `clock`, the store's:
+/// under a virtual clock the throttle follows it, as the heartbeat timeout it serves does.
 async fn throttled_flush<F, Fut>(
+    clock: &crate::clock::Clock,
     throttle: Duration,
     mut rx: watch::Receiver<Option<Value>>,
     mut store_one: F,
@@ -407,13 +410,14 @@ async fn throttled_flush<F, Fut>(
     F: FnMut(Option<Value>) -> Fut,
     Fut: std::future::Future<Output = crate::Result<Option<bool>>>,
 {
-    let mut last_flush: Option<tokio::time::Instant> = None;
+    let throttle_ms = throttle.as_millis() as i64;
+    let mut last_flush_ms: Option<i64> = None;
     loop {
         if rx.changed().await.is_err() {
             break;
         }
-        if let Some(t) = last_flush {
-            tokio::time::sleep_until(t + throttle).await;
+        if let Some(t) = last_flush_ms {
+            clock.sleep_until_ms(t.saturating_add(throttle_ms)).await;
         }
         let details = rx.borrow_and_update().clone();
         match store_one(details).await {
@@ -426,7 +430,7 @@ async fn throttled_flush<F, Fut>(
             }
             Err(e) => tracing::warn!(error = %e, "could not store a heartbeat"),
         }
-        last_flush = Some(tokio::time::Instant::now());
+        last_flush_ms = Some(clock.now_ms());
     }
 }
 
@@ -461,42 +465,55 @@ mod tests {
         assert_eq!(interrupted_by_shutdown(&flag, cancelled()), cancelled());
     }
 
-    /// On tokio's paused clock: 125 heartbeats 30 ms apart (the last at 3.72 s), a 1.6 s throttle.
-    /// Exactly four are stored: the first at once, then the latest at 1.6 s, 3.2 s and 4.8 s.
-    #[tokio::test(start_paused = true)]
+    /// On a virtual clock (the store's, which the throttle follows): 125 heartbeats 40 ms apart
+    /// (the last at 4.96 s), a 1.6 s throttle. Exactly five are stored: the first at once, then
+    /// the latest at 1.6 s, 3.2 s and 4.8 s, and the last when the clock next moves past its turn
+    /// (to 10 s here).
+    #[tokio::test]
     async fn heartbeats_are_stored_throttled_the_latest_winning() {
+        let clock = crate::clock::Clock::virtual_at(0);
         let (tx, rx) = watch::channel::<Option<Value>>(None);
-        let stored: Arc<Mutex<Vec<(u128, Value)>>> = Arc::default();
-        let start = tokio::time::Instant::now();
+        let stored: Arc<Mutex<Vec<(i64, Value)>>> = Arc::default();
         let log = stored.clone();
+        let c = clock.clone();
         let store_one = move |details: Option<Value>| {
-            let log = log.clone();
+            let (log, c) = (log.clone(), c.clone());
             async move {
-                lock(&log).push((start.elapsed().as_millis(), details.unwrap_or_default()));
+                lock(&log).push((c.now_ms(), details.unwrap_or_default()));
                 Ok(Some(false))
             }
         };
         let flag = CancelFlag::with_shutdown(watch::channel(false).1);
-        let flusher = tokio::spawn(throttled_flush(
-            Duration::from_millis(1600),
-            rx,
-            store_one,
-            flag.clone(),
-        ));
-        tokio::task::yield_now().await;
+        let flusher = tokio::spawn({
+            let (clock, flag) = (clock.clone(), flag.clone());
+            async move {
+                throttled_flush(&clock, Duration::from_millis(1600), rx, store_one, flag).await
+            }
+        });
+        let settle = || async {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        };
+        settle().await;
         for i in 1..=125u64 {
             tx.send_replace(Some(i.into()));
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            settle().await;
+            clock.advance_to(clock.now_ms() + 40);
+            settle().await;
         }
         drop(tx);
+        // The last heartbeats wait for their turn at 6.4 s.
+        clock.advance_to(10_000);
         flusher.await.unwrap();
         assert_eq!(
             *lock(&stored),
             vec![
                 (0, 1.into()),
-                (1600, 54.into()),
-                (3200, 107.into()),
-                (4800, 125.into())
+                (1600, 40.into()),
+                (3200, 80.into()),
+                (4800, 120.into()),
+                (10_000, 125.into())
             ]
         );
         assert!(!flag.is_cancelled());

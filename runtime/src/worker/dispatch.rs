@@ -61,9 +61,18 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
             }
         }
         let _ = liveness.await;
+        if shared.store.clock.is_virtual() {
+            shared.store.hub.forget_worker(&shared.id);
+        }
     }
     .instrument(span)
     .await
+}
+
+impl crate::store::hub::IdleProbe for Shared {
+    fn idle(&self) -> bool {
+        Shared::idle(self)
+    }
 }
 
 impl Shared {
@@ -133,16 +142,28 @@ impl Shared {
     }
 
     /// On a virtual clock (`TestEnv`), when this worker has nothing running and nothing is due,
-    /// moves the clock to the next due timer, retry, lease or deadline: time skips while every
-    /// workflow waits. True if it moved. The real clock never skips.
+    /// moves the clock to the next due timer, retry, lease, deadline or local activity retry:
+    /// time skips while every workflow waits. Every worker of the store (in this process) must be
+    /// idle, not only this one. It does not skip while a worker of the store has to
+    /// act first (renew its liveness lease or a workflow task's lease, start a local activity's
+    /// retry: see `TimeHold`), nor past a lease it keeps. True if it moved. The real clock never
+    /// skips.
     pub(super) async fn skip_time(&self) -> bool {
         let clock = &self.store.clock;
-        if !clock.is_virtual() || !self.idle() {
+        if !clock.is_virtual() || !self.idle() || !self.store.hub.workers_idle() {
             return false;
         }
         let next = self.next_due_ms().await;
-        match next {
-            Some(t) if t > clock.now_ms() && self.idle() => {
+        let now = clock.now_ms();
+        let Some(cap) = self.store.hub.skip_limit(now) else {
+            return false;
+        };
+        let to = match (next, cap) {
+            (Some(t), Some(c)) => Some(t.min(c)),
+            (t, c) => t.or(c),
+        };
+        match to {
+            Some(t) if t > now && self.idle() && self.store.hub.workers_idle() => {
                 tracing::debug!(to_ms = t, "virtual clock skips ahead");
                 clock.advance_to(t);
                 true
@@ -166,11 +187,12 @@ impl Shared {
         }
     }
 
-    /// Nothing of this worker runs: no workflow task, no activity attempt, no local activity.
+    /// Nothing of this worker runs: no workflow task, no activity attempt, no local activity
+    /// (but local activities waiting for their next attempt).
     pub(super) fn idle(&self) -> bool {
         self.wf_slots.available_permits() == self.opts.max_concurrent_workflow_tasks.max(1)
             && self.act_slots.available_permits() == self.opts.max_concurrent_activities.max(1)
-            && lock(&self.local_tasks).is_empty()
+            && lock(&self.local_tasks).len() == lock(&self.local_waits).len()
     }
 
     pub(super) async fn next_wait(&self) -> Duration {

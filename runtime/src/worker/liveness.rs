@@ -9,22 +9,32 @@ const BATCH: usize = 64;
 
 /// Renews this worker's lease every third of it; judges the other workers' leases every sixth
 /// (at most every 500 ms). Ends at the stop, removing the lease.
+///
+/// Leases are judged on the store's clock. On a virtual one (`TestEnv`) the lease is also renewed
+/// when the clock has moved a third of it, and the clock does not skip on until it has been (a
+/// `TimeHold`): a jump of 30 days leaves a live worker's lease expired only until its loop wakes,
+/// and no judge sees it stay so for a lease period.
 pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let lease = shared.opts.liveness_lease;
     let lease_ms = lease.as_millis() as i64;
     let renew_every = lease / 3;
+    let renew_every_ms = (renew_every.as_millis() as i64).max(1);
     let judge_every = (lease / 6).min(Duration::from_millis(500));
-    let me = ProcessIdentity::current();
+    let clock = shared.store.clock.clone();
+    let hold_key = format!("liveness:{}", shared.id);
+    let me = shared.process_identity();
     let identity = me.to_string();
     let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut next_renew = tokio::time::Instant::now();
+    let mut next_renew_ms = shared.now_ms();
     let mut failing = false;
     loop {
         if *stop.borrow() {
             break;
         }
         let store = &shared.store.backend;
-        if tokio::time::Instant::now() >= next_renew {
+        if tokio::time::Instant::now() >= next_renew || shared.now_ms() >= next_renew_ms {
+            let renewing_at = shared.now_ms();
             match store
                 .renew_worker_lease(&shared.id, &identity, lease_ms)
                 .await
@@ -41,6 +51,16 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
             }
             next_renew = tokio::time::Instant::now() + renew_every;
+            next_renew_ms = renewing_at.saturating_add(renew_every_ms);
+            if clock.is_virtual() {
+                shared.store.hub.hold_time(
+                    hold_key.clone(),
+                    crate::store::hub::TimeHold {
+                        due_ms: next_renew_ms,
+                        cap_ms: None,
+                    },
+                );
+            }
         }
         match store.worker_leases(&shared.id).await {
             Ok(leases) => {
@@ -71,10 +91,22 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             Err(e) => tracing::debug!(error = %e, "could not read the workers' leases"),
         }
+        // On a virtual clock, a skip past the renewal wakes the loop at once.
+        let virtual_renew = async {
+            if clock.is_virtual() {
+                clock.sleep_until_ms(next_renew_ms).await
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(judge_every) => {}
+            _ = virtual_renew => {}
             _ = stop.changed() => {}
         }
+    }
+    if clock.is_virtual() {
+        shared.store.hub.release_time(&hold_key);
     }
     if let Err(e) = shared.store.backend.end_worker_lease(&shared.id).await {
         tracing::debug!(error = %e, "could not remove this worker's liveness lease");
@@ -82,6 +114,21 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 }
 
 impl Shared {
+    /// This worker's process, as its liveness lease names it (an empty identity, which no judge
+    /// can check, for a worker built `without_process_identity`).
+    fn process_identity(&self) -> ProcessIdentity {
+        if self.process_identity {
+            ProcessIdentity::current()
+        } else {
+            ProcessIdentity {
+                boot: String::new(),
+                pid_ns: String::new(),
+                pid: 0,
+                start: String::new(),
+            }
+        }
+    }
+
     /// Takes a lost worker's running attempts and hands each on at once, as a new attempt.
     async fn hand_on_lost(&self, worker_id: &str, lease_expires_ms: i64, process: ProcessState) {
         let store = &self.store.backend;
@@ -122,7 +169,7 @@ impl Shared {
                 } else {
                     "its liveness lease expired"
                 },
-                "a worker was lost; its running attempts were handed on"
+                "a worker was lost; its running attempts were handed on (or failed, when their retry policy was spent)"
             );
             self.store.hub.wake_workers();
         }

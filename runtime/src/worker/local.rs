@@ -21,6 +21,20 @@ pub(super) struct LeaseKeeper {
     poke: Arc<tokio::sync::Notify>,
 }
 
+/// A local activity waiting for its retry on a virtual clock (see `Shared::wait_local`).
+struct LocalWait<'a> {
+    shared: &'a Shared,
+    local: (String, u64),
+    key: String,
+}
+
+impl Drop for LocalWait<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.local_waits).remove(&self.local);
+        self.shared.store.hub.release_time(&self.key);
+    }
+}
+
 /// How a local activity ended here.
 enum LocalOutcome {
     /// Its outcome, to record.
@@ -172,11 +186,13 @@ impl Shared {
                         attempt,
                         last_failure.as_ref(),
                         retry_at_ms,
+                        self.now_ms(),
                     );
-                    let wait = (retry_at_ms - self.now_ms()).max(0) as u64;
                     let mut draining = self.draining.subscribe();
+                    // On a virtual clock, time skips to the retry while it waits.
+                    let _waiting = self.wait_local(&info.workflow_id, seq, retry_at_ms);
                     tokio::select! {
-                        _ = self.store.clock.sleep(Duration::from_millis(wait)) => {}
+                        _ = self.store.clock.sleep_until_ms(retry_at_ms) => {}
                         _ = draining.wait_for(|d| *d) => return LocalOutcome::Interrupted,
                     }
                     attempt += 1;
@@ -187,6 +203,29 @@ impl Shared {
                 _ => return LocalOutcome::Done(Err(ActivityError::cancelled())),
             }
         }
+    }
+
+    /// On a virtual clock, marks a local activity as waiting for its retry at `retry_at_ms` (the
+    /// worker counts as idle, and the clock may skip to the retry but not past it) until the
+    /// guard drops. Nothing on the real clock.
+    fn wait_local(&self, workflow_id: &str, seq: u64, retry_at_ms: i64) -> Option<LocalWait<'_>> {
+        if !self.store.clock.is_virtual() {
+            return None;
+        }
+        let key = format!("local:{}:{workflow_id}:{seq}", self.id);
+        self.store.hub.hold_time(
+            key.clone(),
+            crate::store::hub::TimeHold {
+                due_ms: retry_at_ms,
+                cap_ms: Some(retry_at_ms),
+            },
+        );
+        lock(&self.local_waits).insert((workflow_id.to_string(), seq));
+        Some(LocalWait {
+            shared: self,
+            local: (workflow_id.to_string(), seq),
+            key,
+        })
     }
 
     /// Stops a local activity running here whose cancel the workflow asked for, waits for its task
@@ -240,6 +279,31 @@ impl Shared {
         });
     }
 
+    fn lease_hold_key(&self, workflow_id: &str) -> String {
+        format!("lease:{}:{workflow_id}", self.id)
+    }
+
+    /// On a virtual clock: the lease of `workflow_id`'s task, extended at `extended_ms`, is to be
+    /// extended again a third of the lease later, and time must not skip to its end.
+    fn hold_lease_time(&self, workflow_id: &str, extended_ms: i64) {
+        if !self.store.clock.is_virtual() {
+            return;
+        }
+        let lease_ms = self.opts.workflow_task_lease.as_millis() as i64;
+        let renew_ms = (lease_ms / 3).max(1);
+        self.store.hub.hold_time(
+            self.lease_hold_key(workflow_id),
+            crate::store::hub::TimeHold {
+                due_ms: extended_ms.saturating_add(renew_ms),
+                cap_ms: Some(
+                    extended_ms
+                        .saturating_add(lease_ms - 1)
+                        .max(extended_ms + renew_ms),
+                ),
+            },
+        );
+    }
+
     fn has_local_here(&self, workflow_id: &str) -> bool {
         lock(&self.local_tasks)
             .keys()
@@ -271,6 +335,8 @@ impl Shared {
         }
         let me = self.clone();
         let wf = workflow_id.to_string();
+        // Before the keeper runs: time must not skip past the lease it is to extend.
+        self.hold_lease_time(&wf, self.now_ms());
         let span = tracing::info_span!("local_lease", workflow_id = %wf);
         self.tasks.spawn(
             async move {
@@ -278,6 +344,9 @@ impl Shared {
                 let mut leases = lock(&me.leases);
                 if leases.get(&wf).is_some_and(|k| k.token == token) {
                     leases.remove(&wf);
+                    if me.store.clock.is_virtual() {
+                        me.store.hub.release_time(&me.lease_hold_key(&wf));
+                    }
                 }
             }
             .instrument(span),
@@ -293,7 +362,11 @@ impl Shared {
     ) {
         let lease = self.opts.workflow_task_lease;
         let renew_every = (lease / 3).max(Duration::from_millis(1));
+        let renew_every_ms = renew_every.as_millis() as i64;
+        let clock = &self.store.clock;
+        // The last extension on the real clock (tokio's), and on the store's (virtual or not).
         let mut extended = tokio::time::Instant::now();
+        let mut extended_ms = self.now_ms();
         let mut external = self.store.backend.external_wakeups();
         loop {
             let woken = self.store.hub.wake.notified();
@@ -301,7 +374,9 @@ impl Shared {
             woken.as_mut().enable();
             let request = if !self.has_local_here(wf) {
                 LeaseRequest::Release
-            } else if extended.elapsed() >= renew_every {
+            } else if extended.elapsed() >= renew_every
+                || self.now_ms().saturating_sub(extended_ms) >= renew_every_ms
+            {
                 LeaseRequest::Extend(LocalLease {
                     worker_id: self.id.clone(),
                     until_ms: self.now_ms().saturating_add(lease.as_millis() as i64),
@@ -311,6 +386,7 @@ impl Shared {
             };
             let extending = matches!(request, LeaseRequest::Extend(_));
             let checked = tokio::time::Instant::now();
+            let checked_ms = self.now_ms();
             match self
                 .store
                 .backend
@@ -320,6 +396,8 @@ impl Shared {
                 Ok(LeaseState::Held) => {
                     if extending {
                         extended = checked;
+                        extended_ms = checked_ms;
+                        self.hold_lease_time(wf, checked_ms);
                     }
                 }
                 Ok(LeaseState::Released) => {
@@ -330,9 +408,18 @@ impl Shared {
                 Err(e) => tracing::warn!(error = %e, "could not renew a local activity's lease"),
             }
             let next_extend = extended + renew_every;
+            // On a virtual clock, a skip may bring the extension forward.
+            let virtual_extend = async {
+                if clock.is_virtual() {
+                    clock.sleep_until_ms(extended_ms + renew_every_ms).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 _ = poke.notified() => continue,
                 _ = tokio::time::sleep_until(next_extend) => continue,
+                _ = virtual_extend => continue,
                 _ = &mut woken => {}
                 _ = crate::store::next_external(&mut external) => {}
             }

@@ -134,6 +134,8 @@ pub struct Worker {
     registry: Registry,
     queues: Vec<String>,
     options: WorkerOptions,
+    /// Whether its liveness lease names its process (always, but in tests of the lease alone).
+    process_identity: bool,
 }
 
 static WORKER_COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -154,7 +156,16 @@ impl Worker {
             registry: Registry::new(),
             queues: Vec::new(),
             options: WorkerOptions::default(),
+            process_identity: true,
         }
+    }
+
+    /// A worker whose liveness lease does not name its process, so that other workers judge it
+    /// by its lease alone (as they judge a worker on another machine). For tests of the lease
+    /// (`__private::worker_without_process_identity`).
+    pub(crate) fn without_process_identity(mut self) -> Self {
+        self.process_identity = false;
+        self
     }
 
     /// Registers a workflow or an activity.
@@ -168,6 +179,26 @@ impl Worker {
     /// ```
     pub fn register(mut self, def: impl Register) -> Self {
         self.registry = self.registry.register(def);
+        self
+    }
+
+    /// Registers a workflow alone, without the activities and child workflows its body calls
+    /// (see [`Registry::register_alone`]): for a worker that runs workflows while other workers
+    /// run their activities.
+    ///
+    /// ```no_run
+    /// # use duraflow::prelude::*;
+    /// # #[activity] async fn add_one(x: i64) -> Result<i64, ActivityError> { Ok(x + 1) }
+    /// # #[workflow] async fn adds(ctx: WorkflowContext, x: i64) -> Result<i64, WorkflowError> {
+    /// #     Ok(ctx.activity(add_one, x).await?)
+    /// # }
+    /// # async fn demo(store: duraflow::Store) -> Result<(), duraflow::Error> {
+    /// let workflows = duraflow::Worker::new(&store).register_alone(adds).start();
+    /// let activities = duraflow::Worker::new(&store).register(add_one).start();
+    /// # Ok(()) }
+    /// ```
+    pub fn register_alone(mut self, def: impl Register) -> Self {
+        self.registry = self.registry.register_alone(def);
         self
     }
 
@@ -296,14 +327,23 @@ impl Worker {
             cache_clock: AtomicU64::new(0),
             busy: Mutex::new(HashMap::new()),
             local_tasks: Mutex::new(HashMap::new()),
+            local_waits: Mutex::new(Default::default()),
             leases: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             draining: watch::channel(false).0,
             kill: CancellationToken::new(),
             polls: Vec::new(),
+            process_identity: self.process_identity,
         };
         shared.polls = shared.served_polls();
         let shared = Arc::new(shared);
+        if shared.store.clock.is_virtual() {
+            let probe: Arc<dyn crate::store::hub::IdleProbe> = shared.clone();
+            shared
+                .store
+                .hub
+                .watch_worker(&shared.id, Arc::downgrade(&probe));
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let join = tokio::spawn(dispatch(shared.clone(), stop_rx));
         WorkerHandle {
@@ -438,6 +478,9 @@ struct Shared {
     /// Local activities running here, by (workflow id, activity seq); `None` while one is being
     /// cancelled (until its cancellation is recorded).
     local_tasks: Mutex<LocalTasks>,
+    /// On a virtual clock, the local activities of `local_tasks` waiting for their next attempt
+    /// (time may skip while they wait).
+    local_waits: Mutex<std::collections::HashSet<(String, u64)>>,
     /// Workflow tasks this worker keeps leased while it runs their local activities.
     leases: Mutex<HashMap<String, local::LeaseKeeper>>,
     /// Every task the worker spawns: `shutdown()` waits for them all.
@@ -448,6 +491,8 @@ struct Shared {
     kill: CancellationToken,
     /// What it serves (task queue and type), recorded as its poller heartbeat.
     polls: Vec<crate::store::Poll>,
+    /// Whether its liveness lease names its process (see `Worker::without_process_identity`).
+    process_identity: bool,
 }
 
 impl Shared {

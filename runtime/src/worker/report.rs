@@ -15,12 +15,13 @@ pub(super) fn attempt_will_retry(
     attempt: u32,
     error: Option<&ActivityError>,
     retry_at_ms: i64,
+    now_ms: i64,
 ) {
     let Some(error) = error else {
         // Interrupted by its worker's shutdown: not a failure, handed on at once.
         return;
     };
-    let retry_in = Duration::from_millis((retry_at_ms - crate::store::now_ms()).max(0) as u64);
+    let retry_in = Duration::from_millis((retry_at_ms - now_ms).max(0) as u64);
     // The attempt's span carries the ids too; the line says them for subscribers that hide spans.
     tracing::warn!(
         workflow_id,
@@ -33,7 +34,11 @@ pub(super) fn attempt_will_retry(
 
 /// Logs at `WARN` an attempt's failure that ends its activity (no attempt follows), and at `WARN`
 /// a failure that is retried; says nothing of a success or a cancellation.
-pub(super) fn attempt_outcome(task: &ClaimedActivity, resolution: &ActivityResolution) {
+pub(super) fn attempt_outcome(
+    task: &ClaimedActivity,
+    resolution: &ActivityResolution,
+    now_ms: i64,
+) {
     match resolution {
         ActivityResolution::Retry {
             retry_at_ms,
@@ -45,6 +50,7 @@ pub(super) fn attempt_outcome(task: &ClaimedActivity, resolution: &ActivityResol
             task.attempt,
             last_failure.as_ref(),
             *retry_at_ms,
+            now_ms,
         ),
         ActivityResolution::Failed(error) | ActivityResolution::TimedOut(error) => {
             tracing::warn!(
@@ -99,12 +105,18 @@ impl Shared {
 
     /// Records the poller heartbeat and samples the queue metrics, if `POLLER_HEARTBEAT` passed
     /// since the last time (`last`).
-    pub(super) async fn heartbeat_if_due(&self, last: &mut Option<tokio::time::Instant>) {
-        let now = tokio::time::Instant::now();
-        if last.is_some_and(|t| now.duration_since(t) < POLLER_HEARTBEAT) {
+    /// On the store's clock: on a virtual one, a skip of the clock is followed by a heartbeat, so
+    /// `describe` does not see the worker as gone.
+    /// (The real clock's monotonic time counts too: a wall clock set back does not stop it.)
+    pub(super) async fn heartbeat_if_due(&self, last: &mut Option<(tokio::time::Instant, i64)>) {
+        let (now, now_ms) = (tokio::time::Instant::now(), self.now_ms());
+        let every_ms = POLLER_HEARTBEAT.as_millis() as i64;
+        if last.is_some_and(|(t, t_ms)| {
+            now.duration_since(t) < POLLER_HEARTBEAT && now_ms.saturating_sub(t_ms) < every_ms
+        }) {
             return;
         }
-        *last = Some(now);
+        *last = Some((now, now_ms));
         let store = &self.store.backend;
         if let Err(e) = store
             .record_polls(&self.id, &self.polls, self.now_ms())

@@ -1,5 +1,6 @@
 //! The workflow definition trait (what `#[workflow]` implements) and its type-erased form.
 
+use crate::api::registry::AnyDefinition;
 use crate::definition::{BoxFuture, DefinitionMeta, WorkflowOptions};
 use crate::error::WorkflowError;
 use crate::workflow::context::WorkflowContext;
@@ -31,9 +32,17 @@ pub trait WorkflowDefinition: Copy + Send + Sync + 'static {
         ctx: WorkflowContext,
         input: Self::Input,
     ) -> BoxFuture<'static, Result<Self::Output, WorkflowError>>;
+    /// The activities and child workflows the body calls by name (`ctx.activity(charge_card, ..)`,
+    /// `ctx.local_activity(..)`, `ctx.child_workflow(..)`), which registering this workflow
+    /// registers too. `#[workflow]` lists what it sees in the body; none by default.
+    fn callees(&self) -> Vec<AnyDefinition> {
+        Vec::new()
+    }
 }
 
 trait ErasedWorkflow: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn callees(&self) -> Vec<AnyDefinition>;
     fn options(&self) -> WorkflowOptions;
     fn meta(&self) -> DefinitionMeta;
     fn execute_json(
@@ -44,6 +53,12 @@ trait ErasedWorkflow: Send + Sync {
 }
 
 impl<W: WorkflowDefinition> ErasedWorkflow for W {
+    fn name(&self) -> &'static str {
+        WorkflowDefinition::name(self)
+    }
+    fn callees(&self) -> Vec<AnyDefinition> {
+        WorkflowDefinition::callees(self)
+    }
     fn options(&self) -> WorkflowOptions {
         WorkflowDefinition::options(self)
     }
@@ -99,6 +114,12 @@ impl DynWorkflow {
     pub(crate) fn meta(&self) -> DefinitionMeta {
         self.0.meta()
     }
+    pub(crate) fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    pub(crate) fn callees(&self) -> Vec<AnyDefinition> {
+        self.0.callees()
+    }
     pub(crate) fn execute_json(
         &self,
         ctx: WorkflowContext,
@@ -107,3 +128,51 @@ impl DynWorkflow {
         self.0.execute_json(ctx, input)
     }
 }
+
+/// What `#[workflow]` generates for each callee it sees: `(&Callee(path)).activity_callee()`
+/// gives the definition when `path` is an activity definition, and nothing otherwise (a method of
+/// the same name on another receiver), without a compile error. Not public API.
+#[doc(hidden)]
+pub struct Callee<T>(pub T);
+
+#[doc(hidden)]
+pub trait ActivityCallee {
+    fn activity_callee(&self) -> Option<AnyDefinition>;
+}
+
+impl<T: crate::activity::definition::ActivityDefinition> ActivityCallee for Callee<T> {
+    fn activity_callee(&self) -> Option<AnyDefinition> {
+        Some(AnyDefinition::Activity(
+            crate::activity::definition::DynActivity::new(self.0),
+        ))
+    }
+}
+
+#[doc(hidden)]
+pub trait NotActivityCallee {
+    fn activity_callee(&self) -> Option<AnyDefinition> {
+        None
+    }
+}
+
+impl<T> NotActivityCallee for &Callee<T> {}
+
+#[doc(hidden)]
+pub trait WorkflowCallee {
+    fn workflow_callee(&self) -> Option<AnyDefinition>;
+}
+
+impl<T: WorkflowDefinition> WorkflowCallee for Callee<T> {
+    fn workflow_callee(&self) -> Option<AnyDefinition> {
+        Some(AnyDefinition::Workflow(DynWorkflow::new(self.0)))
+    }
+}
+
+#[doc(hidden)]
+pub trait NotWorkflowCallee {
+    fn workflow_callee(&self) -> Option<AnyDefinition> {
+        None
+    }
+}
+
+impl<T> NotWorkflowCallee for &Callee<T> {}

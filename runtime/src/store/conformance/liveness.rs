@@ -77,3 +77,41 @@ pub(super) async fn check_lost_worker(s: &dyn StoreBackend) {
     assert_eq!(leases.len(), 1, "worker-1 holds attempt 2: {leases:?}");
     assert!(leases[0].lease_expires_ms > now_ms());
 }
+
+/// A lost attempt counts against the retry policy: the last one allowed, lost, fails the
+/// activity (with `WorkerLost`) instead of being handed on.
+pub(super) async fn check_lost_last_attempt(s: &dyn StoreBackend) {
+    let c = start(s, "wf").await;
+    let mut options = ActivityOptions::default();
+    options.retry_policy.maximum_attempts = 1;
+    commit_ok(
+        s,
+        commit(&c, 1, vec![scheduled_with(1, AT, Q, options, false)]),
+    )
+    .await;
+    let a = claim_act(s, AT, 1).await;
+    assert_eq!(a.attempt, 1);
+    s.renew_worker_lease(WORKER, "its-process", 1)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let judged = s.worker_leases("judge").await.unwrap()[0].lease_expires_ms;
+    let taken = s.claim_lost_attempts(WORKER, judged, 10).await.unwrap();
+    assert_eq!(seqs(&taken), vec![1]);
+    let t = &taken[0];
+    assert!(finish(s, t, t.token, attempt_lost(t, now_ms()), None).await);
+    match kinds(s, "wf").await.last() {
+        Some(EventKind::ActivityFailed {
+            activity_seq: 1,
+            error,
+        }) => assert_eq!(error.cause().error_type(), "WorkerLost", "{error:?}"),
+        other => panic!("the activity failed with its last attempt: {other:?}"),
+    }
+    assert!(
+        s.claim_activity_tasks("w2", &[Q.to_string()], &[AT.to_string()], 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no attempt after the last"
+    );
+}

@@ -254,6 +254,7 @@ conformance! {
     check_poller_heartbeats => memory_poller_heartbeats, sqlite_file_poller_heartbeats, postgres_poller_heartbeats;
     check_queue_depth => memory_queue_depth, sqlite_file_queue_depth, postgres_queue_depth;
     check_lost_worker => memory_lost_worker, sqlite_file_lost_worker, postgres_lost_worker;
+    check_lost_last_attempt => memory_lost_last_attempt, sqlite_file_lost_last_attempt, postgres_lost_last_attempt;
     check_signal_workflow => memory_signal_workflow, sqlite_file_signal_workflow, postgres_signal_workflow;
     check_signal_during_closing_task => memory_signal_during_closing_task, sqlite_file_signal_during_closing_task, postgres_signal_during_closing_task;
     check_signal_with_start => memory_signal_with_start, sqlite_file_signal_with_start, postgres_signal_with_start;

@@ -1,13 +1,13 @@
 //! Worker liveness leases in the SQLite store (see `engine::liveness`): renew, end, list, and take
 //! a lost worker's running attempts.
 
+use super::now_ms;
 use super::read::{read_activity, ACTIVITY_COLS};
 use super::{exec, SqliteStore};
 use crate::engine::activity::REAPER_LEASE_MS;
 use crate::engine::liveness::WorkerLease;
 use crate::engine::ClaimedActivity;
 use crate::error::Result;
-use crate::store::now_ms;
 use rusqlite::params;
 
 impl SqliteStore {
