@@ -177,9 +177,7 @@ fn host_allowed(host: &str, allowed: &[String]) -> bool {
             .map_or(host, |(name, _)| name)
     };
     let name = name.to_ascii_lowercase();
-    name.parse::<std::net::IpAddr>().is_ok()
-        || name == "localhost"
-        || allowed.contains(&name)
+    name.parse::<std::net::IpAddr>().is_ok() || name == "localhost" || allowed.contains(&name)
 }
 
 async fn page() -> Response {

@@ -3,7 +3,7 @@
 //! memory, for tests) and the Postgres store implement it with the same semantics.
 
 pub(crate) use crate::engine::liveness::WorkerLease;
-pub(crate) use crate::engine::signal::NewSignal;
+pub(crate) use crate::engine::signal::{DirectClaim, NewSignal};
 pub(crate) use crate::engine::start::NewWorkflow;
 pub(crate) use crate::engine::update::NewUpdate;
 pub(crate) use crate::engine::{
@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 #[cfg(test)]
 mod conformance;
-mod hub;
+pub(crate) mod hub;
 mod waiting;
 pub(crate) use waiting::{decode_last_failure, Poll, PollKind, PollerRecord, QueueDepth};
 pub use waiting::{PendingWorkflowTask, Pollers};
@@ -382,10 +382,17 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// Records a client's cancel request; false if the workflow already ended.
     async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool>;
 
-    /// Records a client's signal once per request id (`engine::signal::send`): `true` when this
-    /// call recorded it, `false` when an earlier call with the same request id had.
-    /// [`crate::Error::WorkflowNotFound`] or [`crate::Error::WorkflowClosed`] otherwise.
-    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool>;
+    /// Records a client's signal once per request id (`engine::signal::send`): `recorded` when
+    /// this call recorded it, not when an earlier call with the same request id had.
+    /// [`crate::Error::WorkflowNotFound`] or [`crate::Error::WorkflowClosed`] otherwise. With
+    /// `direct` (a worker of this process holds the workflow's instance) the same transaction may
+    /// claim the workflow task for that worker: `claimed` is then its token.
+    async fn signal_workflow(
+        &self,
+        workflow_id: &str,
+        signal: NewSignal,
+        direct: Option<DirectClaim>,
+    ) -> Result<SignalOutcome>;
 
     /// Starts the workflow unless it exists, then records the signal as
     /// [`StoreBackend::signal_workflow`] does, in one transaction: `true` when this call started
@@ -445,6 +452,15 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     fn external_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
         None
     }
+}
+
+/// What [`StoreBackend::signal_workflow`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SignalOutcome {
+    /// This call recorded the signal (false: an earlier call with its request id had).
+    pub recorded: bool,
+    /// The token of the workflow task claimed for the [`DirectClaim`]'s worker, if it was.
+    pub claimed: Option<i64>,
 }
 
 /// A handle to a durable store: SQLite file (default), memory (tests) or Postgres (feature

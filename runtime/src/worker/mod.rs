@@ -18,6 +18,7 @@
 mod attempt;
 mod cache;
 mod dispatch;
+mod holder;
 mod liveness;
 mod local;
 mod report;
@@ -304,6 +305,10 @@ impl Worker {
         };
         shared.polls = shared.served_polls();
         let shared = Arc::new(shared);
+        shared
+            .store
+            .hub
+            .add_holder(Arc::new(holder::Holder(Arc::downgrade(&shared))));
         let (stop_tx, stop_rx) = watch::channel(false);
         let join = tokio::spawn(dispatch(shared.clone(), stop_rx));
         WorkerHandle {

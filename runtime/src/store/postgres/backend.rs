@@ -17,8 +17,9 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewSignal, NewUpdate, NewWorkflow, Poll,
-    PollerRecord, QueueDepth, StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, now_ms, to_json, DirectClaim, ListFilter, NewSignal, NewUpdate,
+    NewWorkflow, Poll, PollerRecord, QueueDepth, SignalOutcome, StatusCounts, StoreBackend,
+    WorkflowDescription, WorkflowSummary,
 };
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -588,8 +589,13 @@ impl StoreBackend for PostgresStore {
         Ok(decision.accepted())
     }
 
-    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {
-        self.signal_impl(workflow_id, signal).await
+    async fn signal_workflow(
+        &self,
+        workflow_id: &str,
+        signal: NewSignal,
+        direct: Option<DirectClaim>,
+    ) -> Result<SignalOutcome> {
+        self.signal_impl(workflow_id, signal, direct).await
     }
 
     async fn signal_with_start(&self, wf: NewWorkflow, signal: NewSignal) -> Result<bool> {
