@@ -230,7 +230,26 @@ impl Client {
         if let Some(answer) = self.query_cached(workflow_id, name, &input).await? {
             return answer.map_err(failed);
         }
-        let snap = self.snapshot_after_first_task(workflow_id).await?;
+        let mut snap = self.snapshot_after_first_task(workflow_id).await?;
+        // Across processes (Postgres): a worker of another process that holds the running
+        // workflow answers; with no answer within `ASK_WAIT`, the client replays (a fresh read).
+        if snap.closed().is_none() {
+            let asked = self
+                .store()
+                .backend
+                .ask_query(workflow_id, name, &input, crate::store::ask::ASK_WAIT)
+                .await?;
+            match asked {
+                Some(crate::store::ask::QueryReply::Answer(answer)) => {
+                    return answer.map_err(failed)
+                }
+                Some(crate::store::ask::QueryReply::Declined) => {}
+                None if self.store().backend.query_asks().is_some() => {
+                    snap = self.snapshot_after_first_task(workflow_id).await?;
+                }
+                None => {}
+            }
+        }
         let replica = snap.replica(def, workflow_id).map_err(failed)?;
         replica.query(name, input).map_err(failed)
     }
@@ -253,14 +272,7 @@ impl Client {
                 .backend
                 .read_history(workflow_id, marker + 1)
                 .await?;
-            let moved_on = after.iter().any(|e| {
-                e.kind.is_command()
-                    || matches!(
-                        e.kind,
-                        crate::history::EventKind::WorkflowTaskCompleted { .. }
-                    )
-            });
-            if !moved_on {
+            if !crate::store::hub::moved_on(&after) {
                 return Ok(Some(answer));
             }
         }

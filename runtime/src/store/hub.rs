@@ -43,6 +43,19 @@ pub(crate) struct LocalHub {
     holders: Mutex<Vec<Arc<dyn CacheHolder>>>,
 }
 
+/// Whether events read after a cached instance's last marker show that the workflow moved on
+/// elsewhere (a command or a task committed by another worker): the instance is then stale and
+/// must not answer a query.
+pub(crate) fn moved_on(after_marker: &[crate::history::HistoryEvent]) -> bool {
+    after_marker.iter().any(|e| {
+        e.kind.is_command()
+            || matches!(
+                e.kind,
+                crate::history::EventKind::WorkflowTaskCompleted { .. }
+            )
+    })
+}
+
 impl LocalHub {
     /// A worker of this process starts: it may hold instances from now on.
     pub(crate) fn add_holder(&self, holder: Arc<dyn CacheHolder>) {

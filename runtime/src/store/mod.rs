@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
+pub(crate) mod ask;
 #[cfg(test)]
 mod conformance;
 pub(crate) mod hub;
@@ -451,6 +452,31 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// `LISTEN/NOTIFY`); `None` for single-process stores.
     fn external_wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
         None
+    }
+
+    /// The queries other processes ask of this process's workers (Postgres `LISTEN/NOTIFY`);
+    /// `None` for single-process stores.
+    fn query_asks(&self) -> Option<tokio::sync::broadcast::Receiver<ask::QueryAsk>> {
+        None
+    }
+
+    /// Asks the workers of other processes a query and waits up to `wait` for the first reply;
+    /// `None` when none came (or the store has no other processes).
+    async fn ask_query(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input: &Value,
+        wait: std::time::Duration,
+    ) -> Result<Option<ask::QueryReply>> {
+        let _ = (workflow_id, name, input, wait);
+        Ok(None)
+    }
+
+    /// Sends a worker's reply to the process that asked.
+    async fn reply_query(&self, to: &ask::QueryAsk, reply: ask::QueryReply) -> Result<()> {
+        let _ = (to, reply);
+        Ok(())
     }
 }
 

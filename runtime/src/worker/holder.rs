@@ -68,3 +68,47 @@ impl CacheHolder for Holder {
         Some((c.instance.own_marker_seq, answer))
     }
 }
+
+/// Answers the queries other processes ask (Postgres): for each ask, if this worker holds the
+/// workflow idle and no task was committed since elsewhere, its instance's answer goes back to the
+/// asker. Ends when the worker stops.
+pub(super) async fn answer_asks(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let Some(mut asks) = shared.store.backend.query_asks() else {
+        return;
+    };
+    let holder = Holder(Arc::downgrade(&shared));
+    loop {
+        let ask = tokio::select! {
+            a = asks.recv() => match a {
+                Ok(a) => a,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "query asks missed; their askers replay");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        if shared.is_draining() {
+            return;
+        }
+        let Some((marker, answer)) = holder.query_cached(&ask.workflow_id, &ask.name, &ask.input)
+        else {
+            continue;
+        };
+        let store = &shared.store.backend;
+        let current = match store.read_history(&ask.workflow_id, marker + 1).await {
+            Ok(after) => !crate::store::hub::moved_on(&after),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not check a cached instance for a query");
+                false
+            }
+        };
+        if current {
+            let reply = crate::store::ask::QueryReply::Answer(answer);
+            if let Err(e) = store.reply_query(&ask, reply).await {
+                tracing::debug!(error = %e, "could not answer a query of another process");
+            }
+        }
+    }
+}

@@ -651,4 +651,26 @@ impl StoreBackend for PostgresStore {
     fn external_wakeups(&self) -> Option<broadcast::Receiver<()>> {
         Some(self.wake_tx.subscribe())
     }
+
+    fn query_asks(&self) -> Option<broadcast::Receiver<crate::store::ask::QueryAsk>> {
+        Some(self.query_asks_impl())
+    }
+
+    async fn ask_query(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input: &Value,
+        wait: std::time::Duration,
+    ) -> Result<Option<crate::store::ask::QueryReply>> {
+        self.ask_query_impl(workflow_id, name, input, wait).await
+    }
+
+    async fn reply_query(
+        &self,
+        to: &crate::store::ask::QueryAsk,
+        reply: crate::store::ask::QueryReply,
+    ) -> Result<()> {
+        self.reply_query_impl(to, reply).await
+    }
 }

@@ -43,6 +43,7 @@ use tokio_postgres::{AsyncMessage, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod apply;
+mod ask;
 mod backend;
 mod liveness;
 mod messages;
@@ -292,6 +293,8 @@ pub(crate) struct PostgresStore {
     instance: String,
     wake_tx: broadcast::Sender<()>,
     listener: tokio::task::JoinHandle<()>,
+    /// Queries across processes (see `ask.rs`).
+    asks: std::sync::Arc<ask::Asks>,
 }
 
 impl Drop for PostgresStore {
@@ -388,8 +391,9 @@ impl PostgresStore {
 
         let (wake_tx, _) = broadcast::channel(64);
         let instance = random_instance_id();
+        let asks = ask::Asks::new(&channel);
         // The first LISTEN is in place before `connect` returns: no notification after it is missed.
-        let first = listen(&cfg, &connector, &channel).await?;
+        let first = listen(&cfg, &connector, &channel, &asks.channel).await?;
         let listener = tokio::spawn(listener_loop(
             cfg,
             connector,
@@ -397,6 +401,7 @@ impl PostgresStore {
             instance.clone(),
             wake_tx.clone(),
             first,
+            asks.clone(),
         ));
         Ok(PostgresStore {
             pool: store_pool,
@@ -404,6 +409,7 @@ impl PostgresStore {
             instance,
             wake_tx,
             listener,
+            asks,
         })
     }
 
@@ -459,11 +465,13 @@ type Listening = (
     >,
 );
 
-/// Opens the dedicated connection and `LISTEN`s (driving the connection ourselves meanwhile).
+/// Opens the dedicated connection and `LISTEN`s on the wake-up and the query channels (driving the
+/// connection ourselves meanwhile).
 async fn listen(
     cfg: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     channel: &str,
+    query_channel: &str,
 ) -> Result<Listening> {
     let mut cfg = cfg.clone();
     cfg.keepalives_idle(Duration::from_secs(30));
@@ -471,7 +479,11 @@ async fn listen(
         .connect(tls.clone())
         .await
         .map_err(db("connecting the LISTEN connection"))?;
-    let sql = format!("LISTEN {}", quote_ident(channel));
+    let sql = format!(
+        "LISTEN {}; LISTEN {}",
+        quote_ident(channel),
+        quote_ident(query_channel)
+    );
     {
         let listen = client.batch_execute(&sql);
         tokio::pin!(listen);
@@ -501,13 +513,14 @@ async fn listener_loop(
     instance: String,
     tx: broadcast::Sender<()>,
     first: Listening,
+    asks: std::sync::Arc<ask::Asks>,
 ) {
     let mut current = Some(first);
     let mut backoff = Duration::from_millis(100);
     loop {
         let (client, mut conn) = match current.take() {
             Some(c) => c,
-            None => match listen(&cfg, &tls, &channel).await {
+            None => match listen(&cfg, &tls, &channel, &asks.channel).await {
                 Ok(c) => {
                     backoff = Duration::from_millis(100);
                     // Notifications may have been missed while disconnected.
@@ -524,6 +537,9 @@ async fn listener_loop(
         };
         loop {
             match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == asks.channel => {
+                    asks.on_notice(&instance, n.payload());
+                }
                 Some(Ok(AsyncMessage::Notification(n))) => {
                     if n.payload() != instance {
                         let _ = tx.send(());
