@@ -231,9 +231,12 @@
 //! - A **query** (`#[query(output = T)]`) reads the workflow's state and writes nothing. The
 //!   workflow registers its handler with `ctx.on_query`. When a worker of the client's process
 //!   holds the workflow idle in its cache (and no task was committed since, elsewhere), that
-//!   instance answers, without a replay. Otherwise the client answers it by replaying the history
-//!   with the workflow's code, read-only, so it works for a workflow no worker holds (in any
-//!   process, on any store), and one that ended.
+//!   instance answers, without a replay. On Postgres, a running workflow that no worker of this
+//!   process holds is asked of the workers of the other processes (over `NOTIFY`); the one that
+//!   holds it answers. Otherwise (no answer within 250 ms, a workflow that ended, the SQLite
+//!   store) the client answers it by replaying the history with the workflow's code, read-only,
+//!   so it works for a workflow no worker holds (in any process, on any store), and one that
+//!   ended.
 //! - An **update** (`#[update(output = T)]`) is validated, applied and answered: the validator
 //!   registered with `ctx.on_update` judges it against the current state (a rejection records
 //!   nothing and is returned as [`Error::UpdateRejected`]); an accepted update is recorded, the
