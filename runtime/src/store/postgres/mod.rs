@@ -479,12 +479,10 @@ async fn listen(
         .connect(tls.clone())
         .await
         .map_err(db("connecting the LISTEN connection"))?;
-    let sql = format!(
-        "LISTEN {}; LISTEN {}",
-        quote_ident(channel),
-        quote_ident(query_channel)
-    );
-    {
+    // The wake-up channel last: the connection's last statement (what `pg_stat_activity` shows)
+    // stays `LISTEN "<wake-up channel>"`.
+    for ch in [query_channel, channel] {
+        let sql = format!("LISTEN {}", quote_ident(ch));
         let listen = client.batch_execute(&sql);
         tokio::pin!(listen);
         loop {
