@@ -226,6 +226,35 @@ async fn signal_signal_with_start(db: &TestDb) {
     stop(w).await;
 }
 
+/// signal/prevent_close: "A signal that arrives while the workflow's last task decides to end it
+/// keeps the workflow running until the signal is delivered and processed." Here the workflow
+/// ends on `Finish`; a `Value` sent in the same burst (most arrive while the task that read
+/// `Finish` runs) is still delivered: the close computed without it is dropped and the task runs
+/// again, and the workflow's drain (`try_recv`) takes it.
+async fn signal_prevent_close(db: &TestDb) {
+    let w = worker(&db.store).start();
+    let client = Client::new(&db.store);
+    for round in 0..5 {
+        let id = wid(db, &format!("f-signal-prevent-close-{round}"));
+        let h = client.start(receiver, &id, ()).await.unwrap();
+        first_task(&client, &id).await;
+        // Both at once: the value often lands while the task that saw `Finish` runs.
+        let (finish, late) = tokio::join!(
+            client.signal(receiver, &id, Finish),
+            client.signal(receiver, &id, Value("late".into()))
+        );
+        finish.unwrap();
+        let out = within(LIMIT, "result", h.result()).await.unwrap();
+        match late {
+            Ok(()) => assert_eq!(out, vec!["late"], "a recorded signal is delivered"),
+            // Recorded after the workflow ended: refused, and not expected in the result.
+            Err(Error::WorkflowClosed { .. }) => assert!(out.is_empty()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    stop(w).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // query/*
 
@@ -459,6 +488,7 @@ store_tests!(memory:
     signal_basic,
     signal_activities,
     signal_signal_with_start,
+    signal_prevent_close,
     query_successful_query,
     query_unexpected_arguments,
     query_unexpected_query_type_name,
@@ -470,9 +500,6 @@ store_tests!(memory:
 );
 
 // Not ported, and why:
-// - signal/prevent_close: Temporal refuses to close a workflow while a signal that arrived during
-//   its last task is undelivered. duraflow closes it; such a signal stays in the history,
-//   undelivered (tests/messages.rs: unread_signals_stay_in_the_history). A candidate change.
 // - signal/external, signal/child_workflow, signal/workflow_to_workflow, update/self: a workflow
 //   signalling or updating another workflow needs child workflows and workflow-side clients
 //   (issue 12).

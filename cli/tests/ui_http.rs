@@ -319,7 +319,7 @@ async fn signal_over_http() {
         .unwrap();
     let post = |addr: SocketAddr, path: &str, body: &str| {
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nx-duraflow-ui: 1\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         async move { raw(addr, &request).await }

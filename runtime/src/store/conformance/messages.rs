@@ -98,10 +98,20 @@ pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
 pub(super) async fn check_signal_during_closing_task(s: &dyn StoreBackend) {
     let c = start(s, "wf").await;
     commit_ok(s, commit(&c, 1, vec![])).await;
-    assert!(s.signal_workflow("wf", sig("r-1", 1), None).await.unwrap().recorded);
+    assert!(
+        s.signal_workflow("wf", sig("r-1", 1), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     let c = claim_wft(s, "wf").await;
     // While the task that saw #3 decides to end the workflow, another signal is recorded.
-    assert!(s.signal_workflow("wf", sig("r-2", 2), None).await.unwrap().recorded);
+    assert!(
+        s.signal_workflow("wf", sig("r-2", 2), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     let len = last_seq(s, "wf").await;
     let out = commit_ok(
         s,
@@ -139,6 +149,8 @@ pub(super) async fn check_signal_during_closing_task(s: &dyn StoreBackend) {
         Some(&EventKind::WorkflowCompleted { result: json!(2) }),
         "the close of the task that saw the signal is recorded"
     );
+}
+
 pub(super) async fn check_signal_direct_claim(s: &dyn StoreBackend) {
     use crate::store::DirectClaim;
     let holder = |run: &str| DirectClaim {
