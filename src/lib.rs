@@ -225,11 +225,18 @@
 //!   `ctx.signal_channel::<T>()` (`recv().await` in `select!` beside timers and activities, or
 //!   `try_recv()`), each once, the same on replay. Retries with the same request id
 //!   (`signal_with_request_id`) record it once. `signal_with_start` starts the workflow if it does
-//!   not exist, in the same transaction.
+//!   not exist, in the same transaction. When a worker of the client's process (on the same
+//!   [`Store`] handle) holds the workflow idle in its cache, the signal's own transaction hands it
+//!   the workflow task, and the workflow runs at once: one commit from `signal()` to the code.
 //! - A **query** (`#[query(output = T)]`) reads the workflow's state and writes nothing. The
-//!   workflow registers its handler with `ctx.on_query`; the client answers it by replaying the
-//!   history with the workflow's code, read-only, so it works for a workflow a worker runs, one
-//!   no worker holds (in any process, on any store), and one that ended.
+//!   workflow registers its handler with `ctx.on_query`. When a worker of the client's process
+//!   holds the workflow idle in its cache (and no task was committed since, elsewhere), that
+//!   instance answers, without a replay. On Postgres, a running workflow that no worker of this
+//!   process holds is asked of the workers of the other processes (over `NOTIFY`); the one that
+//!   holds it answers. Otherwise (no answer within 250 ms, a workflow that ended, the SQLite
+//!   store) the client answers it by replaying the history with the workflow's code, read-only,
+//!   so it works for a workflow no worker holds (in any process, on any store), and one that
+//!   ended.
 //! - An **update** (`#[update(output = T)]`) is validated, applied and answered: the validator
 //!   registered with `ctx.on_update` judges it against the current state (a rejection records
 //!   nothing and is returned as [`Error::UpdateRejected`]); an accepted update is recorded, the

@@ -296,3 +296,114 @@ async fn metrics_in_prometheus_format() {
         assert!(r.body.contains(line), "`{line}` in:\n{}", r.body);
     }
 }
+
+/// `POST /api/signal?id=..&name=..` with the signal as a JSON body: refused while read-only; with
+/// writes allowed it records the signal once, and answers bad requests (no name, a body that is
+/// not JSON, an unknown workflow, an ended one, a signal the workflow's type does not declare)
+/// with a clear 4xx, writing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_over_http() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::sqlite(dir.path().join("app.db")).expect("store");
+    seed(&store).await;
+    // The registry knows `echo_workflow` (no signals); `not_served` is a type it does not know.
+    let client = Client::new(&store)
+        .with_registry(duraflow::Registry::new().register(support::seed::echo_workflow));
+    Client::new(&store)
+        .start_by_name("not_served", "waiting-s", json!(1))
+        .await
+        .unwrap();
+    client
+        .start_by_name("echo_workflow", "echo-waiting", json!("hi"))
+        .await
+        .unwrap();
+    let post = |addr: SocketAddr, path: &str, body: &str| {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nx-duraflow-ui: 1\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        async move { raw(addr, &request).await }
+    };
+    let signals = |h: Vec<duraflow::HistoryEvent>| -> Vec<(String, Value)> {
+        h.into_iter()
+            .filter_map(|e| match e.kind {
+                duraflow::EventKind::SignalReceived {
+                    signal_name, input, ..
+                } => Some((signal_name, input)),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let (ro, _stop_ro) = start(client.clone(), UiOptions::default()).await;
+    let r = post(
+        ro,
+        "/api/signal?id=waiting-s&name=Approve",
+        r#"{"by":"ann"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 403, "read-only by default: {}", r.body);
+    assert!(r.error().contains("--allow-writes"));
+    assert!(signals(client.history("waiting-s").await.unwrap()).is_empty());
+
+    let (rw, _stop_rw) = start(client.clone(), UiOptions::default().allow_writes(true)).await;
+    let r = post(
+        rw,
+        "/api/signal?id=waiting-s&name=Approve",
+        r#"{"by":"ann"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({ "recorded": true }));
+    assert_eq!(
+        signals(client.history("waiting-s").await.unwrap()),
+        vec![("Approve".to_string(), json!({ "by": "ann" }))]
+    );
+    // An empty body is a signal without input (JSON null).
+    let r = post(rw, "/api/signal?id=waiting-s&name=Ping", "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (path, body, status, says) in [
+        ("/api/signal?id=waiting-s", "{}", 400, "which signal"),
+        ("/api/signal?name=Approve", "{}", 400, "which workflow"),
+        (
+            "/api/signal?id=waiting-s&name=Approve",
+            "{not json",
+            400,
+            "not JSON",
+        ),
+        (
+            "/api/signal?id=nope&name=Approve",
+            "{}",
+            404,
+            "no workflow with id `nope`",
+        ),
+        (
+            "/api/signal?id=cancellation-seed&name=Approve",
+            "{}",
+            409,
+            "cancellation-seed",
+        ),
+        (
+            "/api/signal?id=echo-waiting&name=Approve",
+            "{}",
+            400,
+            "Approve",
+        ),
+    ] {
+        let r = post(rw, path, body).await;
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(r.error().contains(says), "{path}: {}", r.body);
+    }
+    assert_eq!(
+        signals(client.history("waiting-s").await.unwrap()).len(),
+        2,
+        "the refused requests wrote nothing"
+    );
+    assert!(signals(client.history("echo-waiting").await.unwrap()).is_empty());
+    assert_eq!(
+        req(rw, "GET", "/api/signal?id=waiting-s&name=Approve")
+            .await
+            .status,
+        405
+    );
+}

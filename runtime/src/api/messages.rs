@@ -125,13 +125,22 @@ impl Client {
             input,
             request_id: request_id.to_string(),
         };
-        let recorded = self
-            .store()
+        let store = self.store();
+        // A worker of this process holding the workflow idle takes the task the signal's own
+        // transaction claims for it: one commit, and the workflow runs at once.
+        let holder = store.hub.holder_of(workflow_id);
+        let direct = holder.as_ref().map(|(_, claim, _)| claim.clone());
+        let out = store
             .backend
-            .signal_workflow(workflow_id, signal)
+            .signal_workflow(workflow_id, signal, direct)
             .await?;
-        self.store().hub.wake_workers();
-        Ok(recorded)
+        match (out.claimed, holder) {
+            (Some(token), Some((holder, _, task))) => {
+                holder.run_claimed(crate::engine::ClaimedWorkflowTask { token, ..task })
+            }
+            _ => store.hub.wake_workers(),
+        }
+        Ok(out.recorded)
     }
 
     /// Starts the workflow unless a workflow with this id exists, and sends it the signal, in
@@ -219,9 +228,56 @@ impl Client {
             query: name.to_string(),
             reason,
         };
-        let snap = self.snapshot_after_first_task(workflow_id).await?;
+        if let Some(answer) = self.query_cached(workflow_id, name, &input).await? {
+            return answer.map_err(failed);
+        }
+        let mut snap = self.snapshot_after_first_task(workflow_id).await?;
+        // Across processes (Postgres): a worker of another process that holds the running
+        // workflow answers; with no answer within `ASK_WAIT`, the client replays (a fresh read).
+        if snap.closed().is_none() {
+            let asked = self
+                .store()
+                .backend
+                .ask_query(workflow_id, name, &input, crate::store::ask::ASK_WAIT)
+                .await?;
+            match asked {
+                Some(crate::store::ask::QueryReply::Answer(answer)) => {
+                    return answer.map_err(failed)
+                }
+                Some(crate::store::ask::QueryReply::Declined) => {}
+                None if self.store().backend.query_asks().is_some() => {
+                    snap = self.snapshot_after_first_task(workflow_id).await?;
+                }
+                None => {}
+            }
+        }
         let replica = snap.replica(def, workflow_id).map_err(failed)?;
         replica.query(name, input).map_err(failed)
+    }
+
+    /// The fast path of a query: a worker of this process holds the workflow's instance idle in
+    /// its cache, and the history has no task after the one that instance committed (no other
+    /// process moved the workflow on): its answer, without a replay. `None`: replay instead.
+    async fn query_cached(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input: &Value,
+    ) -> Result<Option<std::result::Result<Value, String>>> {
+        for holder in self.store().hub.holders() {
+            let Some((marker, answer)) = holder.query_cached(workflow_id, name, input) else {
+                continue;
+            };
+            let after = self
+                .store()
+                .backend
+                .read_history(workflow_id, marker + 1)
+                .await?;
+            if !crate::store::hub::moved_on(&after) {
+                return Ok(Some(answer));
+            }
+        }
+        Ok(None)
     }
 
     /// Sends an update and waits for its answer. The workflow's validator

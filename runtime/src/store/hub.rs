@@ -1,8 +1,32 @@
 //! Process-local wake-ups and cancel flags, shared by the workers and clients of one store handle.
 
 use crate::activity::context::CancelFlag;
+use crate::engine::signal::DirectClaim;
+use crate::engine::ClaimedWorkflowTask;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
+
+/// A worker of this process, as the clients of its store handle see it: it may hold workflows'
+/// instances in its cache, and then takes a signal's workflow task without a claim round trip and
+/// answers queries without a replay.
+pub(crate) trait CacheHolder: Send + Sync {
+    /// Whether the holder is gone (its worker stopped): it is forgotten.
+    fn gone(&self) -> bool;
+    /// If this worker holds `workflow_id`'s instance idle in its cache and takes work: the claim a
+    /// signal's transaction may make for it, and the task it then runs (its token to be filled).
+    fn direct_claim(&self, workflow_id: &str) -> Option<(DirectClaim, ClaimedWorkflowTask)>;
+    /// Runs a workflow task a signal's transaction claimed for this worker.
+    fn run_claimed(&self, task: ClaimedWorkflowTask);
+    /// Answers a query from the cached instance of `workflow_id`, if this worker holds it idle:
+    /// the marker seq of the instance's last task, and the answer.
+    fn query_cached(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input: &Value,
+    ) -> Option<(u64, std::result::Result<Value, String>)>;
+}
 
 /// Process-local state shared by every worker and client of one [`Store`] handle: wake-ups and the
 /// cancel flags of attempts running here, so a cancel reaches them at once.
@@ -21,6 +45,8 @@ pub(crate) struct LocalHub {
     /// On a virtual clock only: the workers of this store, asked whether they run anything before
     /// the clock skips (a skip waits for every one of them, not only the one that skips).
     workers: Mutex<HashMap<String, Weak<dyn IdleProbe>>>,
+    /// The workers of this process (see [`CacheHolder`]).
+    holders: Mutex<Vec<Arc<dyn CacheHolder>>>,
 }
 
 /// A worker, as a virtual clock's skip asks it whether it runs anything.
@@ -41,7 +67,46 @@ pub(crate) struct TimeHold {
     pub cap_ms: Option<i64>,
 }
 
+/// Whether events read after a cached instance's last marker show that the workflow moved on
+/// elsewhere (a command or a task committed by another worker): the instance is then stale and
+/// must not answer a query.
+pub(crate) fn moved_on(after_marker: &[crate::history::HistoryEvent]) -> bool {
+    after_marker.iter().any(|e| {
+        e.kind.is_command()
+            || matches!(
+                e.kind,
+                crate::history::EventKind::WorkflowTaskCompleted { .. }
+            )
+    })
+}
+
 impl LocalHub {
+    /// A worker of this process starts: it may hold instances from now on.
+    pub(crate) fn add_holder(&self, holder: Arc<dyn CacheHolder>) {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        holders.retain(|h| !h.gone());
+        holders.push(holder);
+    }
+
+    /// The workers of this process (those still running).
+    pub(crate) fn holders(&self) -> Vec<Arc<dyn CacheHolder>> {
+        let mut holders = self.holders.lock().unwrap_or_else(|e| e.into_inner());
+        holders.retain(|h| !h.gone());
+        holders.clone()
+    }
+
+    /// The worker of this process that holds `workflow_id`'s instance idle, with the claim a
+    /// signal may make for it.
+    pub(crate) fn holder_of(
+        &self,
+        workflow_id: &str,
+    ) -> Option<(Arc<dyn CacheHolder>, DirectClaim, ClaimedWorkflowTask)> {
+        self.holders().into_iter().find_map(|h| {
+            let (claim, task) = h.direct_claim(workflow_id)?;
+            Some((h, claim, task))
+        })
+    }
+
     pub(crate) fn wake_workers(&self) {
         self.wake.notify_waiters();
     }

@@ -4,7 +4,7 @@
 
 pub(crate) use crate::engine::liveness::WorkerLease;
 pub(crate) use crate::engine::schedule::{ScheduleChange, SchedulePlan};
-pub(crate) use crate::engine::signal::NewSignal;
+pub(crate) use crate::engine::signal::{DirectClaim, NewSignal};
 pub(crate) use crate::engine::start::{NewWorkflow, StartOutcome, StartPolicy};
 pub(crate) use crate::engine::update::NewUpdate;
 pub(crate) use crate::engine::{
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
+pub(crate) mod ask;
 #[cfg(test)]
 mod conformance;
 pub(crate) mod hub;
@@ -421,10 +422,17 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// Records a client's cancel request; false if the workflow already ended.
     async fn request_cancel_workflow(&self, workflow_id: &str) -> Result<bool>;
 
-    /// Records a client's signal once per request id (`engine::signal::send`): `true` when this
-    /// call recorded it, `false` when an earlier call with the same request id had.
-    /// [`crate::Error::WorkflowNotFound`] or [`crate::Error::WorkflowClosed`] otherwise.
-    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool>;
+    /// Records a client's signal once per request id (`engine::signal::send`): `recorded` when
+    /// this call recorded it, not when an earlier call with the same request id had.
+    /// [`crate::Error::WorkflowNotFound`] or [`crate::Error::WorkflowClosed`] otherwise. With
+    /// `direct` (a worker of this process holds the workflow's instance) the same transaction may
+    /// claim the workflow task for that worker: `claimed` is then its token.
+    async fn signal_workflow(
+        &self,
+        workflow_id: &str,
+        signal: NewSignal,
+        direct: Option<DirectClaim>,
+    ) -> Result<SignalOutcome>;
 
     /// Starts the workflow unless it exists, then records the signal as
     /// [`StoreBackend::signal_workflow`] does, in one transaction: `true` when this call started
@@ -535,6 +543,40 @@ pub(crate) trait StoreBackend: Send + Sync + 'static {
     /// Gives a store with cross-process notifications the hub of the `Store` it serves, so a
     /// cancel another process commits reaches the attempts running here at once.
     fn attach_hub(&self, _hub: std::sync::Weak<LocalHub>) {}
+
+    /// The queries other processes ask of this process's workers (Postgres `LISTEN/NOTIFY`);
+    /// `None` for single-process stores.
+    fn query_asks(&self) -> Option<tokio::sync::broadcast::Receiver<ask::QueryAsk>> {
+        None
+    }
+
+    /// Asks the workers of other processes a query and waits up to `wait` for the first reply;
+    /// `None` when none came (or the store has no other processes).
+    async fn ask_query(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input: &Value,
+        wait: std::time::Duration,
+    ) -> Result<Option<ask::QueryReply>> {
+        let _ = (workflow_id, name, input, wait);
+        Ok(None)
+    }
+
+    /// Sends a worker's reply to the process that asked.
+    async fn reply_query(&self, to: &ask::QueryAsk, reply: ask::QueryReply) -> Result<()> {
+        let _ = (to, reply);
+        Ok(())
+    }
+}
+
+/// What [`StoreBackend::signal_workflow`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SignalOutcome {
+    /// This call recorded the signal (false: an earlier call with its request id had).
+    pub recorded: bool,
+    /// The token of the workflow task claimed for the [`DirectClaim`]'s worker, if it was.
+    pub claimed: Option<i64>,
 }
 
 /// A handle to a durable store: SQLite file (default), memory (tests) or Postgres (feature

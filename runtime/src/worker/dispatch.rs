@@ -13,6 +13,10 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         let liveness = tokio::spawn(
             super::liveness::run(shared.clone(), stop.clone()).instrument(tracing::Span::current()),
         );
+        let asks = tokio::spawn(
+            super::holder::answer_asks(shared.clone(), stop.clone())
+                .instrument(tracing::Span::current()),
+        );
         let mut external = shared.store.backend.external_wakeups();
         // After a store error the next poll waits: a failing poll would otherwise be retried at
         // once by every queued wake-up (about 60 tries in 5 ms per worker while a server is down).
@@ -64,6 +68,7 @@ pub(super) async fn dispatch(shared: Arc<Shared>, mut stop: watch::Receiver<bool
         if shared.store.clock.is_virtual() {
             shared.store.hub.forget_worker(&shared.id);
         }
+        let _ = asks.await;
     }
     .instrument(span)
     .await

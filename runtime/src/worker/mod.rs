@@ -18,6 +18,7 @@
 mod attempt;
 mod cache;
 mod dispatch;
+mod holder;
 mod liveness;
 mod local;
 mod report;
@@ -344,6 +345,10 @@ impl Worker {
                 .hub
                 .watch_worker(&shared.id, Arc::downgrade(&probe));
         }
+        shared
+            .store
+            .hub
+            .add_holder(Arc::new(holder::Holder(Arc::downgrade(&shared))));
         let (stop_tx, stop_rx) = watch::channel(false);
         let join = tokio::spawn(dispatch(shared.clone(), stop_rx));
         WorkerHandle {

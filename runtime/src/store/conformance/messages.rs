@@ -23,7 +23,7 @@ fn received(request_id: &str, n: u32) -> EventKind {
 
 pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
     // Unknown workflow: an error, nothing written.
-    match s.signal_workflow("nobody", sig("r-0", 0)).await {
+    match s.signal_workflow("nobody", sig("r-0", 0), None).await {
         Err(Error::WorkflowNotFound(id)) => assert_eq!(id, "nobody"),
         other => panic!("an unknown workflow must be WorkflowNotFound, got {other:?}"),
     }
@@ -32,9 +32,24 @@ pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
     assert_no_wft(s, "the first task completed").await;
 
     // A signal is appended and makes a workflow task due; a retry writes nothing.
-    assert!(s.signal_workflow("wf", sig("r-1", 1)).await.unwrap());
-    assert!(!s.signal_workflow("wf", sig("r-1", 1)).await.unwrap());
-    assert!(s.signal_workflow("wf", sig("r-2", 2)).await.unwrap());
+    assert!(
+        s.signal_workflow("wf", sig("r-1", 1), None)
+            .await
+            .unwrap()
+            .recorded
+    );
+    assert!(
+        !s.signal_workflow("wf", sig("r-1", 1), None)
+            .await
+            .unwrap()
+            .recorded
+    );
+    assert!(
+        s.signal_workflow("wf", sig("r-2", 2), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     assert_eq!(
         kinds_from(s, "wf", 3).await,
         vec![received("r-1", 1), received("r-2", 2)],
@@ -42,7 +57,12 @@ pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
     );
     let c = claim_wft(s, "wf").await;
     // A signal during a running task: its commit puts the task back (the code must see it).
-    assert!(s.signal_workflow("wf", sig("r-3", 3)).await.unwrap());
+    assert!(
+        s.signal_workflow("wf", sig("r-3", 3), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     let out = commit_ok(s, commit(&c, 4, vec![])).await;
     assert!(out.rerun, "the task saw the history up to #4 only");
     let c = claim_wft(s, "wf").await;
@@ -58,14 +78,19 @@ pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
 
     // Ended: a new signal is refused and writes nothing; a retry of a recorded one is not.
     let len = last_seq(s, "wf").await;
-    match s.signal_workflow("wf", sig("r-4", 4)).await {
+    match s.signal_workflow("wf", sig("r-4", 4), None).await {
         Err(Error::WorkflowClosed {
             workflow_id,
             status,
         }) => assert_eq!((workflow_id.as_str(), status.as_str()), ("wf", "completed")),
         other => panic!("an ended workflow must be WorkflowClosed, got {other:?}"),
     }
-    assert!(!s.signal_workflow("wf", sig("r-2", 2)).await.unwrap());
+    assert!(
+        !s.signal_workflow("wf", sig("r-2", 2), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     assert_eq!(last_seq(s, "wf").await, len);
     assert_no_wft(s, "an ended workflow has no task").await;
 }
@@ -73,10 +98,20 @@ pub(super) async fn check_signal_workflow(s: &dyn StoreBackend) {
 pub(super) async fn check_signal_during_closing_task(s: &dyn StoreBackend) {
     let c = start(s, "wf").await;
     commit_ok(s, commit(&c, 1, vec![])).await;
-    assert!(s.signal_workflow("wf", sig("r-1", 1)).await.unwrap());
+    assert!(
+        s.signal_workflow("wf", sig("r-1", 1), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     let c = claim_wft(s, "wf").await;
     // While the task that saw #3 decides to end the workflow, another signal is recorded.
-    assert!(s.signal_workflow("wf", sig("r-2", 2)).await.unwrap());
+    assert!(
+        s.signal_workflow("wf", sig("r-2", 2), None)
+            .await
+            .unwrap()
+            .recorded
+    );
     let len = last_seq(s, "wf").await;
     let out = commit_ok(
         s,
@@ -114,6 +149,68 @@ pub(super) async fn check_signal_during_closing_task(s: &dyn StoreBackend) {
         Some(&EventKind::WorkflowCompleted { result: json!(2) }),
         "the close of the task that saw the signal is recorded"
     );
+}
+
+pub(super) async fn check_signal_direct_claim(s: &dyn StoreBackend) {
+    use crate::store::DirectClaim;
+    let holder = |run: &str| DirectClaim {
+        owner: "holder".into(),
+        run_id: run.into(),
+        lease_ms: LONG_LEASE,
+    };
+    let c = start(s, "wf").await;
+    commit_ok(s, commit(&c, 1, vec![])).await;
+    // Another run's instance: recorded, not claimed; the task is due for any worker.
+    let out = s
+        .signal_workflow("wf", sig("r-1", 1), Some(holder("an-older-run")))
+        .await
+        .unwrap();
+    assert_eq!((out.recorded, out.claimed), (true, None));
+    let c = claim_wft(s, "wf").await;
+    // A task running: recorded, not claimed; the running task's commit reruns it.
+    let out = s
+        .signal_workflow("wf", sig("r-2", 2), Some(holder("run-of-wf")))
+        .await
+        .unwrap();
+    assert_eq!((out.recorded, out.claimed), (true, None));
+    assert!(commit_ok(s, commit(&c, 3, vec![])).await.rerun);
+    let c = claim_wft(s, "wf").await;
+    commit_ok(s, commit(&c, 5, vec![])).await;
+    assert_no_wft(s, "the task completed").await;
+
+    // Idle: the signal's transaction claims the task for the holder, with a new token.
+    let out = s
+        .signal_workflow("wf", sig("r-3", 3), Some(holder("run-of-wf")))
+        .await
+        .unwrap();
+    assert!(out.recorded);
+    let token = out
+        .claimed
+        .expect("an idle workflow's task is claimed for its holder");
+    assert!(token > c.token, "a new token fences the older lease");
+    assert_no_wft(s, "the task is leased to the holder").await;
+    assert_eq!(kinds_from(s, "wf", 7).await, vec![received("r-3", 3)]);
+    // The older token cannot commit; the holder's can.
+    let stale = s.commit_workflow_task(commit(&c, 7, vec![])).await.unwrap();
+    assert!(stale.is_none(), "the older token is fenced off");
+    let mine = ClaimedWorkflowTask { token, ..c.clone() };
+    let out = commit_ok(
+        s,
+        commit(
+            &mine,
+            7,
+            vec![EventKind::WorkflowCompleted { result: json!(3) }],
+        ),
+    )
+    .await;
+    assert!(!out.rerun);
+    // A retry of a recorded signal claims nothing, even on an ended workflow.
+    let out = s
+        .signal_workflow("wf", sig("r-3", 3), Some(holder("run-of-wf")))
+        .await
+        .unwrap();
+    assert_eq!((out.recorded, out.claimed), (false, None));
+    assert_no_wft(s, "an ended workflow has no task").await;
 }
 
 pub(super) async fn check_signal_with_start(s: &dyn StoreBackend) {
@@ -193,6 +290,6 @@ pub(super) async fn check_accept_update(s: &dyn StoreBackend) {
 
 /// Wakes `wf` with a signal and claims its task.
 async fn claim_wft_after_signal(s: &dyn StoreBackend) -> ClaimedWorkflowTask {
-    s.signal_workflow("wf", sig("wake", 0)).await.unwrap();
+    s.signal_workflow("wf", sig("wake", 0), None).await.unwrap();
     claim_wft(s, "wf").await
 }

@@ -257,6 +257,7 @@ conformance! {
     check_lost_last_attempt => memory_lost_last_attempt, sqlite_file_lost_last_attempt, postgres_lost_last_attempt;
     check_signal_workflow => memory_signal_workflow, sqlite_file_signal_workflow, postgres_signal_workflow;
     check_signal_during_closing_task => memory_signal_during_closing_task, sqlite_file_signal_during_closing_task, postgres_signal_during_closing_task;
+    check_signal_direct_claim => memory_signal_direct_claim, sqlite_file_signal_direct_claim, postgres_signal_direct_claim;
     check_signal_with_start => memory_signal_with_start, sqlite_file_signal_with_start, postgres_signal_with_start;
     check_accept_update => memory_accept_update, sqlite_file_accept_update, postgres_accept_update;
     check_terminate_workflow => memory_terminate_workflow, sqlite_file_terminate_workflow, postgres_terminate_workflow;

@@ -38,7 +38,7 @@ pub(super) async fn check_continue_as_new(s: &dyn StoreBackend) {
         input: json!("late"),
         request_id: "late".into(),
     };
-    assert!(s.signal_workflow("wf", late).await.unwrap()); // 6
+    assert!(s.signal_workflow("wf", late, None).await.unwrap().recorded); // 6
     let c = claim_wft_after(s, "wf", "run-of-wf").await;
     let unread = CarriedSignal {
         signal_name: "Add".into(),

@@ -12,7 +12,9 @@ use crate::engine::EagerClaim;
 use crate::error::{ActivityError, TimeoutKind, WorkflowError};
 use crate::history::{format, CancellationType, EventKind};
 use crate::retry::RetryPolicy;
-use crate::store::{now_ms, ClaimedActivity, NewWorkflow, StoreBackend, WorkflowTaskCommit};
+use crate::store::{
+    now_ms, ClaimedActivity, DirectClaim, NewSignal, NewWorkflow, StoreBackend, WorkflowTaskCommit,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +153,16 @@ impl Driver {
                     self.same("request_cancel_workflow", got, want);
                 }
             }
+            Op::Signal {
+                workflow,
+                request,
+                direct,
+            } => {
+                let id = IDS[*workflow as usize % IDS.len()];
+                if self.model.workflows.contains_key(id) {
+                    self.signal(id, *request, *direct).await;
+                }
+            }
             Op::FireTimers => {
                 let got = self.store.fire_due_timers(100).await;
                 let got = self.ok("fire_due_timers", got);
@@ -191,6 +203,48 @@ impl Driver {
         };
         let want = self.model.start(id, timed_out);
         self.same("workflow created", created, want);
+    }
+
+    async fn signal(&mut self, id: &str, request: u8, direct: bool) {
+        let request_id = format!("r{request}");
+        let signal = NewSignal {
+            name: "model-signal".into(),
+            input: json!(request),
+            request_id: request_id.clone(),
+        };
+        let event = signature(&EventKind::SignalReceived {
+            signal_name: signal.name.clone(),
+            input: signal.input.clone(),
+            request_id: request_id.clone(),
+        });
+        let holder = direct.then(|| DirectClaim {
+            owner: WORKER.into(),
+            run_id: format!("run-{id}"),
+            lease_ms: 600_000,
+        });
+        let got = match self.store.signal_workflow(id, signal, holder).await {
+            Ok(out) => Ok((out.recorded, out.claimed)),
+            Err(crate::Error::WorkflowClosed { status, .. }) => Err(status),
+            Err(e) => self.fail(format!("signal_workflow failed: {e}")),
+        };
+        let want = self.model.signal(id, &request_id, event, direct);
+        self.same(
+            "signal recorded, claimed",
+            got.as_ref()
+                .map(|(r, c)| (*r, c.is_some()))
+                .map_err(|s| s.to_string()),
+            want.as_ref()
+                .map(|(r, c)| (*r, c.is_some()))
+                .map_err(|s| s.as_str().to_string()),
+        );
+        if let (Ok((_, Some(token))), Ok((_, Some((claim, seen))))) = (got, want) {
+            self.wfts.push(WftHandle {
+                id: id.to_string(),
+                token,
+                claim,
+                seen,
+            });
+        }
     }
 
     async fn claim_wfts(&mut self, lease_expires: bool) {

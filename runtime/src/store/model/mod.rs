@@ -1,6 +1,7 @@
 //! Model-based store tests: proptest generates random sequences of store operations (start,
 //! workflow task claims with leases that hold or expire, commits of random commands, activity
-//! claims, heartbeats, outcomes, retries, attempt timeouts, workflow cancels, timer firing, and
+//! claims, heartbeats, outcomes, retries, attempt timeouts, workflow cancels, signals (retried,
+//! and claiming the task for a worker that holds the workflow), timer firing, and
 //! crashes: the store dropped and opened again on the same file or schema), runs each against a
 //! store and against the model of the engine's rules in `rules.rs`, and checks after every step
 //! that both observe the same: every answer, and each workflow's status, cancel request, history
@@ -44,6 +45,14 @@ pub(crate) enum Op {
     Finish(u8, Outcome),
     /// A client cancels workflow `w<n>`.
     CancelWorkflow(u8),
+    /// A client signals workflow `w<n>` with request id `r<request>` (a repeated id is a retry:
+    /// recorded once). `direct`: a worker of the client's process holds the workflow's instance,
+    /// so an idle workflow's task is claimed for it in the signal's transaction.
+    Signal {
+        workflow: u8,
+        request: u8,
+        direct: bool,
+    },
     /// The timer loop fires what is due.
     FireTimers,
     /// The reaper takes the attempts past their deadline and records their timeouts.
@@ -86,6 +95,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(Op::Heartbeat),
         5 => (any::<u8>(), outcome()).prop_map(|(h, o)| Op::Finish(h, o)),
         1 => (0u8..3).prop_map(Op::CancelWorkflow),
+        2 => (0u8..3, 0u8..4, any::<bool>())
+            .prop_map(|(workflow, request, direct)| Op::Signal { workflow, request, direct }),
         1 => Just(Op::FireTimers),
         2 => Just(Op::Expire),
         1 => Just(Op::Crash),

@@ -76,6 +76,8 @@ pub(super) struct Workflow {
     pub(super) started_timers: Vec<u64>,
     /// Timers that have not fired nor been cancelled: seq -> whether it is due (in the past).
     pub(super) timers: BTreeMap<u64, bool>,
+    /// The request ids of the signals recorded.
+    pub(super) signals: Vec<String>,
 }
 
 /// A workflow task's command, as the model's workflows issue them.
@@ -139,6 +141,7 @@ impl Workflow {
             scheduled: Vec::new(),
             started_timers: Vec::new(),
             timers: BTreeMap::new(),
+            signals: Vec::new(),
         }
     }
 
@@ -461,6 +464,37 @@ impl Model {
             w.enqueue();
         }
         true
+    }
+
+    /// `signal_workflow` with request id `request` (its event's short form is `event`): `Err` when
+    /// the workflow ended (a retry of a recorded signal is not refused), else whether this call
+    /// recorded it and, with `direct`, the claim it made of an idle workflow's task (its number
+    /// and the history length it saw).
+    pub(super) fn signal(
+        &mut self,
+        id: &str,
+        request: &str,
+        event: String,
+        direct: bool,
+    ) -> Result<(bool, Option<(u64, usize)>), Status> {
+        let w = self.wf(id);
+        if w.signals.iter().any(|r| r == request) {
+            return Ok((false, None));
+        }
+        if !w.running() {
+            return Err(w.status);
+        }
+        w.signals.push(request.to_string());
+        w.history.push(event);
+        if direct && w.task.is_none() {
+            w.task = Some(Task::Running {
+                lease_expired: false,
+            });
+            w.claims += 1;
+            return Ok((true, Some((w.claims, w.history.len()))));
+        }
+        w.enqueue();
+        Ok((true, None))
     }
 
     /// `fire_due_timers`: how many fired.

@@ -16,8 +16,9 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, now_ms, to_json, ListFilter, NewSignal, NewUpdate, NewWorkflow, Poll,
-    PollerRecord, QueueDepth, StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, now_ms, to_json, DirectClaim, ListFilter, NewSignal, NewUpdate,
+    NewWorkflow, Poll, PollerRecord, QueueDepth, SignalOutcome, StatusCounts, StoreBackend,
+    WorkflowDescription, WorkflowSummary,
 };
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -610,8 +611,13 @@ impl StoreBackend for PostgresStore {
         })?
     }
 
-    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {
-        self.signal_impl(workflow_id, signal).await
+    async fn signal_workflow(
+        &self,
+        workflow_id: &str,
+        signal: NewSignal,
+        direct: Option<DirectClaim>,
+    ) -> Result<SignalOutcome> {
+        self.signal_impl(workflow_id, signal, direct).await
     }
 
     async fn signal_with_start(&self, wf: NewWorkflow, signal: NewSignal) -> Result<bool> {
@@ -754,5 +760,27 @@ impl StoreBackend for PostgresStore {
 
     fn attach_hub(&self, hub: std::sync::Weak<crate::store::LocalHub>) {
         let _ = self.hub.set(hub);
+    }
+
+    fn query_asks(&self) -> Option<broadcast::Receiver<crate::store::ask::QueryAsk>> {
+        Some(self.query_asks_impl())
+    }
+
+    async fn ask_query(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        input: &Value,
+        wait: std::time::Duration,
+    ) -> Result<Option<crate::store::ask::QueryReply>> {
+        self.ask_query_impl(workflow_id, name, input, wait).await
+    }
+
+    async fn reply_query(
+        &self,
+        to: &crate::store::ask::QueryAsk,
+        reply: crate::store::ask::QueryReply,
+    ) -> Result<()> {
+        self.reply_query_impl(to, reply).await
     }
 }

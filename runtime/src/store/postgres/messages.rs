@@ -4,12 +4,12 @@
 
 use super::apply::{push_facts, push_plan, Of};
 use super::{col, p, Batch, PostgresStore, Tx};
-use crate::engine::signal::{self as signal_engine, NewSignal};
+use crate::engine::signal::{self as signal_engine, DirectClaim, NewSignal};
 use crate::engine::start as start_engine;
 use crate::engine::update::{self as update_engine, NewUpdate};
 use crate::error::{corrupt_from, Error, Result};
 use crate::history::format;
-use crate::store::{closed, now_ms, to_json, NewWorkflow};
+use crate::store::{closed, now_ms, to_json, NewWorkflow, SignalOutcome};
 use tokio_postgres::Row;
 
 /// The signals of a workflow whose request id hashes to `$2` (compared exactly afterwards).
@@ -49,8 +49,9 @@ impl PostgresStore {
         tx: &mut Tx,
         workflow_id: &str,
         signal: &NewSignal,
+        direct: Option<&DirectClaim>,
         ctx: &str,
-    ) -> Result<bool> {
+    ) -> Result<SignalOutcome> {
         let mut batch = Batch::default();
         let query = push_facts(&mut batch, Of::Workflow(workflow_id), &[], None);
         let dup = batch.push(
@@ -66,20 +67,35 @@ impl PostgresStore {
             .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
         let rows = res.get(dup).map(Vec::as_slice).unwrap_or_default();
         let recorded = signal_recorded(rows, workflow_id, &signal.request_id)?;
-        let mut decision = signal_engine::send(&facts, signal, recorded, now_ms());
+        let mut decision = signal_engine::send(&facts, signal, recorded, now_ms(), direct);
         match decision.plan_mut() {
             Some(plan) => self.commit_plan(tx, plan, ctx).await?,
             None => {
                 tx.run(Batch::default(), true, ctx).await?;
             }
         }
-        decision.outcome().map_err(|s| closed(workflow_id, s))
+        let recorded = decision.outcome().map_err(|s| closed(workflow_id, s))?;
+        Ok(SignalOutcome {
+            recorded,
+            claimed: decision.claimed_token(),
+        })
     }
 
-    pub(super) async fn signal_impl(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {
+    pub(super) async fn signal_impl(
+        &self,
+        workflow_id: &str,
+        signal: NewSignal,
+        direct: Option<DirectClaim>,
+    ) -> Result<SignalOutcome> {
         let mut tx = Tx::new(self.client().await?);
-        self.record_signal(&mut tx, workflow_id, &signal, "recording a signal")
-            .await
+        self.record_signal(
+            &mut tx,
+            workflow_id,
+            &signal,
+            direct.as_ref(),
+            "recording a signal",
+        )
+        .await
     }
 
     /// `StoreBackend::start_workflow`: the row inserted when the id is free, else (the row
@@ -169,7 +185,7 @@ impl PostgresStore {
             }
             tx.run(batch, false, ctx).await?;
         }
-        self.record_signal(&mut tx, &wf.workflow_id, &signal, ctx)
+        self.record_signal(&mut tx, &wf.workflow_id, &signal, None, ctx)
             .await?;
         Ok(started)
     }

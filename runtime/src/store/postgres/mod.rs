@@ -44,6 +44,7 @@ use tokio_postgres::{AsyncMessage, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod apply;
+mod ask;
 mod backend;
 mod finish;
 mod liveness;
@@ -57,6 +58,9 @@ mod tls;
 
 /// Connections in the pool of one store handle.
 const POOL_SIZE: usize = 12;
+
+/// A notification inside a transaction of its own (a query ask or reply).
+const SQL_NOTIFY: &str = "SELECT pg_notify($1::TEXT, $2::TEXT)";
 
 /// A wake-up sent in a transaction of its own, after the transaction whose work it announces has
 /// committed (pipelined behind its `COMMIT`). Postgres serializes the commits of every transaction
@@ -374,6 +378,8 @@ pub(crate) struct PostgresStore {
     /// Cancel requests waiting to be recorded together.
     cancels: Arc<finish::Queue<finish::CancelItem>>,
     listener: tokio::task::JoinHandle<()>,
+    /// Queries across processes (see `ask.rs`).
+    asks: std::sync::Arc<ask::Asks>,
 }
 
 /// Where the listener finds the hub (set once the `Store` wrapping this backend exists).
@@ -474,8 +480,9 @@ impl PostgresStore {
         let (wake_tx, _) = broadcast::channel(64);
         let hub = HubSlot::default();
         let instance = random_instance_id();
+        let asks = ask::Asks::new(&channel);
         // The first LISTEN is in place before `connect` returns: no notification after it is missed.
-        let first = listen(&cfg, &connector, &channel).await?;
+        let first = listen(&cfg, &connector, &channel, &asks.channel).await?;
         let listener = tokio::spawn(listener_loop(
             cfg,
             connector,
@@ -484,6 +491,7 @@ impl PostgresStore {
             wake_tx.clone(),
             hub.clone(),
             first,
+            asks.clone(),
         ));
         Ok(PostgresStore {
             pool: store_pool,
@@ -494,6 +502,7 @@ impl PostgresStore {
             finishes: Default::default(),
             cancels: Default::default(),
             listener,
+            asks,
         })
     }
 
@@ -557,11 +566,13 @@ type Listening = (
     >,
 );
 
-/// Opens the dedicated connection and `LISTEN`s (driving the connection ourselves meanwhile).
+/// Opens the dedicated connection and `LISTEN`s on the wake-up and the query channels (driving the
+/// connection ourselves meanwhile).
 async fn listen(
     cfg: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     channel: &str,
+    query_channel: &str,
 ) -> Result<Listening> {
     let mut cfg = cfg.clone();
     cfg.keepalives_idle(Duration::from_secs(30));
@@ -569,8 +580,10 @@ async fn listen(
         .connect(tls.clone())
         .await
         .map_err(db("connecting the LISTEN connection"))?;
-    let sql = format!("LISTEN {}", quote_ident(channel));
-    {
+    // The wake-up channel last: the connection's last statement (what `pg_stat_activity` shows)
+    // stays `LISTEN "<wake-up channel>"`.
+    for ch in [query_channel, channel] {
+        let sql = format!("LISTEN {}", quote_ident(ch));
         let listen = client.batch_execute(&sql);
         tokio::pin!(listen);
         loop {
@@ -600,13 +613,14 @@ async fn listener_loop(
     tx: broadcast::Sender<()>,
     hub: HubSlot,
     first: Listening,
+    asks: std::sync::Arc<ask::Asks>,
 ) {
     let mut current = Some(first);
     let mut backoff = Duration::from_millis(100);
     loop {
         let (client, mut conn) = match current.take() {
             Some(c) => c,
-            None => match listen(&cfg, &tls, &channel).await {
+            None => match listen(&cfg, &tls, &channel, &asks.channel).await {
                 Ok(c) => {
                     backoff = Duration::from_millis(100);
                     // Notifications may have been missed while disconnected.
@@ -623,6 +637,9 @@ async fn listener_loop(
         };
         loop {
             match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) if n.channel() == asks.channel => {
+                    asks.on_notice(&instance, n.payload());
+                }
                 Some(Ok(AsyncMessage::Notification(n))) => {
                     if let Some((workflow_id, seq)) = apply::parse_cancel_payload(n.payload()) {
                         // A cancel committed for attempts that may run here (ours included: the

@@ -17,8 +17,9 @@ use crate::error::{ActivityError, Error, Result, TimeoutKind};
 use crate::history::format::names;
 use crate::history::HistoryEvent;
 use crate::store::{
-    kind_parse, kind_str, to_json, ListFilter, NewSignal, NewUpdate, NewWorkflow, Poll,
-    PollerRecord, QueueDepth, StatusCounts, StoreBackend, WorkflowDescription, WorkflowSummary,
+    kind_parse, kind_str, to_json, DirectClaim, ListFilter, NewSignal, NewUpdate, NewWorkflow,
+    Poll, PollerRecord, QueueDepth, SignalOutcome, StatusCounts, StoreBackend, WorkflowDescription,
+    WorkflowSummary,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -481,9 +482,14 @@ impl StoreBackend for SqliteStore {
         .await
     }
 
-    async fn signal_workflow(&self, workflow_id: &str, signal: NewSignal) -> Result<bool> {
+    async fn signal_workflow(
+        &self,
+        workflow_id: &str,
+        signal: NewSignal,
+        direct: Option<DirectClaim>,
+    ) -> Result<SignalOutcome> {
         let workflow_id = workflow_id.to_string();
-        self.call(move |conn| super::messages::signal(conn, &workflow_id, &signal))
+        self.call(move |conn| super::messages::signal(conn, &workflow_id, &signal, direct.as_ref()))
             .await
     }
 

@@ -4,12 +4,12 @@
 use super::apply::{apply, workflow_facts};
 use super::exec;
 use super::now_ms;
-use crate::engine::signal::{self as signal_engine, NewSignal};
+use crate::engine::signal::{self as signal_engine, DirectClaim, NewSignal};
 use crate::engine::start as start_engine;
 use crate::engine::update::{self as update_engine, NewUpdate};
 use crate::error::{corrupt_from, Error, Result};
 use crate::history::format;
-use crate::store::{closed, to_json, NewWorkflow};
+use crate::store::{closed, to_json, NewWorkflow, SignalOutcome};
 use rusqlite::{params, Connection};
 
 /// Whether the history of `workflow_id` has a signal with this request id.
@@ -94,15 +94,24 @@ pub(super) fn start(
 }
 
 /// `StoreBackend::signal_workflow`.
-pub(super) fn signal(conn: &Connection, workflow_id: &str, signal: &NewSignal) -> Result<bool> {
+pub(super) fn signal(
+    conn: &Connection,
+    workflow_id: &str,
+    signal: &NewSignal,
+    direct: Option<&DirectClaim>,
+) -> Result<SignalOutcome> {
     let facts = workflow_facts(conn, workflow_id, &[], None)?
         .ok_or_else(|| Error::WorkflowNotFound(workflow_id.to_string()))?;
     let recorded = signal_recorded(conn, workflow_id, &signal.request_id)?;
-    let mut decision = signal_engine::send(&facts, signal, recorded, now_ms());
+    let mut decision = signal_engine::send(&facts, signal, recorded, now_ms(), direct);
     if let Some(plan) = decision.plan_mut() {
         apply(conn, plan)?;
     }
-    decision.outcome().map_err(|s| closed(workflow_id, s))
+    let recorded = decision.outcome().map_err(|s| closed(workflow_id, s))?;
+    Ok(SignalOutcome {
+        recorded,
+        claimed: decision.claimed_token(),
+    })
 }
 
 /// `StoreBackend::signal_with_start`.
@@ -112,7 +121,7 @@ pub(super) fn signal_with_start(
     sig: &NewSignal,
 ) -> Result<bool> {
     let started = create(conn, wf, now_ms())?;
-    signal(conn, &wf.workflow_id, sig)?;
+    signal(conn, &wf.workflow_id, sig, None)?;
     Ok(started)
 }
 
