@@ -4,7 +4,7 @@ use crate::definition::ActivityOptions;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The state of a workflow run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,6 +102,9 @@ pub(crate) struct WorkflowFacts {
     /// For a continuation: the events after the instance's `delivered_through`, by seq and stored
     /// name.
     pub unseen: Vec<(u64, String)>,
+    /// Of the child ids a commit's commands start ([`super::child::child_ids`]), those a workflow
+    /// already has.
+    pub existing_ids: HashSet<String>,
 }
 
 impl WorkflowFacts {

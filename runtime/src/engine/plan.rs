@@ -144,6 +144,10 @@ pub(crate) enum Effect {
     BumpWorkflowTaskToken,
     /// The workflow task row.
     WorkflowTask(WorkflowTaskEffect),
+    /// Start a child workflow: its row, its link to this parent, and the plan of its start
+    /// (`engine::start`), written as if by `create_workflow`. The engine checked that its id was
+    /// free ([`super::WorkflowFacts::existing_ids`]).
+    StartChild(Box<super::child::NewChild>),
 }
 
 /// Everything one decision writes about one workflow, to be applied atomically.
@@ -165,6 +169,9 @@ pub(crate) struct Plan {
     /// Other workers (in other processes too) have something new to do, or a client waits for an
     /// end: a store with cross-process wake-ups sends one.
     pub wake: bool,
+    /// What follows on other workflows, in the same transaction (see `engine::child`; a plan
+    /// that closes its workflow has [`super::child::Followup::Closed`] on top of these).
+    pub then: Vec<super::child::Followup>,
 }
 
 impl super::facts::WorkflowFacts {
@@ -214,6 +221,7 @@ impl Plan {
             effects: Vec::new(),
             claimed: Vec::new(),
             wake: false,
+            then: Vec::new(),
         }
     }
 
@@ -243,6 +251,7 @@ impl Plan {
                     last.events.extend(plan.events);
                     last.effects.extend(plan.effects);
                     last.wake |= plan.wake;
+                    last.then.extend(plan.then);
                 }
                 _ => out.push(plan),
             }

@@ -6,7 +6,7 @@ use crate::history::EventKind;
 use serde_json::Value;
 
 /// A new workflow run to record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct NewWorkflow {
     pub workflow_id: String,
     pub run_id: String,

@@ -106,6 +106,10 @@ pub(crate) struct CommitState<'a> {
     pub activities: HashMap<u64, (TaskState, Option<Value>)>,
     /// The workflow must run again: something it has not seen happened.
     pub rerun: bool,
+    /// Events appended after the task's marker (a child's start, or its refusal).
+    pub after_marker: Vec<EventKind>,
+    /// The ids of the children this commit starts.
+    pub children_started: Vec<String>,
 }
 
 /// The activity seqs whose task state a commit of `commands` needs in its facts.
@@ -176,6 +180,8 @@ fn plan_commit(
         plan: Plan::new(&c.workflow_id, guard, now),
         activities: facts.activities.clone(),
         rerun: unseen,
+        after_marker: Vec::new(),
+        children_started: Vec::new(),
     };
     for e in lead {
         st.plan.append(e);
@@ -208,6 +214,11 @@ fn plan_commit(
                 marker::record(&mut st, cmd)
             }
             EventKind::UpdateCompleted { .. } => super::update::complete(&mut st),
+            EventKind::ChildWorkflowInitiated { .. } => super::child::start(&mut st, cmd),
+            EventKind::ChildWorkflowCancelRequested {
+                child_seq,
+                workflow_id,
+            } => super::child::request_cancel(&mut st, *child_seq, workflow_id),
             _ => {}
         }
     }
@@ -232,6 +243,9 @@ fn plan_commit(
         for s in started {
             st.plan.append(s);
         }
+    }
+    for e in std::mem::take(&mut st.after_marker) {
+        st.plan.append(e);
     }
     let closed = st.plan.closes().is_some();
     let mut outcome = CommitOutcome {
@@ -364,6 +378,7 @@ pub(crate) fn saw_everything(facts: &WorkflowFacts, cont: &Continuation) -> bool
         && facts.unseen.iter().all(|(seq, name)| {
             (*seq <= cont.own_marker_seq && format::is_command_or_marker_name(name))
                 || name == format::names::ACTIVITY_STARTED
+                || name == format::names::CHILD_WORKFLOW_STARTED
         })
 }
 

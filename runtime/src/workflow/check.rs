@@ -8,6 +8,8 @@
 //! | activity scheduled | kind, command number, activity type, local or not |
 //! | activity cancel requested, timer cancelled | kind, command number |
 //! | timer started | kind, command number, duration |
+//! | child workflow initiated | kind, command number, workflow type (not its id, input or options) |
+//! | child workflow cancel requested | kind, command number |
 //! | side effect | kind, command number (not the value: replay reads the recorded one) |
 //! | patch marker | kind, patch id (a recorded *deprecated* marker the code no longer produces is skipped) |
 //! | workflow completed / failed / cancelled | kind |
@@ -103,6 +105,22 @@ fn same_command(a: &EventKind, b: &EventKind) -> bool {
             },
         ) => a == b && fa == fb,
         (TimerCancelled { timer_seq: a }, TimerCancelled { timer_seq: b }) => a == b,
+        (
+            ChildWorkflowInitiated {
+                child_seq: s1,
+                workflow_type: t1,
+                ..
+            },
+            ChildWorkflowInitiated {
+                child_seq: s2,
+                workflow_type: t2,
+                ..
+            },
+        ) => s1 == s2 && t1 == t2,
+        (
+            ChildWorkflowCancelRequested { child_seq: a, .. },
+            ChildWorkflowCancelRequested { child_seq: b, .. },
+        ) => a == b,
         (UpdateCompleted { update_id: a, .. }, UpdateCompleted { update_id: b, .. }) => a == b,
         (PatchMarker { patch_id: a, .. }, PatchMarker { patch_id: b, .. }) => a == b,
         (

@@ -99,6 +99,7 @@ pub(crate) mod names {
     pub(crate) const WORKFLOW_CANCELLED: &str = "workflow_cancelled";
     pub(crate) const PATCH_MARKER: &str = "patch_marker";
     pub(crate) const SIDE_EFFECT_MARKER: &str = "side_effect_marker";
+    pub(crate) use super::children::CHILD_WORKFLOW_STARTED;
 
     /// Every name of version 1 (the `"event"` tags of `StoredEventV1`; a test checks they agree).
     pub(super) const ALL_V1: [&str; 17] = [
@@ -148,6 +149,16 @@ pub(crate) fn event_name(kind: &EventKind) -> &'static str {
         EventKind::SignalReceived { .. } => messages::SIGNAL_RECEIVED,
         EventKind::UpdateAccepted { .. } => messages::UPDATE_ACCEPTED,
         EventKind::UpdateCompleted { .. } => messages::UPDATE_COMPLETED,
+        EventKind::ChildWorkflowInitiated { .. } => children::CHILD_WORKFLOW_INITIATED,
+        EventKind::ChildWorkflowStarted { .. } => children::CHILD_WORKFLOW_STARTED,
+        EventKind::ChildWorkflowStartFailed { .. } => children::CHILD_WORKFLOW_START_FAILED,
+        EventKind::ChildWorkflowCompleted { .. } => children::CHILD_WORKFLOW_COMPLETED,
+        EventKind::ChildWorkflowFailed { .. } => children::CHILD_WORKFLOW_FAILED,
+        EventKind::ChildWorkflowCancelled { .. } => children::CHILD_WORKFLOW_CANCELLED,
+        EventKind::ChildWorkflowTerminated { .. } => children::CHILD_WORKFLOW_TERMINATED,
+        EventKind::ChildWorkflowCancelRequested { .. } => {
+            children::CHILD_WORKFLOW_CANCEL_REQUESTED
+        }
     }
 }
 
@@ -167,6 +178,8 @@ pub(crate) fn is_command_name(name: &str) -> bool {
             | PATCH_MARKER
             | SIDE_EFFECT_MARKER
             | messages::UPDATE_COMPLETED
+            | children::CHILD_WORKFLOW_INITIATED
+            | children::CHILD_WORKFLOW_CANCEL_REQUESTED
     )
 }
 
@@ -209,6 +222,7 @@ pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
         EventKind::SignalReceived { request_id, .. } => Some(messages::id_ref(request_id)),
         EventKind::UpdateAccepted { update_id, .. }
         | EventKind::UpdateCompleted { update_id, .. } => Some(messages::id_ref(update_id)),
+        other => children::child_seq(other).map(|s| s as i64),
     }
 }
 
@@ -237,7 +251,7 @@ pub(crate) fn encode_event(kind: &EventKind) -> String {
         Some(stored) => to_string(&stored),
         None => match StoredAddedEventV1::from_public(kind) {
             Some(added) => to_string(&added),
-            None => messages::encode(kind),
+            None => children::encode(kind).unwrap_or_else(|| messages::encode(kind)),
         },
     }
 }
@@ -245,6 +259,9 @@ pub(crate) fn encode_event(kind: &EventKind) -> String {
 /// Reads a `history.payload`.
 pub(crate) fn decode_event(payload: &str) -> Result<EventKind, FormatError> {
     if let Some(decoded) = messages::decode(payload) {
+        return decoded;
+    }
+    if let Some(decoded) = children::decode(payload) {
         return decoded;
     }
     match serde_json::from_str::<StoredEventV1<'static>>(payload) {
@@ -268,7 +285,8 @@ fn explain_event_error(payload: &str, source: serde_json::Error) -> FormatError 
         Some(name)
             if !names::ALL_V1.contains(&name.as_str())
                 && !added::NAMES.contains(&name.as_str())
-                && !messages::ALL.contains(&name.as_str()) =>
+                && !messages::ALL.contains(&name.as_str())
+                && !children::ALL.contains(&name.as_str()) =>
         {
             FormatError::UnknownEvent { name }
         }
@@ -326,6 +344,7 @@ pub(crate) fn decode_value(stored: &str) -> Result<Value, FormatError> {
 }
 
 mod added;
+pub(crate) mod children;
 pub(crate) mod messages;
 #[cfg(test)]
 mod tests;

@@ -303,6 +303,14 @@ impl<'a> StoredEventV1<'a> {
             EventKind::SignalReceived { .. }
             | EventKind::UpdateAccepted { .. }
             | EventKind::UpdateCompleted { .. } => return None,
+            EventKind::ChildWorkflowInitiated { .. }
+            | EventKind::ChildWorkflowStarted { .. }
+            | EventKind::ChildWorkflowStartFailed { .. }
+            | EventKind::ChildWorkflowCompleted { .. }
+            | EventKind::ChildWorkflowFailed { .. }
+            | EventKind::ChildWorkflowCancelled { .. }
+            | EventKind::ChildWorkflowTerminated { .. }
+            | EventKind::ChildWorkflowCancelRequested { .. } => return None,
         })
     }
 }

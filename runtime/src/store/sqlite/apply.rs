@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::history::format;
 use crate::store::{from_json, kind_str, to_json};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashMap;
+use crate::engine::child;
+use crate::history::ParentClosePolicy;
+use std::collections::{HashMap, HashSet};
 
 /// The workflow's row and the rows the decision concerns: the activity tasks of `targets`, and
 /// with `unseen_after` the history's events after that seq. `None` if there is no such workflow.
@@ -82,7 +84,134 @@ pub(super) fn workflow_facts(
         cancel_requested: cancel_requested != 0,
         activities,
         unseen,
+        existing_ids: Default::default(),
     }))
+}
+
+/// Of `ids`, those a workflow has (the children a commit starts: see `engine::child`).
+pub(super) fn existing_ids(conn: &Connection, ids: &[String]) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for id in ids {
+        let found: Option<i64> = qrow(
+            conn,
+            "SELECT 1 FROM workflows WHERE workflow_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+        if found.is_some() {
+            out.insert(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A closed workflow's links (`engine::child::Links`): its parent, and its children still
+/// running.
+fn links(conn: &Connection, workflow_id: &str) -> Result<child::Links> {
+    let parent: Option<(String, String, i64)> = qrow(
+        conn,
+        "SELECT c.parent_id, c.parent_run_id, c.child_seq FROM child_workflows c
+          WHERE c.child_run_id = (SELECT run_id FROM workflows WHERE workflow_id = ?1)
+            AND c.child_id = ?1",
+        params![workflow_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()?;
+    let mut open_children = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT c.child_id, c.child_run_id, c.parent_close_policy FROM child_workflows c
+           JOIN workflows w ON w.workflow_id = c.child_id AND w.run_id = c.child_run_id
+          WHERE c.parent_id = ?1
+            AND c.parent_run_id = (SELECT run_id FROM workflows WHERE workflow_id = ?1)
+            AND w.status = 'running'
+          ORDER BY c.child_seq",
+    )?;
+    let rows = st.query_map(params![workflow_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for r in rows {
+        let (id, run, policy) = r?;
+        let policy = ParentClosePolicy::parse(&policy).ok_or_else(|| {
+            crate::error::corrupt(format!("unknown parent close policy `{policy}`"))
+        })?;
+        open_children.push((id, run, policy));
+    }
+    Ok(child::Links {
+        parent: parent.map(|(p, r, s)| (p, r, s as u64)),
+        open_children,
+    })
+}
+
+/// What follows `plan` on other workflows (`engine::child`): for each, the facts it concerns
+/// are read, the engine decides, and its plan is applied (with its own followups), in the same
+/// transaction.
+fn follow(conn: &Connection, f: child::Followup, now: i64) -> Result<()> {
+    use child::Followup;
+    let plan = match f {
+        Followup::Closed {
+            workflow_id,
+            closed,
+        } => {
+            let links = links(conn, &workflow_id)?;
+            for g in child::on_close(&closed, &links, &workflow_id) {
+                follow(conn, g, now)?;
+            }
+            None
+        }
+        Followup::Deliver {
+            parent_id,
+            parent_run_id,
+            event,
+        } => {
+            let facts = workflow_facts(conn, &parent_id, &[], None)?;
+            child::deliver(facts.as_ref(), &parent_run_id, event, now)
+        }
+        Followup::RequestCancel {
+            workflow_id,
+            run_id,
+        } => {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?;
+            child::request_cancel_of(facts.as_ref(), &run_id, now)
+        }
+        Followup::Terminate {
+            workflow_id,
+            run_id,
+            reason,
+        } => {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?;
+            child::terminate_of(facts.as_ref(), &run_id, &reason, now)
+        }
+    };
+    if let Some(mut plan) = plan {
+        apply(conn, &mut plan)?;
+    }
+    Ok(())
+}
+
+/// Starts a child workflow (`Effect::StartChild`): its row, its link, its first event and task.
+fn start_child(conn: &Connection, c: &child::NewChild, now: i64) -> Result<()> {
+    exec(
+        conn,
+        "INSERT INTO child_workflows(child_run_id, child_id, parent_id, parent_run_id, child_seq,
+             parent_close_policy) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            c.workflow.run_id,
+            c.workflow.workflow_id,
+            c.parent_id,
+            c.parent_run_id,
+            c.child_seq as i64,
+            c.policy.as_str()
+        ],
+    )?;
+    if !super::messages::create(conn, &c.workflow, now)? {
+        return Err(Error::DuplicateWorkflowId(c.workflow.workflow_id.clone()));
+    }
+    Ok(())
 }
 
 /// The activity task `task_id` as ending an attempt needs it, or `None` if it is gone.
@@ -318,9 +447,15 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                 )?;
             }
             Effect::Close(c) => close(conn, wf, c, now)?,
+            Effect::StartChild(c) => start_child(conn, c, now)?,
             // Applied with the guarded row update above.
             Effect::SetCancelRequested | Effect::ClearHeld | Effect::BumpWorkflowTaskToken => {}
             Effect::WorkflowTask(t) => workflow_task(conn, wf, t)?,
+        }
+    }
+    if !plan.then.is_empty() || plan.closes().is_some() {
+        for f in child::followups(plan) {
+            follow(conn, f, now)?;
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! The SQLite store's transitions: each reads the facts, asks the engine, applies its plan, in one
 //! job of the writer thread (one savepoint of a group commit).
 
-use super::apply::{apply, attempt_facts, workflow_facts};
+use super::apply::{apply, attempt_facts, existing_ids, workflow_facts};
+use crate::engine::child as child_engine;
 use super::now_ms;
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{exec, qrow, SqliteStore};
@@ -151,9 +152,10 @@ impl StoreBackend for SqliteStore {
     async fn commit_workflow_task(&self, c: WorkflowTaskCommit) -> Result<Option<CommitOutcome>> {
         self.call(move |conn| {
             let targets = wft::cancel_targets(&c.commands);
-            let Some(facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
+            let Some(mut facts) = workflow_facts(conn, &c.workflow_id, &targets, None)? else {
                 return Ok(None);
             };
+            facts.existing_ids = existing_ids(conn, &child_engine::child_ids(&c.commands))?;
             let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
                 return Ok(None);
             };
@@ -336,12 +338,16 @@ impl StoreBackend for SqliteStore {
                 return Ok(wft::ContinueDecision::Fenced.outcome());
             };
             let targets = wft::cancel_targets(&cont.commit.commands);
-            let facts = workflow_facts(
+            let mut facts = workflow_facts(
                 conn,
                 &task.workflow_id,
                 &targets,
                 Some(cont.delivered_through),
             )?;
+            if let Some(f) = facts.as_mut() {
+                f.existing_ids =
+                    existing_ids(conn, &child_engine::child_ids(&cont.commit.commands))?;
+            }
             let mut decision = wft::finish_and_continue(
                 &task,
                 facts.as_ref(),
