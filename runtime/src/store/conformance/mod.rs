@@ -13,6 +13,7 @@
 //! past) and waited out; those that must not pass are set minutes ahead. No assertion is about speed.
 
 mod attempts;
+mod children;
 mod claims;
 mod commit;
 mod continuation;
@@ -28,6 +29,7 @@ mod waiting;
 
 use crate::store::{Store, StoreBackend};
 use attempts::*;
+use children::*;
 use claims::*;
 use commit::*;
 use continuation::*;
@@ -262,4 +264,8 @@ conformance! {
     check_schedule_concurrent_fires_act_once => memory_schedule_concurrent_fires_act_once, sqlite_file_schedule_concurrent_fires_act_once, postgres_schedule_concurrent_fires_act_once;
     check_schedule_overlap_policies => memory_schedule_overlap_policies, sqlite_file_schedule_overlap_policies, postgres_schedule_overlap_policies;
     check_schedule_pause_resume_trigger_delete => memory_schedule_pause_resume_trigger_delete, sqlite_file_schedule_pause_resume_trigger_delete, postgres_schedule_pause_resume_trigger_delete;
+    check_child_start_and_end => memory_child_start_and_end, sqlite_file_child_start_and_end, postgres_child_start_and_end;
+    check_child_start_refused_for_a_taken_id => memory_child_start_refused_for_a_taken_id, sqlite_file_child_start_refused_for_a_taken_id, postgres_child_start_refused_for_a_taken_id;
+    check_child_cancel_request_and_termination => memory_child_cancel_request_and_termination, sqlite_file_child_cancel_request_and_termination, postgres_child_cancel_request_and_termination;
+    check_parent_close_policies => memory_parent_close_policies, sqlite_file_parent_close_policies, postgres_parent_close_policies;
 }
