@@ -26,7 +26,11 @@ pub struct Order {
 
 #[activity]
 pub async fn charge(ctx: ActivityContext, order: Order) -> Result<String, ActivityError> {
-    println!("  [{}] charge: {} cents", ctx.info().workflow_id, order.cents);
+    println!(
+        "  [{}] charge: {} cents",
+        ctx.info().workflow_id,
+        order.cents
+    );
     Ok(format!("receipt-{}", order.id))
 }
 

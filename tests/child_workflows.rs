@@ -41,7 +41,10 @@ async fn sleeper(ctx: WorkflowContext, secs: u64) -> Result<(), WorkflowError> {
 /// Two children at once, joined.
 #[workflow]
 async fn sum_of_children(ctx: WorkflowContext, prefix: String) -> Result<u64, WorkflowError> {
-    let a = ctx.child_workflow(adder, 1).id(format!("{prefix}-a")).start();
+    let a = ctx
+        .child_workflow(adder, 1)
+        .id(format!("{prefix}-a"))
+        .start();
     let b = ctx.child_workflow(adder, 10).id(format!("{prefix}-b"));
     let (a, b) = join!(a, b);
     Ok(a? + b?)
@@ -152,7 +155,10 @@ async fn children_results_reach_the_parent(db: &TestDb) {
     let w = worker(&db.store).start();
     let client = Client::new(&db.store);
     let id = wid(db, "sum");
-    let h = client.start(sum_of_children, &id, id.clone()).await.unwrap();
+    let h = client
+        .start(sum_of_children, &id, id.clone())
+        .await
+        .unwrap();
     assert_eq!(within(LIMIT, "parent", h.result()).await.unwrap(), 13);
     let hist = client.history(&id).await.unwrap();
     for kind in [
@@ -232,9 +238,16 @@ async fn policies_applied(client: &Client, prefix: &str) {
     })
     .await;
     let d = client.describe(&terminate).await.unwrap();
-    assert_eq!(d.status, WorkflowStatus::Failed, "terminated in the parent's close");
+    assert_eq!(
+        d.status,
+        WorkflowStatus::Failed,
+        "terminated in the parent's close"
+    );
     let reason = d.error.unwrap().to_string();
-    assert!(reason.contains("parent close policy: terminate"), "{reason}");
+    assert!(
+        reason.contains("parent close policy: terminate"),
+        "{reason}"
+    );
     let ch = client.history(&cancel).await.unwrap();
     assert_eq!(count(&ch, |k| k.name() == "workflow_cancel_requested"), 1);
     assert_eq!(status(client, &abandon).await, WorkflowStatus::Running);
@@ -318,7 +331,10 @@ async fn a_parents_cancel_reaches_its_children(db: &TestDb) {
     .await;
     h.cancel().await.unwrap();
     let r = within(LIMIT, "parent", h.result()).await;
-    assert!(matches!(r, Err(duraflow::Error::WorkflowCancelled)), "{r:?}");
+    assert!(
+        matches!(r, Err(duraflow::Error::WorkflowCancelled)),
+        "{r:?}"
+    );
     assert_eq!(status(&client, &child).await, WorkflowStatus::Cancelled);
     let hist = client.history(&id).await.unwrap();
     assert_eq!(
@@ -352,7 +368,10 @@ async fn a_fresh_worker_replays_the_parent(db: &TestDb) {
     // The child's cancellation, passed on with `?`, is a cancellation; the parent was not asked
     // to cancel, so it ends failed with it.
     assert!(
-        matches!(r, Err(duraflow::Error::WorkflowFailed(WorkflowError::Cancelled))),
+        matches!(
+            r,
+            Err(duraflow::Error::WorkflowFailed(WorkflowError::Cancelled))
+        ),
         "{r:?}"
     );
     let hist = client.history(&id).await.unwrap();

@@ -184,9 +184,17 @@ async fn check(client: &Client, dir: &Path, prefix: &str) {
         let hist = h.history().await.unwrap();
         support::assert_contiguous(&hist);
         let n = |name: &str| support::count(&hist, |k| k.name() == name);
-        assert_eq!(n("child_workflow_initiated"), KIDS as usize + 2, "{id}: started once");
+        assert_eq!(
+            n("child_workflow_initiated"),
+            KIDS as usize + 2,
+            "{id}: started once"
+        );
         assert_eq!(n("child_workflow_started"), KIDS as usize + 2, "{id}");
-        assert_eq!(n("child_workflow_completed"), KIDS as usize, "{id}: ends once");
+        assert_eq!(
+            n("child_workflow_completed"),
+            KIDS as usize,
+            "{id}: ends once"
+        );
         assert_eq!(
             support::count(&hist, |k| matches!(
                 k,
@@ -208,9 +216,11 @@ async fn check(client: &Client, dir: &Path, prefix: &str) {
         let t = client.describe(&format!("{id}-t")).await.unwrap();
         assert_eq!(t.status, WorkflowStatus::Failed, "{id}-t: terminated");
         let c = format!("{id}-c");
-        support::eventually(Duration::from_secs(60), "the RequestCancel child ends", || async {
-            client.describe(&c).await.unwrap().status == WorkflowStatus::Cancelled
-        })
+        support::eventually(
+            Duration::from_secs(60),
+            "the RequestCancel child ends",
+            || async { client.describe(&c).await.unwrap().status == WorkflowStatus::Cancelled },
+        )
         .await;
     }
     let logged = crash::by_activity(&crash::read_side_log(&dir.join("side.log"), true));
@@ -227,7 +237,11 @@ async fn run_kills(spec: String, dir: &Path) {
     let client = Client::new(&store);
     for i in 0..PARENTS {
         client
-            .start(kill_parent, format!("kp-{i}"), KillParent { child_queue: None })
+            .start(
+                kill_parent,
+                format!("kp-{i}"),
+                KillParent { child_queue: None },
+            )
             .await
             .unwrap();
     }
@@ -300,7 +314,10 @@ async fn postgres_children_run_in_another_process() {
         if e.workflow_id.contains("-k") {
             assert_eq!(pid, cp, "a child ran in the children's process: {e:?}");
         } else {
-            assert_eq!(pid, pp, "a parent's step ran in the parents' process: {e:?}");
+            assert_eq!(
+                pid, pp,
+                "a parent's step ran in the parents' process: {e:?}"
+            );
         }
     }
     parents.kill().unwrap();

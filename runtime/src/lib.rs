@@ -58,8 +58,8 @@ pub use store::{
 };
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
 pub use workflow::context::{
-    ActivityCall, ActivityHandle, ChildWorkflowCall, ChildWorkflowHandle, Sleep,
-    WorkflowCancelled, WorkflowContext, WorkflowInfo,
+    ActivityCall, ActivityHandle, ChildWorkflowCall, ChildWorkflowHandle, Sleep, WorkflowCancelled,
+    WorkflowContext, WorkflowInfo,
 };
 pub use workflow::definition::{DynWorkflow, WorkflowDefinition};
 pub use workflow::messages::{Recv, SignalChannel};

@@ -247,7 +247,9 @@ pub(crate) fn deliver(
     let mut plan = Plan::new(&parent.workflow_id, Guard::append_while_running(), now);
     plan.append(event);
     plan.effects
-        .push(Effect::WorkflowTask(WorkflowTaskEffect::Enqueue { at_ms: now }));
+        .push(Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {
+            at_ms: now,
+        }));
     plan.wake = true;
     Some(plan)
 }

@@ -82,7 +82,10 @@ fn a_taken_id_is_a_start_failure_the_parent_runs_again_to_see() {
         NOW,
     )
     .unwrap();
-    assert!(!plan.effects.iter().any(|e| matches!(e, Effect::StartChild(_))));
+    assert!(!plan
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::StartChild(_))));
     assert_eq!(
         plan.events.last(),
         Some(&EventKind::ChildWorkflowStartFailed {
@@ -196,13 +199,21 @@ fn each_end_of_a_child_reaches_its_parent_as_its_own_event() {
         assert!(plan.guard.running);
         assert_eq!(
             plan.effects,
-            vec![Effect::WorkflowTask(WorkflowTaskEffect::Enqueue { at_ms: NOW })]
+            vec![Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {
+                at_ms: NOW
+            })]
         );
         // A parent that ended (or another run of its id) records nothing.
         assert!(deliver(Some(&parent), "older-run", event.clone(), NOW).is_none());
         parent.status = crate::engine::WorkflowStatus::Failed;
         assert!(deliver(Some(&parent), "prun", event, NOW).is_none());
-        assert!(deliver(None, "prun", EventKind::ChildWorkflowCancelled { child_seq: 4 }, NOW).is_none());
+        assert!(deliver(
+            None,
+            "prun",
+            EventKind::ChildWorkflowCancelled { child_seq: 4 },
+            NOW
+        )
+        .is_none());
     }
 }
 
@@ -230,7 +241,12 @@ fn the_parent_close_policies() {
                 run_id: "ra".into()
             }
         );
-        let Followup::Terminate { workflow_id, reason, .. } = &f[1] else {
+        let Followup::Terminate {
+            workflow_id,
+            reason,
+            ..
+        } = &f[1]
+        else {
             panic!("{f:?}")
         };
         assert_eq!(workflow_id, "b");

@@ -31,8 +31,8 @@ pub struct WorkflowInfo {
 }
 pub use super::calls::{ActivityCall, ActivityHandle, Sleep};
 pub use super::child::{ChildWorkflowCall, ChildWorkflowHandle};
-use crate::workflow::definition::WorkflowDefinition;
 pub(crate) use super::state::*;
+use crate::workflow::definition::WorkflowDefinition;
 
 /// The context of a workflow run. Cheap to clone.
 ///

@@ -232,7 +232,10 @@ impl WfState {
             }
             EventKind::ChildWorkflowCancelled { child_seq } => {
                 let workflow_id = self.child_id(*child_seq);
-                self.resolve_child(*child_seq, Err(ChildWorkflowError::Cancelled { workflow_id }))
+                self.resolve_child(
+                    *child_seq,
+                    Err(ChildWorkflowError::Cancelled { workflow_id }),
+                )
             }
             EventKind::ChildWorkflowTerminated { child_seq, reason } => {
                 let workflow_id = self.child_id(*child_seq);

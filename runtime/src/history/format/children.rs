@@ -38,6 +38,8 @@ enum StoredParentClosePolicyV1 {
     Abandon,
 }
 
+// The variant names are the stored tags.
+#[allow(clippy::enum_variant_names)]
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum StoredChildEventV1<'a> {

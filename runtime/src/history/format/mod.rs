@@ -156,9 +156,7 @@ pub(crate) fn event_name(kind: &EventKind) -> &'static str {
         EventKind::ChildWorkflowFailed { .. } => children::CHILD_WORKFLOW_FAILED,
         EventKind::ChildWorkflowCancelled { .. } => children::CHILD_WORKFLOW_CANCELLED,
         EventKind::ChildWorkflowTerminated { .. } => children::CHILD_WORKFLOW_TERMINATED,
-        EventKind::ChildWorkflowCancelRequested { .. } => {
-            children::CHILD_WORKFLOW_CANCEL_REQUESTED
-        }
+        EventKind::ChildWorkflowCancelRequested { .. } => children::CHILD_WORKFLOW_CANCEL_REQUESTED,
     }
 }
 

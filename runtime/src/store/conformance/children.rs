@@ -62,10 +62,17 @@ pub(super) async fn check_child_start_and_end(s: &dyn StoreBackend) {
             }
         ]
     );
-    assert_no_wft(s, "seeing its child start is no reason for the parent to run").await;
+    assert_no_wft(
+        s,
+        "seeing its child start is no reason for the parent to run",
+    )
+    .await;
     // The child: its own row, history and task.
     let d = describe(s, "c").await;
-    assert_eq!((d.run_id.as_str(), d.workflow_type.as_str()), (run.as_str(), WT2));
+    assert_eq!(
+        (d.run_id.as_str(), d.workflow_type.as_str()),
+        (run.as_str(), WT2)
+    );
     assert_eq!(
         kinds(s, "c").await,
         vec![EventKind::WorkflowStarted {
@@ -78,7 +85,11 @@ pub(super) async fn check_child_start_and_end(s: &dyn StoreBackend) {
     let c = claim_child(s, "c").await;
     commit_ok(
         s,
-        commit(&c, 1, vec![EventKind::WorkflowCompleted { result: json!(42) }]),
+        commit(
+            &c,
+            1,
+            vec![EventKind::WorkflowCompleted { result: json!(42) }],
+        ),
     )
     .await;
     assert_eq!(status(s, "c").await, WorkflowStatus::Completed);
@@ -93,7 +104,11 @@ pub(super) async fn check_child_start_and_end(s: &dyn StoreBackend) {
     let p = claim_wft(s, "p").await;
     commit_ok(
         s,
-        commit(&p, 5, vec![EventKind::WorkflowCompleted { result: json!(1) }]),
+        commit(
+            &p,
+            5,
+            vec![EventKind::WorkflowCompleted { result: json!(1) }],
+        ),
     )
     .await;
     assert_eq!(status(s, "p").await, WorkflowStatus::Completed);
@@ -117,7 +132,11 @@ pub(super) async fn check_child_start_refused_for_a_taken_id(s: &dyn StoreBacken
             workflow_id: "taken".into()
         }]
     );
-    assert_eq!(history(s, "taken").await.len(), 1, "the other workflow is untouched");
+    assert_eq!(
+        history(s, "taken").await.len(),
+        1,
+        "the other workflow is untouched"
+    );
     assert_eq!(describe(s, "taken").await.run_id, "run-of-taken");
     claim_wft(s, "p").await;
 }
@@ -136,7 +155,7 @@ pub(super) async fn check_child_cancel_request_and_termination(s: &dyn StoreBack
         ),
     )
     .await; // 2, 3, marker 4, started 5, 6
-    // The parent's handle asks c1 to cancel: recorded in c1's history with the parent's commit.
+            // The parent's handle asks c1 to cancel: recorded in c1's history with the parent's commit.
     s.signal_workflow("p", nudge("n-1")).await.unwrap(); // 7
     let p = claim_wft(s, "p").await;
     commit_ok(
@@ -190,8 +209,16 @@ async fn parent_with_three_children(s: &dyn StoreBackend, parent: &str) {
             &p,
             1,
             vec![
-                child(1, &format!("{parent}-cancel"), ParentClosePolicy::RequestCancel),
-                child(2, &format!("{parent}-terminate"), ParentClosePolicy::Terminate),
+                child(
+                    1,
+                    &format!("{parent}-cancel"),
+                    ParentClosePolicy::RequestCancel,
+                ),
+                child(
+                    2,
+                    &format!("{parent}-terminate"),
+                    ParentClosePolicy::Terminate,
+                ),
                 child(3, &format!("{parent}-abandon"), ParentClosePolicy::Abandon),
             ],
         ),
@@ -244,7 +271,11 @@ pub(super) async fn check_parent_close_policies(s: &dyn StoreBackend) {
     let seen = last_seq(s, "a").await;
     commit_ok(
         s,
-        commit(&p, seen, vec![EventKind::WorkflowCompleted { result: json!(0) }]),
+        commit(
+            &p,
+            seen,
+            vec![EventKind::WorkflowCompleted { result: json!(0) }],
+        ),
     )
     .await;
     let len = history(s, "a").await.len();
@@ -254,7 +285,11 @@ pub(super) async fn check_parent_close_policies(s: &dyn StoreBackend) {
     let c = claim_child(s, "a-abandon").await;
     commit_ok(
         s,
-        commit(&c, 3, vec![EventKind::WorkflowCompleted { result: json!(1) }]),
+        commit(
+            &c,
+            3,
+            vec![EventKind::WorkflowCompleted { result: json!(1) }],
+        ),
     )
     .await;
     assert_eq!(history(s, "a").await.len(), len);

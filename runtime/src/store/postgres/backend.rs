@@ -6,10 +6,10 @@ use super::apply::{
     push_existing, push_facts, push_plan, read_due_timers, read_existing, read_links, Applied, Of,
     SQL_DUE_TIMERS, SQL_LINK_CHILDREN, SQL_LINK_PARENT,
 };
-use crate::engine::child as child_engine;
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{col, p, pg_error, query, Batch, PostgresStore, Tx};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
+use crate::engine::child as child_engine;
 use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
 use crate::engine::{

@@ -2,6 +2,7 @@
 //! choice was made by the engine; this file checks the plan's guards and writes its effects.
 
 use super::{exec, qrow};
+use crate::engine::child;
 use crate::engine::facts::LazyOptions;
 use crate::engine::{
     AttemptFacts, ClosedAs, Effect, Plan, TaskState, WorkflowFacts, WorkflowStatus,
@@ -9,10 +10,9 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::history::format;
+use crate::history::ParentClosePolicy;
 use crate::store::{from_json, kind_str, to_json};
 use rusqlite::{params, Connection, OptionalExtension};
-use crate::engine::child;
-use crate::history::ParentClosePolicy;
 use std::collections::{HashMap, HashSet};
 
 /// The workflow's row and the rows the decision concerns: the activity tasks of `targets`, and

@@ -2,12 +2,12 @@
 //! job of the writer thread (one savepoint of a group commit).
 
 use super::apply::{apply, attempt_facts, existing_ids, workflow_facts};
-use crate::engine::child as child_engine;
 use super::now_ms;
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{exec, qrow, SqliteStore};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
 use crate::engine::cancel as cancel_engine;
+use crate::engine::child as child_engine;
 use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, timer as timer_engine};
 use crate::engine::{
