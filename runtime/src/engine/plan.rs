@@ -172,6 +172,9 @@ pub(crate) struct Plan {
     /// What follows on other workflows, in the same transaction (see `engine::child`; a plan
     /// that closes its workflow has [`super::child::Followup::Closed`] on top of these).
     pub then: Vec<super::child::Followup>,
+    /// Set by the store once applied: a followup wrote to another workflow (woke a parent, asked
+    /// a child to cancel), so this process's workers have something new to claim.
+    pub woke_others: bool,
 }
 
 impl super::facts::WorkflowFacts {
@@ -222,6 +225,7 @@ impl Plan {
             claimed: Vec::new(),
             wake: false,
             then: Vec::new(),
+            woke_others: false,
         }
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct CommitOutcome {
     /// The sequence number of the `WorkflowTaskCompleted` marker this commit appended: every command
     /// event up to it is this task's own.
     pub marker_seq: u64,
+    /// The commit's followups wrote to other workflows (see [`Plan::woke_others`]).
+    pub woke_others: bool,
 }
 
 /// The next workflow task, computed in memory by the worker that ran an activity, to commit with the
@@ -331,6 +333,7 @@ impl CommitOutcome {
     /// gave them, are this worker's.
     pub(crate) fn applied(mut self, plan: Plan) -> CommitOutcome {
         self.eager = plan.claimed;
+        self.woke_others = plan.woke_others;
         self
     }
 }

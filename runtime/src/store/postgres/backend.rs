@@ -133,8 +133,12 @@ impl PostgresStore {
             a.complete(plan, &res)?;
         }
         if !follow.is_empty() {
+            let mut any = false;
             for f in follow {
-                self.follow(tx, f, now, context).await?;
+                any |= self.follow(tx, f, now, context).await?;
+            }
+            for plan in plans.iter_mut() {
+                plan.woke_others = any;
             }
             tx.run(Batch::default(), true, context).await?;
         }
@@ -149,7 +153,7 @@ impl PostgresStore {
         f: child_engine::Followup,
         now: i64,
         context: &'a str,
-    ) -> crate::definition::BoxFuture<'a, Result<()>> {
+    ) -> crate::definition::BoxFuture<'a, Result<bool>> {
         use child_engine::Followup;
         Box::pin(async move {
             let facts_of = |id: &str| {
@@ -167,10 +171,11 @@ impl PostgresStore {
                     let children = batch.push(SQL_LINK_CHILDREN, vec![p(workflow_id.clone())]);
                     let res = tx.run(batch, false, context).await?;
                     let links = read_links(&res, parent, children)?;
+                    let mut any = false;
                     for g in child_engine::on_close(&closed, &links, &workflow_id) {
-                        self.follow(tx, g, now, context).await?;
+                        any |= self.follow(tx, g, now, context).await?;
                     }
-                    None
+                    return Ok(any);
                 }
                 Followup::Deliver {
                     parent_id,
@@ -213,8 +218,9 @@ impl PostgresStore {
                 for g in then {
                     self.follow(tx, g, now, context).await?;
                 }
+                return Ok(true);
             }
-            Ok(())
+            Ok(false)
         })
     }
 

@@ -150,7 +150,7 @@ fn links(conn: &Connection, workflow_id: &str) -> Result<child::Links> {
 /// What follows `plan` on other workflows (`engine::child`): for each, the facts it concerns
 /// are read, the engine decides, and its plan is applied (with its own followups), in the same
 /// transaction.
-fn follow(conn: &Connection, f: child::Followup, now: i64) -> Result<()> {
+fn follow(conn: &Connection, f: child::Followup, now: i64) -> Result<bool> {
     use child::Followup;
     let plan = match f {
         Followup::Closed {
@@ -158,10 +158,11 @@ fn follow(conn: &Connection, f: child::Followup, now: i64) -> Result<()> {
             closed,
         } => {
             let links = links(conn, &workflow_id)?;
+            let mut any = false;
             for g in child::on_close(&closed, &links, &workflow_id) {
-                follow(conn, g, now)?;
+                any |= follow(conn, g, now)?;
             }
-            None
+            return Ok(any);
         }
         Followup::Deliver {
             parent_id,
@@ -187,10 +188,13 @@ fn follow(conn: &Connection, f: child::Followup, now: i64) -> Result<()> {
             child::terminate_of(facts.as_ref(), &run_id, &reason, now)
         }
     };
-    if let Some(mut plan) = plan {
-        apply(conn, &mut plan)?;
+    match plan {
+        Some(mut plan) => {
+            apply(conn, &mut plan)?;
+            Ok(true)
+        }
+        None => Ok(false),
     }
-    Ok(())
 }
 
 /// Starts a child workflow (`Effect::StartChild`): its row, its link, its first event and task.
@@ -455,7 +459,7 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
     }
     if !plan.then.is_empty() || plan.closes().is_some() {
         for f in child::followups(plan) {
-            follow(conn, f, now)?;
+            plan.woke_others |= follow(conn, f, now)?;
         }
     }
     Ok(())
