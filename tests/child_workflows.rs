@@ -84,6 +84,15 @@ async fn outcomes(ctx: WorkflowContext, prefix: String) -> Result<Vec<String>, W
         Err(e @ ChildWorkflowError::Cancelled { .. }) => seen.push(e.to_string()),
         other => seen.push(format!("unexpected {other:?}")),
     }
+    match ctx
+        .child_workflow(sleeper, 3600)
+        .id(format!("{prefix}-late"))
+        .execution_timeout(Duration::from_millis(200))
+        .await
+    {
+        Err(ChildWorkflowError::Failed { error, .. }) => seen.push(format!("late: {error}")),
+        other => seen.push(format!("unexpected {other:?}")),
+    }
     Ok(seen)
 }
 
@@ -205,11 +214,16 @@ async fn child_errors_are_typed(db: &TestDb) {
             format!("failed {id}-declines: Declined: no funds"),
             format!("taken {id}-taken"),
             format!("child workflow `{id}-sleeps` was cancelled"),
+            "late: ExecutionTimeout: the workflow ran past its execution_timeout".to_string(),
         ]
     );
     let hist = client.history(&id).await.unwrap();
+    assert_eq!(
+        count(&hist, |k| k.name() == "child_workflow_failed"),
+        2,
+        "declined, and past its timeout"
+    );
     for kind in [
-        "child_workflow_failed",
         "child_workflow_start_failed",
         "child_workflow_cancel_requested",
         "child_workflow_cancelled",

@@ -312,6 +312,38 @@ mod tests {
     }
 
     #[test]
+    fn child_workflows_compare_by_number_and_type_not_id_or_input() {
+        let child = |seq: u64, t: &str, id: &str, input: i64| EventKind::ChildWorkflowInitiated {
+            child_seq: seq,
+            workflow_type: t.into(),
+            workflow_id: id.into(),
+            task_queue: "q".into(),
+            input: json!(input),
+            parent_close_policy: Default::default(),
+            execution_timeout_ms: None,
+        };
+        assert!(check(&[child(1, "pay", "a", 1)], &[child(1, "pay", "b", 2)]).is_ok());
+        let m = check(&[child(1, "ship", "a", 1)], &[child(1, "pay", "a", 1)]).unwrap_err();
+        assert_eq!(
+            m.recorded.as_deref(),
+            Some("child workflow #1 of `pay` initiated")
+        );
+        assert_eq!(
+            m.produced.as_deref(),
+            Some("child workflow #1 of `ship` initiated")
+        );
+        assert!(check(&[child(2, "pay", "a", 1)], &[child(1, "pay", "a", 1)]).is_err());
+        let cancel = |seq: u64| EventKind::ChildWorkflowCancelRequested {
+            child_seq: seq,
+            workflow_id: "a".into(),
+        };
+        assert!(check(&[cancel(1)], &[cancel(1)]).is_ok());
+        assert!(check(&[cancel(2)], &[cancel(1)]).is_err());
+        // A child started where the history has an activity: a mismatch.
+        assert!(check(&[child(1, "pay", "a", 1)], &[activity(1, "pay", 1)]).is_err());
+    }
+
+    #[test]
     fn timer_durations_are_compared_in_words() {
         assert!(check(&[timer(1, 5)], &[timer(1, 5)]).is_ok());
         let m = check(&[timer(1, 90)], &[timer(1, 5)]).unwrap_err();
