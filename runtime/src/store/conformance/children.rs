@@ -309,3 +309,51 @@ async fn claim_wft_any(s: &dyn StoreBackend, id: &str) -> ClaimedWorkflowTask {
         .unwrap();
     claim_wft(s, id).await
 }
+
+/// The one-commit step closes a child: its activity's outcome, its end, and its parent's event
+/// and task, in one transaction; the outcome says another workflow was written to.
+pub(super) async fn check_child_closed_by_the_one_commit_step(s: &dyn StoreBackend) {
+    use crate::engine::{ActivityResolution, Continuation, WorkflowTaskCommit};
+    let p = start(s, "p").await;
+    commit_ok(
+        s,
+        commit(&p, 1, vec![child(1, "c", ParentClosePolicy::default())]),
+    )
+    .await; // 2, marker 3, started 4
+    let c = claim_child(s, "c").await;
+    commit_ok(s, commit(&c, 1, vec![sched(1, AT)])).await; // c: 2, marker 3
+    let a = claim_act(s, AT, 1).await; // c: 4
+    let fo = s
+        .finish_activity_and_continue(
+            a.task_id,
+            a.token,
+            ActivityResolution::Completed(json!(7)),
+            None,
+            Continuation {
+                commit: WorkflowTaskCommit {
+                    workflow_id: "c".into(),
+                    token: 0,
+                    processed_through: 0,
+                    task_time_ms: TASK_TIME,
+                    commands: vec![EventKind::WorkflowCompleted { result: json!(7) }],
+                    eager: None,
+                    local_lease: None,
+                },
+                delivered_through: 1,
+                own_marker_seq: 3,
+            },
+        )
+        .await
+        .unwrap();
+    let (_, out) = fo.continued.expect("the continuation commits");
+    assert!(out.woke_others, "the parent was written to");
+    assert_eq!(status(s, "c").await, WorkflowStatus::Completed);
+    assert_eq!(
+        kinds_from(s, "p", 5).await,
+        vec![EventKind::ChildWorkflowCompleted {
+            child_seq: 1,
+            result: json!(7)
+        }]
+    );
+    claim_wft(s, "p").await;
+}

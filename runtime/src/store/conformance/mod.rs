@@ -268,4 +268,5 @@ conformance! {
     check_child_start_refused_for_a_taken_id => memory_child_start_refused_for_a_taken_id, sqlite_file_child_start_refused_for_a_taken_id, postgres_child_start_refused_for_a_taken_id;
     check_child_cancel_request_and_termination => memory_child_cancel_request_and_termination, sqlite_file_child_cancel_request_and_termination, postgres_child_cancel_request_and_termination;
     check_parent_close_policies => memory_parent_close_policies, sqlite_file_parent_close_policies, postgres_parent_close_policies;
+    check_child_closed_by_the_one_commit_step => memory_child_closed_by_the_one_commit_step, sqlite_file_child_closed_by_the_one_commit_step, postgres_child_closed_by_the_one_commit_step;
 }
