@@ -170,7 +170,7 @@ pub(crate) fn request_cancel(st: &mut CommitState<'_>, child_seq: u64, workflow_
 /// What a store does after applying `plan`, on other workflows.
 pub(crate) fn followups(plan: &Plan) -> Vec<Followup> {
     let mut v = plan.then.clone();
-    if let Some(closed) = plan.closes() {
+    if let Some(closed) = plan.closes().filter(|_| plan.linked) {
         v.push(Followup::Closed {
             workflow_id: plan.workflow_id.clone(),
             closed: closed.clone(),

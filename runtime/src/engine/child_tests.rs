@@ -261,7 +261,29 @@ fn the_parent_close_policies() {
 
 #[test]
 fn a_closing_plan_is_followed_by_its_links() {
-    let f = facts_running(5, 3);
+    let mut f = facts_running(5, 3);
+    // A workflow with no parent and no children: nothing follows its end.
+    let (plan, _) = commit(
+        &f,
+        &commit_of(vec![EventKind::WorkflowCompleted { result: 1.into() }]),
+        vec![],
+        NOW,
+    )
+    .unwrap();
+    assert!(followups(&plan).is_empty());
+    // One that starts a child in its closing commit has links.
+    let (plan, _) = commit(
+        &f,
+        &commit_of(vec![
+            initiated(1, "c", ParentClosePolicy::default()),
+            EventKind::WorkflowCompleted { result: 1.into() },
+        ]),
+        vec![],
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(followups(&plan).len(), 1);
+    f.linked = true;
     let (plan, _) = commit(
         &f,
         &commit_of(vec![EventKind::WorkflowCompleted { result: 1.into() }]),

@@ -105,6 +105,8 @@ pub(crate) struct WorkflowFacts {
     /// Of the child ids a commit's commands start ([`super::child::child_ids`]), those a workflow
     /// already has.
     pub existing_ids: HashSet<String>,
+    /// The run is a child, or has started children: its end has followups (`engine::child`).
+    pub linked: bool,
 }
 
 impl WorkflowFacts {

@@ -175,6 +175,10 @@ pub(crate) struct Plan {
     /// Set by the store once applied: a followup wrote to another workflow (woke a parent, asked
     /// a child to cancel), so this process's workers have something new to claim.
     pub woke_others: bool,
+    /// The workflow this plan closes is a child or has children: its end is followed by
+    /// [`super::child::Followup::Closed`]. (Unlinked workflows, most of them, skip the read of
+    /// their links.)
+    pub linked: bool,
 }
 
 impl super::facts::WorkflowFacts {
@@ -226,6 +230,7 @@ impl Plan {
             wake: false,
             then: Vec::new(),
             woke_others: false,
+            linked: false,
         }
     }
 
@@ -256,6 +261,7 @@ impl Plan {
                     last.effects.extend(plan.effects);
                     last.wake |= plan.wake;
                     last.then.extend(plan.then);
+                    last.linked |= plan.linked;
                 }
                 _ => out.push(plan),
             }

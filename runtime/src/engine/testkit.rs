@@ -23,6 +23,7 @@ pub(crate) fn facts_running(next_event_seq: u64, token: i64) -> WorkflowFacts {
         activities: HashMap::new(),
         unseen: Vec::new(),
         existing_ids: Default::default(),
+        linked: false,
     }
 }
 

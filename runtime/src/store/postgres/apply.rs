@@ -59,7 +59,11 @@ macro_rules! of_workflow {
 
 /// Locks the workflow row (first, always: every writer of the workflow does) and reads it.
 const SQL_LOCK_WORKFLOW: [&str; 2] = of_workflow!(
-    "SELECT workflow_id, run_id, status, next_event_seq, wft_token, cancel_requested
+    "SELECT workflow_id, run_id, status, next_event_seq, wft_token, cancel_requested,
+            EXISTS (SELECT 1 FROM child_workflows c WHERE c.child_run_id = workflows.run_id)
+            OR EXISTS (SELECT 1 FROM child_workflows c
+                        WHERE c.parent_id = workflows.workflow_id
+                          AND c.parent_run_id = workflows.run_id)
        FROM workflows WHERE workflow_id = ",
     " FOR UPDATE"
 );
@@ -103,7 +107,10 @@ SELECT array_agg(seq ORDER BY seq), array_agg(event_type ORDER BY seq) FROM hist
 pub(super) const SQL_DUE_TIMERS: &str = "
 SELECT t.timer_seq, w.workflow_id, w.run_id, w.status, w.next_event_seq, w.wft_token,
        w.cancel_requested,
-       (SELECT s.state FROM workflow_tasks s WHERE s.workflow_id = w.workflow_id)
+       (SELECT s.state FROM workflow_tasks s WHERE s.workflow_id = w.workflow_id),
+       EXISTS (SELECT 1 FROM child_workflows c WHERE c.child_run_id = w.run_id)
+       OR EXISTS (SELECT 1 FROM child_workflows c
+                   WHERE c.parent_id = w.workflow_id AND c.parent_run_id = w.run_id)
   FROM timers t JOIN workflows w ON w.workflow_id = t.workflow_id
  WHERE t.fire_at <= $1::BIGINT
  ORDER BY t.fire_at
@@ -175,7 +182,7 @@ impl FactsQuery {
             Some(t) => col(t, task_col)?,
             None => None,
         };
-        let mut facts = workflow_row(r, 0, task)?;
+        let mut facts = workflow_row(r, 0, task, col(r, 6)?)?;
         if let Some(i) = self.activities {
             for a in rows(res, i)? {
                 let details: Option<String> = col(a, 2)?;
@@ -231,7 +238,7 @@ fn rows(res: &[Vec<Row>], i: usize) -> Result<&[Row]> {
 
 /// The workflow row's columns from `at` on (`workflow_id, run_id, status, next_event_seq,
 /// wft_token, cancel_requested`), with its task's state.
-fn workflow_row(r: &Row, at: usize, task: Option<String>) -> Result<WorkflowFacts> {
+fn workflow_row(r: &Row, at: usize, task: Option<String>, linked: bool) -> Result<WorkflowFacts> {
     Ok(WorkflowFacts {
         workflow_id: col(r, at)?,
         run_id: col(r, at + 1)?,
@@ -243,6 +250,7 @@ fn workflow_row(r: &Row, at: usize, task: Option<String>) -> Result<WorkflowFact
         activities: HashMap::new(),
         unseen: Vec::new(),
         existing_ids: Default::default(),
+        linked,
     })
 }
 
@@ -255,7 +263,7 @@ pub(super) fn read_due_timers(rows: &[Row]) -> Result<DueTimers> {
     let mut facts = HashMap::new();
     for r in rows {
         let seq = col::<i64>(r, 0)? as u64;
-        let f = workflow_row(r, 1, col(r, 7)?)?;
+        let f = workflow_row(r, 1, col(r, 7)?, col(r, 8)?)?;
         due.push((f.workflow_id.clone(), seq));
         facts.entry(f.workflow_id.clone()).or_insert(f);
     }

@@ -23,10 +23,13 @@ pub(super) fn workflow_facts(
     targets: &[u64],
     unseen_after: Option<u64>,
 ) -> Result<Option<WorkflowFacts>> {
-    type Row = (String, String, i64, i64, i64, Option<String>);
+    type Row = (String, String, i64, i64, i64, Option<String>, bool);
     let row: Option<Row> = qrow(
         conn,
-        "SELECT w.run_id, w.status, w.next_event_seq, w.wft_token, w.cancel_requested, t.state
+        "SELECT w.run_id, w.status, w.next_event_seq, w.wft_token, w.cancel_requested, t.state,
+                EXISTS (SELECT 1 FROM child_workflows c WHERE c.child_run_id = w.run_id)
+                OR EXISTS (SELECT 1 FROM child_workflows c
+                            WHERE c.parent_id = w.workflow_id AND c.parent_run_id = w.run_id)
            FROM workflows w LEFT JOIN workflow_tasks t ON t.workflow_id = w.workflow_id
           WHERE w.workflow_id = ?1",
         params![workflow_id],
@@ -38,11 +41,12 @@ pub(super) fn workflow_facts(
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         },
     )
     .optional()?;
-    let Some((run_id, status, next_seq, token, cancel_requested, task)) = row else {
+    let Some((run_id, status, next_seq, token, cancel_requested, task, linked)) = row else {
         return Ok(None);
     };
     let mut activities = HashMap::with_capacity(targets.len());
@@ -85,6 +89,7 @@ pub(super) fn workflow_facts(
         activities,
         unseen,
         existing_ids: Default::default(),
+        linked,
     }))
 }
 
