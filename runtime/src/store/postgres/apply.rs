@@ -675,7 +675,7 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan, channel: Option<&str>) -
                     ],
                 );
                 let start = crate::engine::start::start(w, plan.time_ms);
-                let _no_claims = push_plan(batch, &start);
+                let _no_claims = push_plan(batch, &start, channel);
             }
             Effect::Close(c) => {
                 let result = match c {
