@@ -323,8 +323,9 @@ pub mod prelude {
     pub use duraflow_macros::{activity, query, signal, update, workflow};
     pub use duraflow_runtime::{
         join, select, ActivityContext, ActivityError, ActivityHandle, CancelReason,
-        CancellationType, Client, Registry, RetryPolicy, SignalChannel, Store, TimeoutKind, Worker,
-        WorkflowContext, WorkflowError,
+        CancellationType, ChildWorkflowError, ChildWorkflowHandle, Client, ParentClosePolicy,
+        Registry, RetryPolicy, SignalChannel, Store, TimeoutKind, Worker, WorkflowContext,
+        WorkflowError,
     };
     pub use serde::{Deserialize, Serialize};
     pub use std::time::Duration;

@@ -24,8 +24,10 @@ type Res<T> = std::result::Result<T, BoxErr>;
 
 const SYSTEM: &str = "duraflow";
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const ALL_WORKLOADS: &str = "chain-seq,chain-conc,fanout,cancel,timer-cancel,replay,parked,signal";
+const ALL_WORKLOADS: &str =
+    "chain-seq,chain-conc,fanout,cancel,timer-cancel,replay,parked,signal,child";
 
+mod child;
 mod remote_cancel;
 mod signal;
 
@@ -240,6 +242,8 @@ fn sizes(a: &Args, w: &str) -> (usize, usize, usize) {
         // signal: n = latency trials, k = signals per receiving workflow, c = receiving workflows
         ("signal", false) => (100, 10, 100),
         ("signal", true) => (20, 5, 20),
+        ("child", false) => (1000, 1, 1),
+        ("child", true) => (200, 1, 1),
         _ => (1, 1, 1),
     };
     (a.n.unwrap_or(n), a.k.unwrap_or(k), a.c.unwrap_or(c))
@@ -412,7 +416,9 @@ fn start_worker(store: &Store, opts: Option<WorkerOptions>) -> WorkerHandle {
         .register(replay_wf)
         .register(parked_wf)
         .register(signal::signal_wf)
-        .register(signal::recv_loop_wf);
+        .register(signal::recv_loop_wf)
+        .register(child::add_child_wf)
+        .register(child::child_parent_wf);
     if let Some(o) = opts {
         w = w.options(o);
     }
@@ -1161,6 +1167,7 @@ async fn run_workloads(a: &Args, dir: &Path, schema: &str) -> Res<()> {
                 "cancel" => run_cancel(a, &client, schema).await,
                 "timer-cancel" => run_timer_cancel(a, &client).await,
                 "signal" => signal::run_signal(a, &client).await,
+                "child" => child::run_child(a, &client).await,
                 _ => Ok(()),
             };
             match r {

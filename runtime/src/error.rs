@@ -240,6 +240,76 @@ impl WorkflowError {
     }
 }
 
+/// How a child workflow ended, when it did not return a result: what a parent's
+/// [`ChildWorkflowHandle`](crate::ChildWorkflowHandle) resolves to. `?` turns it into a
+/// [`WorkflowError`]: a cancellation stays [`WorkflowError::Cancelled`], the others become an
+/// application error (`ChildWorkflowFailed`, `ChildWorkflowTerminated`,
+/// `ChildWorkflowAlreadyStarted`) whose message has the child's id and error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChildWorkflowError {
+    /// The child could not start: a workflow with its id exists (running or ended).
+    #[error("child workflow `{workflow_id}` was not started: a workflow with this id exists; give `.id(..)` an id of its own")]
+    AlreadyStarted {
+        /// The child's workflow id.
+        workflow_id: String,
+    },
+    /// The child returned an error, ran past its execution timeout, or could not be called
+    /// (its input does not serialize: `InvalidCall`; its result does not deserialize:
+    /// `PayloadError`).
+    #[error("child workflow `{workflow_id}` failed: {error}")]
+    Failed {
+        /// The child's workflow id.
+        workflow_id: String,
+        /// The child's error.
+        error: WorkflowError,
+    },
+    /// The child ended cancelled.
+    #[error("child workflow `{workflow_id}` was cancelled")]
+    Cancelled {
+        /// The child's workflow id.
+        workflow_id: String,
+    },
+    /// The child was terminated (by a client, or by its parent close policy).
+    #[error("child workflow `{workflow_id}` was terminated: {reason}")]
+    Terminated {
+        /// The child's workflow id.
+        workflow_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ChildWorkflowError {
+    /// True when the child ended cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, ChildWorkflowError::Cancelled { .. })
+    }
+
+    /// The child's workflow id.
+    pub fn workflow_id(&self) -> &str {
+        match self {
+            ChildWorkflowError::AlreadyStarted { workflow_id }
+            | ChildWorkflowError::Failed { workflow_id, .. }
+            | ChildWorkflowError::Cancelled { workflow_id }
+            | ChildWorkflowError::Terminated { workflow_id, .. } => workflow_id,
+        }
+    }
+}
+
+impl From<ChildWorkflowError> for WorkflowError {
+    fn from(e: ChildWorkflowError) -> Self {
+        let error_type = match &e {
+            ChildWorkflowError::Cancelled { .. } => return WorkflowError::Cancelled,
+            ChildWorkflowError::AlreadyStarted { .. } => "ChildWorkflowAlreadyStarted",
+            ChildWorkflowError::Failed { .. } => "ChildWorkflowFailed",
+            ChildWorkflowError::Terminated { .. } => "ChildWorkflowTerminated",
+        };
+        WorkflowError::application(error_type, e)
+    }
+}
+
 impl From<anyhow::Error> for WorkflowError {
     fn from(e: anyhow::Error) -> Self {
         match e.downcast::<WorkflowError>() {

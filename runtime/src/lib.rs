@@ -43,8 +43,8 @@ pub use definition::{
 pub use duration::parse_duration;
 pub use engine::facts::WorkflowStatus;
 pub use engine::start::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy};
-pub use error::{ActivityError, Error, Result, TimeoutKind, WorkflowError};
-pub use history::{CancellationType, CarriedSignal, EventKind, HistoryEvent};
+pub use error::{ActivityError, ChildWorkflowError, Error, Result, TimeoutKind, WorkflowError};
+pub use history::{CancellationType, CarriedSignal, EventKind, HistoryEvent, ParentClosePolicy};
 pub use message::{
     AcceptsQuery, AcceptsSignal, AcceptsUpdate, MessageKind, MessageMeta, Query, Signal, Update,
 };
@@ -59,7 +59,8 @@ pub use store::{
 };
 pub use worker::{NondeterminismPolicy, Worker, WorkerHandle, WorkerOptions};
 pub use workflow::context::{
-    ActivityCall, ActivityHandle, Sleep, WorkflowCancelled, WorkflowContext, WorkflowInfo,
+    ActivityCall, ActivityHandle, ChildWorkflowCall, ChildWorkflowHandle, Sleep, WorkflowCancelled,
+    WorkflowContext, WorkflowInfo,
 };
 pub use workflow::definition::{DynWorkflow, WorkflowDefinition};
 pub use workflow::messages::{Recv, SignalChannel};

@@ -27,6 +27,7 @@ pub(crate) fn command(st: &mut CommitState<'_>, cmd: &EventKind) {
     if let Some(c) = closed_as(cmd) {
         st.plan.effects.push(Effect::Close(c));
         st.plan.wake = true;
+        st.plan.linked = st.facts.linked || !st.children_started.is_empty();
     }
 }
 
@@ -50,6 +51,7 @@ pub(crate) fn execution_timeout(facts: &WorkflowFacts, now: i64) -> Plan {
     });
     plan.effects.push(Effect::Close(ClosedAs::Failed(error)));
     plan.wake = true;
+    plan.linked = facts.linked;
     plan
 }
 

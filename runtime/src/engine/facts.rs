@@ -4,7 +4,7 @@ use crate::definition::ActivityOptions;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The state of a workflow run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +111,11 @@ pub(crate) struct WorkflowFacts {
     /// Read only for a decision that starts the workflow's next run (continue-as-new): what that
     /// run inherits. `None` otherwise.
     pub next_run: Option<NextRunFacts>,
+    /// Of the child ids a commit's commands start ([`super::child::child_ids`]), those a workflow
+    /// already has.
+    pub existing_ids: HashSet<String>,
+    /// The run is a child, or has started children: its end has followups (`engine::child`).
+    pub linked: bool,
 }
 
 /// What the next run of a workflow inherits from the current one, read in the transaction that

@@ -81,7 +81,7 @@ pub(crate) fn renew(
     let unseen = facts
         .unseen
         .iter()
-        .any(|(_, name)| name != names::ACTIVITY_STARTED);
+        .any(|(_, name)| name != names::ACTIVITY_STARTED && name != names::CHILD_WORKFLOW_STARTED);
     let effect = match request {
         _ if unseen => WorkflowTaskEffect::Requeue { at_ms: now },
         LeaseRequest::Release => WorkflowTaskEffect::Requeue { at_ms: now },

@@ -24,11 +24,13 @@
 //! | [`signal`] | a client's signal (once per request id), and signal-with-start |
 //! | [`update`] | accepting a validated update; the commit that answers it |
 //! | [`schedule`] | a schedule's due ticks, its overlap policy and catch-up window, the starts they make; pause, resume, trigger, delete |
+//! | [`child`] | child workflows: their start in the parent's commit, their end in the parent's history, the parent close policies |
 //!
 //! The conformance suite in `store/conformance.rs` checks that every store applies plans alike.
 
 pub(crate) mod activity;
 pub(crate) mod cancel;
+pub(crate) mod child;
 pub(crate) mod close;
 pub(crate) mod continue_as_new;
 pub(crate) mod facts;

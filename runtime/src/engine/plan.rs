@@ -159,6 +159,10 @@ pub(crate) enum Effect {
     /// cancel request, not held; the workflow task token keeps counting (a claim of the old run
     /// in flight is fenced).
     ReplaceRun(NextRun),
+    /// Start a child workflow: its row, its link to this parent, and the plan of its start
+    /// (`engine::start`), written as if by `create_workflow`. The engine checked that its id was
+    /// free ([`super::WorkflowFacts::existing_ids`]).
+    StartChild(Box<super::child::NewChild>),
 }
 
 /// The run that replaces a workflow's current one ([`Effect::ReplaceRun`]).
@@ -192,6 +196,16 @@ pub(crate) struct Plan {
     /// A plan to apply right after this one, in the same transaction (the first plan of the
     /// workflow's next run, whose events are numbered from 1 again).
     pub then: Option<Box<Plan>>,
+    /// What follows on other workflows, in the same transaction (see `engine::child`; a plan
+    /// that closes its workflow has [`super::child::Followup::Closed`] on top of these).
+    pub followups: Vec<super::child::Followup>,
+    /// Set by the store once applied: a followup wrote to another workflow (woke a parent, asked
+    /// a child to cancel), so this process's workers have something new to claim.
+    pub woke_others: bool,
+    /// The workflow this plan closes is a child or has children: its end is followed by
+    /// [`super::child::Followup::Closed`]. (Unlinked workflows, most of them, skip the read of
+    /// their links.)
+    pub linked: bool,
 }
 
 impl super::facts::WorkflowFacts {
@@ -242,6 +256,9 @@ impl Plan {
             claimed: Vec::new(),
             wake: false,
             then: None,
+            followups: Vec::new(),
+            woke_others: false,
+            linked: false,
         }
     }
 
@@ -271,6 +288,8 @@ impl Plan {
                     last.events.extend(plan.events);
                     last.effects.extend(plan.effects);
                     last.wake |= plan.wake;
+                    last.followups.extend(plan.followups);
+                    last.linked |= plan.linked;
                 }
                 _ => out.push(plan),
             }

@@ -134,7 +134,7 @@ pub(crate) fn decide(
 }
 
 /// A new workflow run to record.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct NewWorkflow {
     pub workflow_id: String,
     pub run_id: String,

@@ -32,6 +32,7 @@ pub(crate) fn terminate(facts: &WorkflowFacts, reason: &str, now: i64) -> Option
     });
     plan.effects.push(Effect::Close(ClosedAs::Failed(error)));
     plan.wake = true;
+    plan.linked = facts.linked;
     Some(plan)
 }
 

@@ -23,6 +23,8 @@ pub(crate) fn facts_running(next_event_seq: u64, token: i64) -> WorkflowFacts {
         activities: HashMap::new(),
         unseen: Vec::new(),
         next_run: None,
+        existing_ids: Default::default(),
+        linked: false,
     }
 }
 

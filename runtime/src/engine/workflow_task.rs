@@ -74,6 +74,8 @@ pub(crate) struct CommitOutcome {
     /// The sequence number of the `WorkflowTaskCompleted` marker this commit appended: every command
     /// event up to it is this task's own.
     pub marker_seq: u64,
+    /// The commit's followups wrote to other workflows (see [`Plan::woke_others`]).
+    pub woke_others: bool,
 }
 
 /// The next workflow task, computed in memory by the worker that ran an activity, to commit with the
@@ -106,6 +108,10 @@ pub(crate) struct CommitState<'a> {
     pub activities: HashMap<u64, (TaskState, Option<Value>)>,
     /// The workflow must run again: something it has not seen happened.
     pub rerun: bool,
+    /// Events appended after the task's marker (a child's start, or its refusal).
+    pub after_marker: Vec<EventKind>,
+    /// The ids of the children this commit starts.
+    pub children_started: Vec<String>,
 }
 
 /// The activity seqs whose task state a commit of `commands` needs in its facts.
@@ -176,6 +182,8 @@ fn plan_commit(
         plan: Plan::new(&c.workflow_id, guard, now),
         activities: facts.activities.clone(),
         rerun: unseen,
+        after_marker: Vec::new(),
+        children_started: Vec::new(),
     };
     for e in lead {
         st.plan.append(e);
@@ -211,6 +219,11 @@ fn plan_commit(
             EventKind::WorkflowContinuedAsNew { .. } => {
                 super::continue_as_new::command(&mut st, cmd)
             }
+            EventKind::ChildWorkflowInitiated { .. } => super::child::start(&mut st, cmd),
+            EventKind::ChildWorkflowCancelRequested {
+                child_seq,
+                workflow_id,
+            } => super::child::request_cancel(&mut st, *child_seq, workflow_id),
             _ => {}
         }
     }
@@ -235,6 +248,9 @@ fn plan_commit(
         for s in started {
             st.plan.append(s);
         }
+    }
+    for e in std::mem::take(&mut st.after_marker) {
+        st.plan.append(e);
     }
     let closed = st.plan.closes().is_some();
     let mut outcome = CommitOutcome {
@@ -320,6 +336,7 @@ impl CommitOutcome {
     /// gave them, are this worker's.
     pub(crate) fn applied(mut self, plan: Plan) -> CommitOutcome {
         self.eager = plan.claimed;
+        self.woke_others = plan.woke_others;
         self
     }
 }
@@ -367,6 +384,7 @@ pub(crate) fn saw_everything(facts: &WorkflowFacts, cont: &Continuation) -> bool
         && facts.unseen.iter().all(|(seq, name)| {
             (*seq <= cont.own_marker_seq && format::is_command_or_marker_name(name))
                 || name == format::names::ACTIVITY_STARTED
+                || name == format::names::CHILD_WORKFLOW_STARTED
         })
 }
 

@@ -25,6 +25,42 @@ pub enum CancellationType {
     Abandon,
 }
 
+/// What happens to a child workflow when its parent ends (completes, fails, is cancelled or
+/// terminated) while the child still runs. Default [`ParentClosePolicy::RequestCancel`], as in
+/// Temporal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParentClosePolicy {
+    /// The child is asked to cancel (its code sees the request and decides what cancelling means).
+    #[default]
+    RequestCancel,
+    /// The child ends at once, failed `Terminated`, with no cleanup.
+    Terminate,
+    /// The child runs on, on its own.
+    Abandon,
+}
+
+impl ParentClosePolicy {
+    /// The policy as stored: `request_cancel`, `terminate` or `abandon`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParentClosePolicy::RequestCancel => "request_cancel",
+            ParentClosePolicy::Terminate => "terminate",
+            ParentClosePolicy::Abandon => "abandon",
+        }
+    }
+
+    /// A stored policy; `None` for a name this build does not know.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "request_cancel" => ParentClosePolicy::RequestCancel,
+            "terminate" => ParentClosePolicy::Terminate,
+            "abandon" => ParentClosePolicy::Abandon,
+            _ => return None,
+        })
+    }
+}
+
 /// One event of a workflow run's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvent {
@@ -239,6 +275,73 @@ pub enum EventKind {
         /// The reason the client gave.
         reason: String,
     },
+    /// The workflow asked for a child workflow (`ctx.child_workflow(..)`): started in the same
+    /// transaction as this event, unless its id is taken.
+    ChildWorkflowInitiated {
+        /// The child's command number within the run (shared with activities and timers).
+        child_seq: u64,
+        /// The child's registered workflow name.
+        workflow_type: String,
+        /// The child's workflow id.
+        workflow_id: String,
+        /// The child's task queue.
+        task_queue: String,
+        /// The child's input, as JSON.
+        input: Value,
+        /// What happens to the child when this workflow ends first.
+        parent_close_policy: ParentClosePolicy,
+        /// The child's execution timeout, in ms.
+        execution_timeout_ms: Option<u64>,
+    },
+    /// The child workflow was started: it runs with its own history.
+    ChildWorkflowStarted {
+        /// The child's command number within the run.
+        child_seq: u64,
+        /// The child's workflow id.
+        workflow_id: String,
+        /// The child's run id.
+        run_id: String,
+    },
+    /// The child workflow could not start: a workflow with its id exists.
+    ChildWorkflowStartFailed {
+        /// The child's command number within the run.
+        child_seq: u64,
+        /// The id that was taken.
+        workflow_id: String,
+    },
+    /// The child workflow returned a result.
+    ChildWorkflowCompleted {
+        /// The child's command number within the run.
+        child_seq: u64,
+        /// The result, as JSON.
+        result: Value,
+    },
+    /// The child workflow failed (or ran past its execution timeout).
+    ChildWorkflowFailed {
+        /// The child's command number within the run.
+        child_seq: u64,
+        /// The child's error.
+        error: WorkflowError,
+    },
+    /// The child workflow ended cancelled.
+    ChildWorkflowCancelled {
+        /// The child's command number within the run.
+        child_seq: u64,
+    },
+    /// The child workflow was terminated.
+    ChildWorkflowTerminated {
+        /// The child's command number within the run.
+        child_seq: u64,
+        /// Why, as the termination said.
+        reason: String,
+    },
+    /// The workflow asked its child workflow to cancel (`handle.cancel()`, or its own cancel).
+    ChildWorkflowCancelRequested {
+        /// The child's command number within the run.
+        child_seq: u64,
+        /// The child's workflow id.
+        workflow_id: String,
+    },
 }
 
 /// A signal a run received and did not read, handed to the run that continues it
@@ -308,6 +411,14 @@ impl EventKind {
             }
             EventKind::WorkflowContinuedAsNew { new_run_id, .. } => {
                 format!("continued as new (run {new_run_id})")
+            }
+            EventKind::ChildWorkflowInitiated {
+                child_seq,
+                workflow_type,
+                ..
+            } => format!("child workflow #{child_seq} of `{workflow_type}` initiated"),
+            EventKind::ChildWorkflowCancelRequested { child_seq, .. } => {
+                format!("cancel of child workflow #{child_seq}")
             }
             other => other.name().replace('_', " "),
         }

@@ -195,7 +195,8 @@ impl Shared {
         // with an expired lease, and the worker that takes it starts them.
         let run_locals = !self.is_draining();
         let mut closed = false;
-        let mut wake = outcome.rerun;
+        // A parent woken by its child's end, or children asked to cancel by their parent's.
+        let mut wake = outcome.rerun || outcome.woke_others;
         let mut unclaimed = 0usize;
         for cmd in commands {
             match cmd {
@@ -207,7 +208,10 @@ impl Shared {
                     closed = true;
                     wake = true;
                 }
-                EventKind::TimerStarted { .. } => wake = true,
+                // A child's task, or a child's cancel request: work for this process's workers.
+                EventKind::TimerStarted { .. }
+                | EventKind::ChildWorkflowInitiated { .. }
+                | EventKind::ChildWorkflowCancelRequested { .. } => wake = true,
                 EventKind::ActivityScheduled { local: false, .. } => unclaimed += 1,
                 EventKind::ActivityCancelRequested { activity_seq } => {
                     self.store.hub.cancel_running(workflow_id, *activity_seq);

@@ -8,6 +8,8 @@
 //! | activity scheduled | kind, command number, activity type, local or not |
 //! | activity cancel requested, timer cancelled | kind, command number |
 //! | timer started | kind, command number, duration |
+//! | child workflow initiated | kind, command number, workflow type (not its id, input or options) |
+//! | child workflow cancel requested | kind, command number |
 //! | side effect | kind, command number (not the value: replay reads the recorded one) |
 //! | patch marker | kind, patch id (a recorded *deprecated* marker the code no longer produces is skipped) |
 //! | workflow completed / failed / cancelled / continued as new | kind |
@@ -103,6 +105,22 @@ fn same_command(a: &EventKind, b: &EventKind) -> bool {
             },
         ) => a == b && fa == fb,
         (TimerCancelled { timer_seq: a }, TimerCancelled { timer_seq: b }) => a == b,
+        (
+            ChildWorkflowInitiated {
+                child_seq: s1,
+                workflow_type: t1,
+                ..
+            },
+            ChildWorkflowInitiated {
+                child_seq: s2,
+                workflow_type: t2,
+                ..
+            },
+        ) => s1 == s2 && t1 == t2,
+        (
+            ChildWorkflowCancelRequested { child_seq: a, .. },
+            ChildWorkflowCancelRequested { child_seq: b, .. },
+        ) => a == b,
         (UpdateCompleted { update_id: a, .. }, UpdateCompleted { update_id: b, .. }) => a == b,
         (PatchMarker { patch_id: a, .. }, PatchMarker { patch_id: b, .. }) => a == b,
         (
@@ -294,6 +312,38 @@ mod tests {
         assert_eq!(m.recorded.as_deref(), Some("activity scheduled #1 of `a`"));
         assert_eq!(m.produced.as_deref(), Some("activity scheduled #1 of `b`"));
         assert!(m.to_string().contains("ctx.patched("), "{m}");
+    }
+
+    #[test]
+    fn child_workflows_compare_by_number_and_type_not_id_or_input() {
+        let child = |seq: u64, t: &str, id: &str, input: i64| EventKind::ChildWorkflowInitiated {
+            child_seq: seq,
+            workflow_type: t.into(),
+            workflow_id: id.into(),
+            task_queue: "q".into(),
+            input: json!(input),
+            parent_close_policy: Default::default(),
+            execution_timeout_ms: None,
+        };
+        assert!(check(&[child(1, "pay", "a", 1)], &[child(1, "pay", "b", 2)]).is_ok());
+        let m = check(&[child(1, "ship", "a", 1)], &[child(1, "pay", "a", 1)]).unwrap_err();
+        assert_eq!(
+            m.recorded.as_deref(),
+            Some("child workflow #1 of `pay` initiated")
+        );
+        assert_eq!(
+            m.produced.as_deref(),
+            Some("child workflow #1 of `ship` initiated")
+        );
+        assert!(check(&[child(2, "pay", "a", 1)], &[child(1, "pay", "a", 1)]).is_err());
+        let cancel = |seq: u64| EventKind::ChildWorkflowCancelRequested {
+            child_seq: seq,
+            workflow_id: "a".into(),
+        };
+        assert!(check(&[cancel(1)], &[cancel(1)]).is_ok());
+        assert!(check(&[cancel(2)], &[cancel(1)]).is_err());
+        // A child started where the history has an activity: a mismatch.
+        assert!(check(&[child(1, "pay", "a", 1)], &[activity(1, "pay", 1)]).is_err());
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub use super::calls::{ActivityCall, ActivityHandle, Sleep};
 /// The error type [`WorkflowContext::continue_as_new`] returns, which the run's end turns into
 /// the `WorkflowContinuedAsNew` command.
 pub(crate) const CONTINUE_AS_NEW: &str = "ContinueAsNew";
+
+pub use super::child::{ChildWorkflowCall, ChildWorkflowHandle};
 pub(crate) use super::state::*;
+use crate::workflow::definition::WorkflowDefinition;
 
 /// The context of a workflow run. Cheap to clone.
 ///
@@ -116,6 +119,50 @@ impl WorkflowContext {
             &input,
             true,
         )
+    }
+
+    /// Calls a child workflow: a workflow of its own (its own id and history, on any worker that
+    /// serves its task queue), whose start and end are events of this workflow's history. Set
+    /// options on the returned call, then `.await` it for the child's result or `.start()` it for
+    /// a [`ChildWorkflowHandle`](crate::ChildWorkflowHandle). The input and output types are the
+    /// child's, checked at compile time. A child that fails, is cancelled or terminated, or
+    /// cannot start (its id is taken) resolves to the matching
+    /// [`ChildWorkflowError`](crate::ChildWorkflowError); `?` turns it into a `WorkflowError`
+    /// (a cancellation stays a cancellation).
+    ///
+    /// When this workflow ends first, the child gets what its
+    /// [`ParentClosePolicy`](crate::ParentClosePolicy) says (default: asked to cancel). When this
+    /// workflow is asked to cancel, its children of the main scope are asked to cancel too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use duraflow::prelude::*;
+    ///
+    /// #[workflow]
+    /// async fn charge_card(ctx: WorkflowContext, cents: u64) -> Result<String, WorkflowError> {
+    ///     Ok(format!("receipt-{cents}"))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn order(ctx: WorkflowContext, id: u64) -> Result<String, WorkflowError> {
+    ///     let child = ctx
+    ///         .child_workflow(charge_card, 500)
+    ///         .id(format!("charge-{id}"))
+    ///         .parent_close_policy(ParentClosePolicy::Terminate)
+    ///         .start();
+    ///     assert_eq!(child.id(), format!("charge-{id}"));
+    ///     let receipt = child.await?;
+    ///     Ok(receipt)
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn child_workflow<W: WorkflowDefinition>(
+        &self,
+        workflow: W,
+        input: W::Input,
+    ) -> ChildWorkflowCall<W::Output> {
+        ChildWorkflowCall::new(self.clone(), workflow, &input)
     }
 
     /// A durable timer: survives restarts. In the main scope it resolves

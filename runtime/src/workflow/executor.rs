@@ -265,6 +265,7 @@ impl WorkflowInstance {
                         .filter_map(|e| match e.kind {
                             EventKind::ActivityScheduled { activity_seq, .. } => Some(activity_seq),
                             EventKind::TimerStarted { timer_seq, .. } => Some(timer_seq),
+                            EventKind::ChildWorkflowInitiated { child_seq, .. } => Some(child_seq),
                             _ => None,
                         })
                         .collect();

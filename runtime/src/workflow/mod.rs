@@ -4,6 +4,7 @@
 
 pub(crate) mod calls;
 pub(crate) mod check;
+pub(crate) mod child;
 pub(crate) mod context;
 pub(crate) mod definition;
 pub(crate) mod executor;

@@ -3,7 +3,7 @@
 
 use super::context::WorkflowInfo;
 use crate::definition::ActivityOptions;
-use crate::error::{ActivityError, WorkflowError};
+use crate::error::{ActivityError, ChildWorkflowError, WorkflowError};
 use crate::history::{CancellationType, EventKind};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -37,6 +37,8 @@ pub(crate) struct WfState {
     pub(crate) commands: Vec<EventKind>,
     pub(crate) activities: HashMap<u64, ActivitySlot>,
     pub(crate) timers: HashMap<u64, TimerSlot>,
+    /// Child workflows, by command number.
+    pub(crate) children: HashMap<u64, super::child::ChildSlot>,
     pub(crate) now_ms: i64,
     pub(crate) rng: u64,
     /// The workflow has seen its `WorkflowCancelRequested` event.
@@ -84,6 +86,7 @@ impl WfState {
             commands: Vec::new(),
             activities: HashMap::new(),
             timers: HashMap::new(),
+            children: HashMap::new(),
             now_ms: 0,
             rng,
             cancel_requested: false,
@@ -144,6 +147,30 @@ impl WfState {
         self.changed = true;
     }
 
+    /// Asks child `seq` to cancel (once; nothing if it has ended).
+    pub(crate) fn cancel_child(&mut self, seq: u64) {
+        let Some(slot) = self.children.get_mut(&seq) else {
+            return;
+        };
+        if slot.result.is_some() || slot.cancel_requested {
+            return;
+        }
+        slot.cancel_requested = true;
+        self.commands.push(EventKind::ChildWorkflowCancelRequested {
+            child_seq: seq,
+            workflow_id: slot.workflow_id.clone(),
+        });
+        self.changed = true;
+    }
+
+    fn resolve_child(&mut self, seq: u64, result: Result<Value, ChildWorkflowError>) {
+        if let Some(slot) = self.children.get_mut(&seq) {
+            if slot.result.is_none() {
+                slot.result = Some(result);
+            }
+        }
+    }
+
     /// Delivers an event from outside (an activity or timer outcome, a cancel request).
     pub(crate) fn deliver(&mut self, kind: &EventKind) {
         match kind {
@@ -192,6 +219,52 @@ impl WfState {
             | EventKind::WorkflowReset {
                 previous_run_id, ..
             } => self.info.previous_run_id = Some(previous_run_id.clone()),
+            EventKind::ChildWorkflowStarted {
+                child_seq, run_id, ..
+            } => {
+                if let Some(c) = self.children.get_mut(child_seq) {
+                    c.run_id = Some(run_id.clone());
+                }
+            }
+            EventKind::ChildWorkflowStartFailed {
+                child_seq,
+                workflow_id,
+            } => self.resolve_child(
+                *child_seq,
+                Err(ChildWorkflowError::AlreadyStarted {
+                    workflow_id: workflow_id.clone(),
+                }),
+            ),
+            EventKind::ChildWorkflowCompleted { child_seq, result } => {
+                self.resolve_child(*child_seq, Ok(result.clone()))
+            }
+            EventKind::ChildWorkflowFailed { child_seq, error } => {
+                let workflow_id = self.child_id(*child_seq);
+                self.resolve_child(
+                    *child_seq,
+                    Err(ChildWorkflowError::Failed {
+                        workflow_id,
+                        error: error.clone(),
+                    }),
+                )
+            }
+            EventKind::ChildWorkflowCancelled { child_seq } => {
+                let workflow_id = self.child_id(*child_seq);
+                self.resolve_child(
+                    *child_seq,
+                    Err(ChildWorkflowError::Cancelled { workflow_id }),
+                )
+            }
+            EventKind::ChildWorkflowTerminated { child_seq, reason } => {
+                let workflow_id = self.child_id(*child_seq);
+                self.resolve_child(
+                    *child_seq,
+                    Err(ChildWorkflowError::Terminated {
+                        workflow_id,
+                        reason: reason.clone(),
+                    }),
+                )
+            }
             EventKind::WorkflowCancelRequested {} if !self.cancel_requested => {
                 // The cancel reaches the main scope's pending work; the detached scope's goes on.
                 self.cancel_requested = true;
@@ -219,9 +292,26 @@ impl WfState {
                 for seq in acts {
                     self.cancel_activity(seq);
                 }
+                let mut children: Vec<u64> = self
+                    .children
+                    .iter()
+                    .filter(|(_, c)| c.result.is_none() && !c.cancel_requested && !c.detached)
+                    .map(|(s, _)| *s)
+                    .collect();
+                children.sort_unstable();
+                for seq in children {
+                    self.cancel_child(seq);
+                }
             }
             _ => {}
         }
+    }
+
+    fn child_id(&self, seq: u64) -> String {
+        self.children
+            .get(&seq)
+            .map(|c| c.workflow_id.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn resolve_activity(&mut self, seq: u64, result: Result<Value, ActivityError>) {

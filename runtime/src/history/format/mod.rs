@@ -99,6 +99,7 @@ pub(crate) mod names {
     pub(crate) const WORKFLOW_CANCELLED: &str = "workflow_cancelled";
     pub(crate) const PATCH_MARKER: &str = "patch_marker";
     pub(crate) const SIDE_EFFECT_MARKER: &str = "side_effect_marker";
+    pub(crate) use super::children::CHILD_WORKFLOW_STARTED;
 
     /// Every name of version 1 (the `"event"` tags of `StoredEventV1`; a test checks they agree).
     pub(super) const ALL_V1: [&str; 17] = [
@@ -151,6 +152,14 @@ pub(crate) fn event_name(kind: &EventKind) -> &'static str {
         EventKind::WorkflowContinuedAsNew { .. } => runs::WORKFLOW_CONTINUED_AS_NEW,
         EventKind::RunContinued { .. } => runs::RUN_CONTINUED,
         EventKind::WorkflowReset { .. } => runs::WORKFLOW_RESET,
+        EventKind::ChildWorkflowInitiated { .. } => children::CHILD_WORKFLOW_INITIATED,
+        EventKind::ChildWorkflowStarted { .. } => children::CHILD_WORKFLOW_STARTED,
+        EventKind::ChildWorkflowStartFailed { .. } => children::CHILD_WORKFLOW_START_FAILED,
+        EventKind::ChildWorkflowCompleted { .. } => children::CHILD_WORKFLOW_COMPLETED,
+        EventKind::ChildWorkflowFailed { .. } => children::CHILD_WORKFLOW_FAILED,
+        EventKind::ChildWorkflowCancelled { .. } => children::CHILD_WORKFLOW_CANCELLED,
+        EventKind::ChildWorkflowTerminated { .. } => children::CHILD_WORKFLOW_TERMINATED,
+        EventKind::ChildWorkflowCancelRequested { .. } => children::CHILD_WORKFLOW_CANCEL_REQUESTED,
     }
 }
 
@@ -171,6 +180,8 @@ pub(crate) fn is_command_name(name: &str) -> bool {
             | SIDE_EFFECT_MARKER
             | messages::UPDATE_COMPLETED
             | runs::WORKFLOW_CONTINUED_AS_NEW
+            | children::CHILD_WORKFLOW_INITIATED
+            | children::CHILD_WORKFLOW_CANCEL_REQUESTED
     )
 }
 
@@ -216,6 +227,7 @@ pub(crate) fn ref_seq(kind: &EventKind) -> Option<i64> {
         EventKind::SignalReceived { request_id, .. } => Some(messages::id_ref(request_id)),
         EventKind::UpdateAccepted { update_id, .. }
         | EventKind::UpdateCompleted { update_id, .. } => Some(messages::id_ref(update_id)),
+        other => children::child_seq(other).map(|s| s as i64),
     }
 }
 
@@ -246,7 +258,7 @@ pub(crate) fn encode_event(kind: &EventKind) -> String {
             Some(added) => to_string(&added),
             None => match runs::encode(kind) {
                 Some(run) => run,
-                None => messages::encode(kind),
+                None => children::encode(kind).unwrap_or_else(|| messages::encode(kind)),
             },
         },
     }
@@ -258,6 +270,9 @@ pub(crate) fn decode_event(payload: &str) -> Result<EventKind, FormatError> {
         return decoded;
     }
     if let Some(decoded) = runs::decode(payload) {
+        return decoded;
+    }
+    if let Some(decoded) = children::decode(payload) {
         return decoded;
     }
     match serde_json::from_str::<StoredEventV1<'static>>(payload) {
@@ -282,7 +297,8 @@ fn explain_event_error(payload: &str, source: serde_json::Error) -> FormatError 
             if !names::ALL_V1.contains(&name.as_str())
                 && !added::NAMES.contains(&name.as_str())
                 && !messages::ALL.contains(&name.as_str())
-                && !runs::ALL.contains(&name.as_str()) =>
+                && !runs::ALL.contains(&name.as_str())
+                && !children::ALL.contains(&name.as_str()) =>
         {
             FormatError::UnknownEvent { name }
         }
@@ -340,6 +356,7 @@ pub(crate) fn decode_value(stored: &str) -> Result<Value, FormatError> {
 }
 
 mod added;
+pub(crate) mod children;
 pub(crate) mod messages;
 mod runs;
 #[cfg(test)]

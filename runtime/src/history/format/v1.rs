@@ -306,6 +306,14 @@ impl<'a> StoredEventV1<'a> {
             | EventKind::WorkflowContinuedAsNew { .. }
             | EventKind::RunContinued { .. }
             | EventKind::WorkflowReset { .. } => return None,
+            EventKind::ChildWorkflowInitiated { .. }
+            | EventKind::ChildWorkflowStarted { .. }
+            | EventKind::ChildWorkflowStartFailed { .. }
+            | EventKind::ChildWorkflowCompleted { .. }
+            | EventKind::ChildWorkflowFailed { .. }
+            | EventKind::ChildWorkflowCancelled { .. }
+            | EventKind::ChildWorkflowTerminated { .. }
+            | EventKind::ChildWorkflowCancelRequested { .. } => return None,
         })
     }
 }

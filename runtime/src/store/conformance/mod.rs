@@ -13,6 +13,7 @@
 //! past) and waited out; those that must not pass are set minutes ahead. No assertion is about speed.
 
 mod attempts;
+mod children;
 mod claims;
 mod commit;
 mod continuation;
@@ -29,6 +30,7 @@ mod waiting;
 
 use crate::store::{Store, StoreBackend};
 use attempts::*;
+use children::*;
 use claims::*;
 use commit::*;
 use continuation::*;
@@ -269,4 +271,9 @@ conformance! {
     check_continue_as_new => memory_continue_as_new, sqlite_file_continue_as_new, postgres_continue_as_new;
     check_start_policies => memory_start_policies, sqlite_file_start_policies, postgres_start_policies;
     check_reset => memory_reset, sqlite_file_reset, postgres_reset;
+    check_child_start_and_end => memory_child_start_and_end, sqlite_file_child_start_and_end, postgres_child_start_and_end;
+    check_child_start_refused_for_a_taken_id => memory_child_start_refused_for_a_taken_id, sqlite_file_child_start_refused_for_a_taken_id, postgres_child_start_refused_for_a_taken_id;
+    check_child_cancel_request_and_termination => memory_child_cancel_request_and_termination, sqlite_file_child_cancel_request_and_termination, postgres_child_cancel_request_and_termination;
+    check_parent_close_policies => memory_parent_close_policies, sqlite_file_parent_close_policies, postgres_parent_close_policies;
+    check_child_closed_by_the_one_commit_step => memory_child_closed_by_the_one_commit_step, sqlite_file_child_closed_by_the_one_commit_step, postgres_child_closed_by_the_one_commit_step;
 }

@@ -59,7 +59,11 @@ macro_rules! of_workflow {
 
 /// Locks the workflow row (first, always: every writer of the workflow does) and reads it.
 const SQL_LOCK_WORKFLOW: [&str; 2] = of_workflow!(
-    "SELECT workflow_id, run_id, status, next_event_seq, wft_token, cancel_requested
+    "SELECT workflow_id, run_id, status, next_event_seq, wft_token, cancel_requested,
+            EXISTS (SELECT 1 FROM child_workflows c WHERE c.child_run_id = workflows.run_id)
+            OR EXISTS (SELECT 1 FROM child_workflows c
+                        WHERE c.parent_id = workflows.workflow_id
+                          AND c.parent_run_id = workflows.run_id)
        FROM workflows WHERE workflow_id = ",
     " FOR UPDATE"
 );
@@ -103,7 +107,10 @@ SELECT array_agg(seq ORDER BY seq), array_agg(event_type ORDER BY seq) FROM hist
 pub(super) const SQL_DUE_TIMERS: &str = "
 SELECT t.timer_seq, w.workflow_id, w.run_id, w.status, w.next_event_seq, w.wft_token,
        w.cancel_requested,
-       (SELECT s.state FROM workflow_tasks s WHERE s.workflow_id = w.workflow_id)
+       (SELECT s.state FROM workflow_tasks s WHERE s.workflow_id = w.workflow_id),
+       EXISTS (SELECT 1 FROM child_workflows c WHERE c.child_run_id = w.run_id)
+       OR EXISTS (SELECT 1 FROM child_workflows c
+                   WHERE c.parent_id = w.workflow_id AND c.parent_run_id = w.run_id)
   FROM timers t JOIN workflows w ON w.workflow_id = t.workflow_id
  WHERE t.fire_at <= $1::BIGINT
  ORDER BY t.fire_at
@@ -175,7 +182,7 @@ impl FactsQuery {
             Some(t) => col(t, task_col)?,
             None => None,
         };
-        let mut facts = workflow_row(r, 0, task)?;
+        let mut facts = workflow_row(r, 0, task, col(r, 6)?)?;
         if let Some(i) = self.activities {
             for a in rows(res, i)? {
                 let details: Option<String> = col(a, 2)?;
@@ -231,7 +238,7 @@ fn rows(res: &[Vec<Row>], i: usize) -> Result<&[Row]> {
 
 /// The workflow row's columns from `at` on (`workflow_id, run_id, status, next_event_seq,
 /// wft_token, cancel_requested`), with its task's state.
-fn workflow_row(r: &Row, at: usize, task: Option<String>) -> Result<WorkflowFacts> {
+fn workflow_row(r: &Row, at: usize, task: Option<String>, linked: bool) -> Result<WorkflowFacts> {
     Ok(WorkflowFacts {
         workflow_id: col(r, at)?,
         run_id: col(r, at + 1)?,
@@ -243,6 +250,8 @@ fn workflow_row(r: &Row, at: usize, task: Option<String>) -> Result<WorkflowFact
         activities: HashMap::new(),
         unseen: Vec::new(),
         next_run: None,
+        existing_ids: Default::default(),
+        linked,
     })
 }
 
@@ -255,7 +264,7 @@ pub(super) fn read_due_timers(rows: &[Row]) -> Result<DueTimers> {
     let mut facts = HashMap::new();
     for r in rows {
         let seq = col::<i64>(r, 0)? as u64;
-        let f = workflow_row(r, 1, col(r, 7)?)?;
+        let f = workflow_row(r, 1, col(r, 7)?, col(r, 8)?)?;
         due.push((f.workflow_id.clone(), seq));
         facts.entry(f.workflow_id.clone()).or_insert(f);
     }
@@ -474,6 +483,74 @@ WITH t AS (
      WHERE workflow_id = $1::TEXT)
 UPDATE workflows SET held_reason = $3::TEXT WHERE workflow_id = $1::TEXT";
 
+/// Of the workflow ids `$1`, those that exist (the children a commit starts: `engine::child`).
+const SQL_EXISTING_IDS: &str =
+    "SELECT workflow_id FROM workflows WHERE workflow_id = ANY($1::TEXT[])";
+
+/// Pushes the statement reading which of `ids` exist, if there are any.
+pub(super) fn push_existing(batch: &mut Batch, ids: Vec<String>) -> Option<usize> {
+    (!ids.is_empty()).then(|| batch.push(SQL_EXISTING_IDS, vec![p(ids)]))
+}
+
+/// The ids [`push_existing`] found.
+pub(super) fn read_existing(
+    res: &[Vec<Row>],
+    i: Option<usize>,
+) -> Result<std::collections::HashSet<String>> {
+    let Some(i) = i else {
+        return Ok(Default::default());
+    };
+    rows(res, i)?.iter().map(|r| col(r, 0)).collect()
+}
+
+/// A closed workflow's parent (`engine::child::Links`).
+pub(super) const SQL_LINK_PARENT: &str = "
+SELECT c.parent_id, c.parent_run_id, c.child_seq FROM child_workflows c
+ WHERE c.child_id = $1::TEXT
+   AND c.child_run_id = (SELECT run_id FROM workflows WHERE workflow_id = $1::TEXT)";
+
+/// A closed workflow's children still running.
+pub(super) const SQL_LINK_CHILDREN: &str = "
+SELECT c.child_id, c.child_run_id, c.parent_close_policy FROM child_workflows c
+  JOIN workflows w ON w.workflow_id = c.child_id AND w.run_id = c.child_run_id
+ WHERE c.parent_id = $1::TEXT
+   AND c.parent_run_id = (SELECT run_id FROM workflows WHERE workflow_id = $1::TEXT)
+   AND w.status = 'running'
+ ORDER BY c.child_seq";
+
+/// The links from the rows of [`SQL_LINK_PARENT`] and [`SQL_LINK_CHILDREN`].
+pub(super) fn read_links(
+    res: &[Vec<Row>],
+    parent: usize,
+    children: usize,
+) -> Result<crate::engine::child::Links> {
+    let parent = match rows(res, parent)?.first() {
+        Some(r) => Some((col(r, 0)?, col(r, 1)?, col::<i64>(r, 2)? as u64)),
+        None => None,
+    };
+    let mut open_children = Vec::new();
+    for r in rows(res, children)? {
+        let policy: String = col(r, 2)?;
+        let policy = crate::history::ParentClosePolicy::parse(&policy).ok_or_else(|| {
+            crate::error::corrupt(format!("unknown parent close policy `{policy}`"))
+        })?;
+        open_children.push((col(r, 0)?, col(r, 1)?, policy));
+    }
+    Ok(crate::engine::child::Links {
+        parent,
+        open_children,
+    })
+}
+
+const SQL_CREATE_CHILD: &str = "
+WITH l AS (
+    INSERT INTO child_workflows(child_run_id, child_id, parent_id, parent_run_id, child_seq,
+                                parent_close_policy)
+    VALUES ($2::TEXT, $1::TEXT, $7::TEXT, $8::TEXT, $9::BIGINT, $10::TEXT))
+INSERT INTO workflows(workflow_id, run_id, workflow_type, task_queue, status, input,
+                      next_event_seq, created_ms)
+VALUES ($1::TEXT, $2::TEXT, $3::TEXT, $4::TEXT, 'running', $5::TEXT, 1, $6::BIGINT)";
+
 /// A plan's statements in a batch; their rows complete it.
 #[must_use]
 pub(super) struct Applied {
@@ -632,6 +709,26 @@ pub(super) fn push_plan(batch: &mut Batch, plan: &Plan, channel: Option<&str>) -
             }
             Effect::DeleteTimer { timer_seq } => {
                 batch.push(SQL_DELETE_TIMER, vec![wf(), p(*timer_seq as i64)]);
+            }
+            Effect::StartChild(c) => {
+                let w = &c.workflow;
+                batch.push(
+                    SQL_CREATE_CHILD,
+                    vec![
+                        p(w.workflow_id.clone()),
+                        p(w.run_id.clone()),
+                        p(w.workflow_type.clone()),
+                        p(w.task_queue.clone()),
+                        p(to_json(&w.input)),
+                        p(plan.time_ms),
+                        p(c.parent_id.clone()),
+                        p(c.parent_run_id.clone()),
+                        p(c.child_seq as i64),
+                        p(c.policy.as_str()),
+                    ],
+                );
+                let start = crate::engine::start::start(w, plan.time_ms);
+                let _no_claims = push_plan(batch, &start, channel);
             }
             Effect::Close(c) => {
                 let result = match c {

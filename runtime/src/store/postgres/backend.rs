@@ -2,10 +2,14 @@
 //! trip, which begins the transaction), asks the engine, and applies its plan (one round trip,
 //! which commits).
 
-use super::apply::{push_facts, push_plan, read_due_timers, Applied, Of, SQL_DUE_TIMERS};
+use super::apply::{
+    push_existing, push_facts, push_plan, read_due_timers, read_existing, read_links, Applied, Of,
+    SQL_DUE_TIMERS, SQL_LINK_CHILDREN, SQL_LINK_PARENT,
+};
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{col, p, pg_error, query, Batch, PostgresStore, Tx};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
+use crate::engine::child as child_engine;
 use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, start as start_engine, timer as timer_engine};
 use crate::engine::{
@@ -116,15 +120,109 @@ impl PostgresStore {
         applied
     }
 
-    /// Applies `plans` and commits, in one round trip.
+    /// Applies `plans` and commits, in one round trip; when they have followups on other
+    /// workflows (`engine::child`), those are read, decided and applied in the same transaction
+    /// before the commit.
     async fn commit_plans(&self, tx: &mut Tx, plans: &mut [Plan], context: &str) -> Result<()> {
+        let follow: Vec<child_engine::Followup> =
+            plans.iter().flat_map(child_engine::followups).collect();
+        let now = plans.first().map_or_else(now_ms, |p| p.time_ms);
         let mut batch = Batch::default();
         let applied = self.push_plans(&mut batch, plans);
-        let res = tx.run(batch, true, context).await?;
+        let res = tx.run(batch, follow.is_empty(), context).await?;
         for (a, plan) in applied.into_iter().zip(plans.iter_mut()) {
             a.complete(plan, &res)?;
         }
+        if !follow.is_empty() {
+            let mut any = false;
+            for f in follow {
+                any |= self.follow(tx, f, now, context).await?;
+            }
+            for plan in plans.iter_mut() {
+                plan.woke_others = any;
+            }
+            tx.run(Batch::default(), true, context).await?;
+        }
         Ok(())
+    }
+
+    /// One followup on another workflow: its facts read (its row locked), the engine's plan
+    /// applied, and that plan's own followups, in the caller's transaction (not committed).
+    fn follow<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        f: child_engine::Followup,
+        now: i64,
+        context: &'a str,
+    ) -> crate::definition::BoxFuture<'a, Result<bool>> {
+        use child_engine::Followup;
+        Box::pin(async move {
+            let facts_of = |id: &str| {
+                let mut batch = Batch::default();
+                let q = push_facts(&mut batch, Of::Workflow(id), &[], None);
+                (batch, q)
+            };
+            let plan = match f {
+                Followup::Closed {
+                    workflow_id,
+                    closed,
+                } => {
+                    let mut batch = Batch::default();
+                    let parent = batch.push(SQL_LINK_PARENT, vec![p(workflow_id.clone())]);
+                    let children = batch.push(SQL_LINK_CHILDREN, vec![p(workflow_id.clone())]);
+                    let res = tx.run(batch, false, context).await?;
+                    let links = read_links(&res, parent, children)?;
+                    let mut any = false;
+                    for g in child_engine::on_close(&closed, &links, &workflow_id) {
+                        any |= self.follow(tx, g, now, context).await?;
+                    }
+                    return Ok(any);
+                }
+                Followup::Deliver {
+                    parent_id,
+                    parent_run_id,
+                    event,
+                } => {
+                    let (batch, q) = facts_of(&parent_id);
+                    let res = tx.run(batch, false, context).await?;
+                    let facts = q.workflow(&res)?;
+                    child_engine::deliver(facts.as_ref(), &parent_run_id, event, now)
+                }
+                Followup::RequestCancel {
+                    workflow_id,
+                    run_id,
+                } => {
+                    let (batch, q) = facts_of(&workflow_id);
+                    let res = tx.run(batch, false, context).await?;
+                    let facts = q.workflow(&res)?;
+                    child_engine::request_cancel_of(facts.as_ref(), &run_id, now)
+                }
+                Followup::Terminate {
+                    workflow_id,
+                    run_id,
+                    reason,
+                } => {
+                    let (batch, q) = facts_of(&workflow_id);
+                    let res = tx.run(batch, false, context).await?;
+                    let facts = q.workflow(&res)?;
+                    child_engine::terminate_of(facts.as_ref(), &run_id, &reason, now)
+                }
+            };
+            if let Some(mut plan) = plan {
+                let then = child_engine::followups(&plan);
+                let mut batch = Batch::default();
+                let applied = self.push_plans(&mut batch, std::slice::from_ref(&plan));
+                let res = tx.run(batch, false, context).await?;
+                for a in applied {
+                    a.complete(&mut plan, &res)?;
+                }
+                for g in then {
+                    self.follow(tx, g, now, context).await?;
+                }
+                return Ok(true);
+            }
+            Ok(false)
+        })
     }
 
     /// Applies `plan` and commits, in one round trip.
@@ -238,6 +336,7 @@ impl StoreBackend for PostgresStore {
         let targets = wft::cancel_targets(&c.commands);
         let mut batch = Batch::default();
         let query = push_facts(&mut batch, Of::Workflow(&c.workflow_id), &targets, None);
+        let existing = push_existing(&mut batch, child_engine::child_ids(&c.commands));
         let res = tx.run(batch, false, ctx).await?;
         let Some(mut facts) = query.workflow(&res)? else {
             return Ok(None);
@@ -260,6 +359,7 @@ impl StoreBackend for PostgresStore {
             })?;
             facts.next_run = Some(super::apply::next_run_facts(row, &c.workflow_id)?);
         }
+        facts.existing_ids = read_existing(&res, existing)?;
         let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
             return Ok(None);
         };
@@ -501,11 +601,15 @@ impl StoreBackend for PostgresStore {
             &targets,
             Some(cont.delivered_through),
         );
+        let existing = push_existing(&mut batch, child_engine::child_ids(&cont.commit.commands));
         let res = tx.run(batch, false, ctx).await?;
         let Some(task) = query.attempt(&res)? else {
             return Ok(wft::ContinueDecision::Fenced.outcome());
         };
-        let facts = query.workflow(&res)?;
+        let mut facts = query.workflow(&res)?;
+        if let Some(f) = facts.as_mut() {
+            f.existing_ids = read_existing(&res, existing)?;
+        }
         let mut decision = wft::finish_and_continue(
             &task,
             facts.as_ref(),

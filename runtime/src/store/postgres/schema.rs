@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 
 /// The schema this build writes. Older schemas are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 const FORMAT_MARKER: &str = "duraflow";
 /// Our tables: a schema holding any of them without our marker is refused.
 const OUR_TABLES: &[&str] = &[
@@ -20,6 +20,7 @@ const OUR_TABLES: &[&str] = &[
     "schedules",
     "runs",
     "run_history",
+    "child_workflows",
 ];
 
 /// Migrations, index `i` takes a schema from version `i` to `i + 1`. Unqualified names: they land in
@@ -159,6 +160,19 @@ CREATE TABLE run_history (
     payload     TEXT NOT NULL,
     PRIMARY KEY (workflow_id, run_id, seq)
 );
+"#,
+    // 7: child workflows (`engine::child`): each child run's link to its parent, kept after both
+    // end; the parent's children by its id.
+    r#"
+CREATE TABLE child_workflows (
+    child_run_id        TEXT PRIMARY KEY,
+    child_id            TEXT NOT NULL,
+    parent_id           TEXT NOT NULL,
+    parent_run_id       TEXT NOT NULL,
+    child_seq           BIGINT NOT NULL,
+    parent_close_policy TEXT NOT NULL
+);
+CREATE INDEX child_workflows_by_parent ON child_workflows(parent_id, parent_run_id);
 "#,
 ];
 

@@ -2,6 +2,7 @@
 //! choice was made by the engine; this file checks the plan's guards and writes its effects.
 
 use super::{exec, qrow};
+use crate::engine::child;
 use crate::engine::facts::LazyOptions;
 use crate::engine::{
     AttemptFacts, ClosedAs, Effect, Plan, TaskState, WorkflowFacts, WorkflowStatus,
@@ -9,9 +10,10 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::history::format;
+use crate::history::ParentClosePolicy;
 use crate::store::{from_json, kind_str, to_json};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The workflow's row and the rows the decision concerns: the activity tasks of `targets`, and
 /// with `unseen_after` the history's events after that seq. `None` if there is no such workflow.
@@ -21,10 +23,13 @@ pub(super) fn workflow_facts(
     targets: &[u64],
     unseen_after: Option<u64>,
 ) -> Result<Option<WorkflowFacts>> {
-    type Row = (String, String, i64, i64, i64, Option<String>);
+    type Row = (String, String, i64, i64, i64, Option<String>, bool);
     let row: Option<Row> = qrow(
         conn,
-        "SELECT w.run_id, w.status, w.next_event_seq, w.wft_token, w.cancel_requested, t.state
+        "SELECT w.run_id, w.status, w.next_event_seq, w.wft_token, w.cancel_requested, t.state,
+                EXISTS (SELECT 1 FROM child_workflows c WHERE c.child_run_id = w.run_id)
+                OR EXISTS (SELECT 1 FROM child_workflows c
+                            WHERE c.parent_id = w.workflow_id AND c.parent_run_id = w.run_id)
            FROM workflows w LEFT JOIN workflow_tasks t ON t.workflow_id = w.workflow_id
           WHERE w.workflow_id = ?1",
         params![workflow_id],
@@ -36,11 +41,12 @@ pub(super) fn workflow_facts(
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         },
     )
     .optional()?;
-    let Some((run_id, status, next_seq, token, cancel_requested, task)) = row else {
+    let Some((run_id, status, next_seq, token, cancel_requested, task, linked)) = row else {
         return Ok(None);
     };
     let mut activities = HashMap::with_capacity(targets.len());
@@ -83,6 +89,8 @@ pub(super) fn workflow_facts(
         activities,
         unseen,
         next_run: None,
+        existing_ids: Default::default(),
+        linked,
     }))
 }
 
@@ -125,6 +133,136 @@ pub(super) fn next_run_facts(
         late_signals,
         execution_deadline_ms,
     })
+}
+
+/// Of `ids`, those a workflow has (the children a commit starts: see `engine::child`).
+pub(super) fn existing_ids(conn: &Connection, ids: &[String]) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    for id in ids {
+        let found: Option<i64> = qrow(
+            conn,
+            "SELECT 1 FROM workflows WHERE workflow_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?;
+        if found.is_some() {
+            out.insert(id.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A closed workflow's links (`engine::child::Links`): its parent, and its children still
+/// running.
+fn links(conn: &Connection, workflow_id: &str) -> Result<child::Links> {
+    let parent: Option<(String, String, i64)> = qrow(
+        conn,
+        "SELECT c.parent_id, c.parent_run_id, c.child_seq FROM child_workflows c
+          WHERE c.child_run_id = (SELECT run_id FROM workflows WHERE workflow_id = ?1)
+            AND c.child_id = ?1",
+        params![workflow_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()?;
+    let mut open_children = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT c.child_id, c.child_run_id, c.parent_close_policy FROM child_workflows c
+           JOIN workflows w ON w.workflow_id = c.child_id AND w.run_id = c.child_run_id
+          WHERE c.parent_id = ?1
+            AND c.parent_run_id = (SELECT run_id FROM workflows WHERE workflow_id = ?1)
+            AND w.status = 'running'
+          ORDER BY c.child_seq",
+    )?;
+    let rows = st.query_map(params![workflow_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for r in rows {
+        let (id, run, policy) = r?;
+        let policy = ParentClosePolicy::parse(&policy).ok_or_else(|| {
+            crate::error::corrupt(format!("unknown parent close policy `{policy}`"))
+        })?;
+        open_children.push((id, run, policy));
+    }
+    Ok(child::Links {
+        parent: parent.map(|(p, r, s)| (p, r, s as u64)),
+        open_children,
+    })
+}
+
+/// What follows `plan` on other workflows (`engine::child`): for each, the facts it concerns
+/// are read, the engine decides, and its plan is applied (with its own followups), in the same
+/// transaction.
+fn follow(conn: &Connection, f: child::Followup, now: i64) -> Result<bool> {
+    use child::Followup;
+    let plan = match f {
+        Followup::Closed {
+            workflow_id,
+            closed,
+        } => {
+            let links = links(conn, &workflow_id)?;
+            let mut any = false;
+            for g in child::on_close(&closed, &links, &workflow_id) {
+                any |= follow(conn, g, now)?;
+            }
+            return Ok(any);
+        }
+        Followup::Deliver {
+            parent_id,
+            parent_run_id,
+            event,
+        } => {
+            let facts = workflow_facts(conn, &parent_id, &[], None)?;
+            child::deliver(facts.as_ref(), &parent_run_id, event, now)
+        }
+        Followup::RequestCancel {
+            workflow_id,
+            run_id,
+        } => {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?;
+            child::request_cancel_of(facts.as_ref(), &run_id, now)
+        }
+        Followup::Terminate {
+            workflow_id,
+            run_id,
+            reason,
+        } => {
+            let facts = workflow_facts(conn, &workflow_id, &[], None)?;
+            child::terminate_of(facts.as_ref(), &run_id, &reason, now)
+        }
+    };
+    match plan {
+        Some(mut plan) => {
+            apply(conn, &mut plan)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Starts a child workflow (`Effect::StartChild`): its row, its link, its first event and task.
+fn start_child(conn: &Connection, c: &child::NewChild, now: i64) -> Result<()> {
+    exec(
+        conn,
+        "INSERT INTO child_workflows(child_run_id, child_id, parent_id, parent_run_id, child_seq,
+             parent_close_policy) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            c.workflow.run_id,
+            c.workflow.workflow_id,
+            c.parent_id,
+            c.parent_run_id,
+            c.child_seq as i64,
+            c.policy.as_str()
+        ],
+    )?;
+    if !super::messages::create(conn, &c.workflow, now)? {
+        return Err(Error::DuplicateWorkflowId(c.workflow.workflow_id.clone()));
+    }
+    Ok(())
 }
 
 /// The activity task `task_id` as ending an attempt needs it, or `None` if it is gone.
@@ -401,6 +539,7 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
                     ],
                 )?;
             }
+            Effect::StartChild(c) => start_child(conn, c, now)?,
             // Applied with the guarded row update above.
             Effect::SetCancelRequested | Effect::ClearHeld | Effect::BumpWorkflowTaskToken => {}
             Effect::WorkflowTask(t) => workflow_task(conn, wf, t)?,
@@ -408,6 +547,11 @@ pub(super) fn apply(conn: &Connection, plan: &mut Plan) -> Result<()> {
     }
     if let Some(next) = plan.then.as_deref_mut() {
         apply(conn, next)?;
+    }
+    if !plan.followups.is_empty() || plan.closes().is_some() {
+        for f in child::followups(plan) {
+            plan.woke_others |= follow(conn, f, now)?;
+        }
     }
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! The SQLite store's transitions: each reads the facts, asks the engine, applies its plan, in one
 //! job of the writer thread (one savepoint of a group commit).
 
-use super::apply::{apply, attempt_facts, workflow_facts};
+use super::apply::{apply, attempt_facts, existing_ids, workflow_facts};
 use super::now_ms;
 use super::read::{self, read_activity, ACTIVITY_COLS};
 use super::{exec, qrow, SqliteStore};
 use crate::engine::activity::{self as activity_engine, REAPER_LEASE_MS};
 use crate::engine::cancel as cancel_engine;
+use crate::engine::child as child_engine;
 use crate::engine::workflow_task as wft;
 use crate::engine::{local as local_engine, timer as timer_engine};
 use crate::engine::{
@@ -171,6 +172,7 @@ impl StoreBackend for SqliteStore {
                     c.processed_through,
                 )?);
             }
+            facts.existing_ids = existing_ids(conn, &child_engine::child_ids(&c.commands))?;
             let Some((mut plan, outcome)) = wft::commit(&facts, &c, Vec::new(), now_ms()) else {
                 return Ok(None);
             };
@@ -353,12 +355,16 @@ impl StoreBackend for SqliteStore {
                 return Ok(wft::ContinueDecision::Fenced.outcome());
             };
             let targets = wft::cancel_targets(&cont.commit.commands);
-            let facts = workflow_facts(
+            let mut facts = workflow_facts(
                 conn,
                 &task.workflow_id,
                 &targets,
                 Some(cont.delivered_through),
             )?;
+            if let Some(f) = facts.as_mut() {
+                f.existing_ids =
+                    existing_ids(conn, &child_engine::child_ids(&cont.commit.commands))?;
+            }
             let mut decision = wft::finish_and_continue(
                 &task,
                 facts.as_ref(),

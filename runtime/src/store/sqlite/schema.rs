@@ -1,7 +1,7 @@
 //! The SQLite schema and its migrations.
 
 /// The schema this build writes. Older files are migrated; newer ones are refused.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 pub(super) const FORMAT_MARKER: &str = "duraflow";
 
 /// Migrations, index `i` takes a file from version `i` to `i + 1`.
@@ -139,5 +139,18 @@ CREATE TABLE run_history (
     payload     TEXT NOT NULL,
     PRIMARY KEY (workflow_id, run_id, seq)
 ) WITHOUT ROWID;
+"#,
+    // 7: child workflows (`engine::child`): each child run's link to its parent, kept after both
+    // end; the parent's children by its id.
+    r#"
+CREATE TABLE child_workflows (
+    child_run_id        TEXT PRIMARY KEY,
+    child_id            TEXT NOT NULL,
+    parent_id           TEXT NOT NULL,
+    parent_run_id       TEXT NOT NULL,
+    child_seq           INTEGER NOT NULL,
+    parent_close_policy TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX child_workflows_by_parent ON child_workflows(parent_id, parent_run_id);
 "#,
 ];
