@@ -605,6 +605,7 @@ async fn listen(
 
 /// Forwards notifications of other store handles; reconnects (and ticks once) when the connection
 /// drops. Ends when the store is dropped (the task is aborted).
+#[allow(clippy::too_many_arguments)]
 async fn listener_loop(
     cfg: tokio_postgres::Config,
     tls: MakeRustlsConnect,
