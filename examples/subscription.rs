@@ -1,8 +1,10 @@
 //! A subscription started by a schedule. The schedule (`billing`) fires on a cron expression in
 //! real life (`0 6 1 * *`: 06:00 on the 1st of each month, Paris time) and every second here; its
-//! overlap policy is `Skip`, so while the subscription's run is going on the ticks start nothing,
-//! and a run that ended is started again at the next tick. Each run charges the customer once per
-//! billing period (a durable sleep between charges: a month in real life, 300 ms here).
+//! overlap policy is `Skip`, so while the subscription is going on the ticks start nothing, and a
+//! subscription that ended is started again at the next tick. It charges the customer once per
+//! billing period (a durable sleep between charges: a month in real life, 300 ms here) and, every
+//! two periods, continues as new: the same workflow id goes on in a new run with a fresh history,
+//! its receipts carried in its input (a subscription of years keeps a short history).
 //!
 //! The example creates the schedule, lets a worker fire it, pauses it, triggers it by hand, and
 //! prints what `describe_schedule` says: started, skipped, the recent starts with their ids
@@ -17,11 +19,18 @@ use duraflow::{OverlapPolicy, Schedule, ScheduleSpec, Store, Triggered, Worker};
 pub struct Plan {
     pub customer: String,
     pub cents: u64,
-    /// Billing periods per run.
+    /// Billing periods in all.
     pub periods: u32,
     /// A billing period, in ms (a month in real life).
     pub period_ms: u64,
+    /// The next period to charge, from 1.
+    pub next: u32,
+    /// The receipts of the earlier runs.
+    pub receipts: Vec<String>,
 }
+
+/// Periods charged per run before it continues as new (hundreds in real life).
+const PERIODS_PER_RUN: u32 = 2;
 
 #[activity]
 async fn charge(customer: String, cents: u64, period: u32) -> Result<String, ActivityError> {
@@ -32,17 +41,21 @@ async fn charge(customer: String, cents: u64, period: u32) -> Result<String, Act
 
 #[workflow]
 async fn subscription(ctx: WorkflowContext, plan: Plan) -> Result<Vec<String>, WorkflowError> {
-    let mut receipts = Vec::new();
-    for period in 1..=plan.periods {
+    let mut plan = plan;
+    for _ in 0..PERIODS_PER_RUN {
+        let period = plan.next;
         let receipt = ctx
             .activity(charge, (plan.customer.clone(), plan.cents, period))
             .await?;
-        receipts.push(receipt);
-        if period < plan.periods {
-            ctx.sleep(Duration::from_millis(plan.period_ms)).await?;
+        plan.receipts.push(receipt);
+        plan.next += 1;
+        if period == plan.periods {
+            return Ok(plan.receipts);
         }
+        ctx.sleep(Duration::from_millis(plan.period_ms)).await?;
     }
-    Ok(receipts)
+    // This run's history ends here; the same workflow id goes on in a new run.
+    ctx.continue_as_new(plan)
 }
 
 #[tokio::main]
@@ -63,8 +76,10 @@ async fn main() -> Result<(), duraflow::Error> {
     let plan = Plan {
         customer: "ann".into(),
         cents: 999,
-        periods: 3,
+        periods: 5,
         period_ms: 300,
+        next: 1,
+        receipts: Vec::new(),
     };
     client
         .create_schedule(
@@ -75,7 +90,7 @@ async fn main() -> Result<(), duraflow::Error> {
         )
         .await?;
 
-    // Let it fire a few times: a run takes ~600 ms, so some ticks find it running and skip.
+    // Let it fire a few times: a subscription takes ~1.2 s, so some ticks find it running and skip.
     while client.describe_schedule("billing").await?.started < 2 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -84,8 +99,13 @@ async fn main() -> Result<(), duraflow::Error> {
         .await?;
     let d = client.describe_schedule("billing").await?;
     let first = &d.recent[0].workflow_id;
+    // `result()` follows the chain of runs to the last one.
     let receipts: Vec<String> = client.handle(first.clone()).result().await?;
     println!("{first}: {receipts:?}");
+    println!(
+        "{first} ran as {} runs (continue-as-new every {PERIODS_PER_RUN} periods)",
+        client.runs(first).await?.len()
+    );
 
     // Paused: ticks start nothing, but a trigger does (through the overlap policy).
     let last = d.last_workflow_id.clone().unwrap_or_default();
