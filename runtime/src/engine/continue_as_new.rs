@@ -10,7 +10,7 @@
 //! deadline, which spans the chain of runs as Temporal's workflow execution timeout does.
 
 use super::facts::NextRunFacts;
-use super::plan::{ClosedAs, Effect, Guard, NextRun, Plan, WorkflowTaskEffect};
+use super::plan::{ClosedAs, Effect, Guard, NextRun, Plan};
 use super::workflow_task::CommitState;
 use crate::history::EventKind;
 
@@ -105,17 +105,7 @@ pub(crate) fn first_plan(
     for e in rest {
         plan.append(e);
     }
-    if let Some(deadline) = inherited.execution_deadline_ms {
-        plan.effects.push(Effect::UpsertTimer {
-            timer_seq: super::timer::EXECUTION_TIMEOUT_TIMER,
-            fire_at_ms: deadline,
-        });
-    }
-    plan.effects
-        .push(Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {
-            at_ms: now,
-        }));
-    plan.wake = true;
+    super::start::begin_run(&mut plan, inherited.execution_deadline_ms, now);
     plan
 }
 
@@ -205,11 +195,9 @@ mod tests {
             timer_seq: 0,
             fire_at_ms: NOW + 60_000
         }));
-        assert!(next
-            .effects
-            .contains(&Effect::WorkflowTask(WorkflowTaskEffect::Enqueue {
-                at_ms: NOW
-            })));
+        assert!(next.effects.contains(&Effect::WorkflowTask(
+            crate::engine::plan::WorkflowTaskEffect::Enqueue { at_ms: NOW }
+        )));
         assert!(next.then.is_none());
     }
 

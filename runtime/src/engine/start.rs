@@ -162,7 +162,14 @@ pub(crate) fn start(wf: &NewWorkflow, now: i64) -> Plan {
         task_queue: wf.task_queue.clone(),
         run_id: wf.run_id.clone(),
     });
-    if let Some(deadline) = wf.execution_deadline_ms {
+    begin_run(&mut plan, wf.execution_deadline_ms, now);
+    plan
+}
+
+/// What every new run's first plan has after its first events: the execution timeout's timer (if
+/// any), the first workflow task, and a wake-up for the workers.
+pub(super) fn begin_run(plan: &mut Plan, execution_deadline_ms: Option<i64>, now: i64) {
+    if let Some(deadline) = execution_deadline_ms {
         plan.effects.push(Effect::UpsertTimer {
             timer_seq: super::timer::EXECUTION_TIMEOUT_TIMER,
             fire_at_ms: deadline,
@@ -173,7 +180,6 @@ pub(crate) fn start(wf: &NewWorkflow, now: i64) -> Plan {
             at_ms: now,
         }));
     plan.wake = true;
-    plan
 }
 
 #[cfg(test)]
