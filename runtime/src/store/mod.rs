@@ -765,6 +765,42 @@ pub(crate) fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// Whether one of `candidates` (the stored signals of `workflow_id` whose request id hashes as
+/// `request_id`'s does: `(seq, payload)`) was sent with `request_id` (`engine::signal` decides).
+pub(crate) fn signal_among(
+    candidates: impl IntoIterator<Item = Result<(i64, String)>>,
+    workflow_id: &str,
+    request_id: &str,
+) -> Result<bool> {
+    for c in candidates {
+        let (seq, payload) = c?;
+        let event = crate::history::format::decode_event(&payload).map_err(|e| {
+            corrupt_from(
+                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
+                e,
+            )
+        })?;
+        if crate::engine::signal::same_request(&event, request_id) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A stored schedule, its spec checked.
+pub(crate) fn decode_schedule(
+    schedule_id: &str,
+    body: &str,
+) -> Result<crate::schedule::ScheduleDescription> {
+    let record: crate::schedule::ScheduleDescription =
+        from_json(body, &format!("schedule `{schedule_id}`"))?;
+    record
+        .spec
+        .check()
+        .map_err(|e| corrupt(format!("schedule `{schedule_id}`: {e}")))?;
+    Ok(record)
+}
+
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| corrupt_from(format!("{what}: {e}"), e))
 }

@@ -7,7 +7,7 @@ use super::{col, p, Batch, PostgresStore, Tx};
 use crate::engine::signal::{self as signal_engine, DirectClaim, NewSignal};
 use crate::engine::start as start_engine;
 use crate::engine::update::{self as update_engine, NewUpdate};
-use crate::error::{corrupt_from, Error, Result};
+use crate::error::{Error, Result};
 use crate::history::format;
 use crate::store::{closed, now_ms, to_json, NewWorkflow, SignalOutcome};
 use tokio_postgres::Row;
@@ -26,20 +26,8 @@ ON CONFLICT (workflow_id) DO NOTHING
 RETURNING 1";
 
 fn signal_recorded(rows: &[Row], workflow_id: &str, request_id: &str) -> Result<bool> {
-    for r in rows {
-        let seq: i64 = col(r, 0)?;
-        let payload: String = col(r, 1)?;
-        let event = format::decode_event(&payload).map_err(|e| {
-            corrupt_from(
-                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
-                e,
-            )
-        })?;
-        if signal_engine::same_request(&event, request_id) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let candidates = rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?)));
+    crate::store::signal_among(candidates, workflow_id, request_id)
 }
 
 impl PostgresStore {

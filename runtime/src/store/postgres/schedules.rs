@@ -11,9 +11,9 @@ use crate::engine::schedule::{
     self as schedule_engine, ScheduleChange, ScheduleFacts, SchedulePlan, ScheduleWrite,
 };
 use crate::engine::start as start_engine;
-use crate::error::{corrupt, Error, Result};
+use crate::error::{Error, Result};
 use crate::schedule::{ScheduleDescription, Triggered};
-use crate::store::{from_json, now_ms, to_json};
+use crate::store::{now_ms, to_json};
 use tokio_postgres::Row;
 
 /// The row and the status of the workflow it started last, locked; `$2`: only if due by then.
@@ -58,14 +58,7 @@ const SQL_LIST: &str = "SELECT schedule_id, body FROM schedules ORDER BY schedul
 const SQL_NEXT_DUE: &str = "SELECT min(due_ms) FROM schedules";
 const SQL_PARK: &str = "UPDATE schedules SET due_ms = NULL WHERE schedule_id = $1::TEXT";
 
-fn decode(schedule_id: &str, body: &str) -> Result<ScheduleDescription> {
-    let record: ScheduleDescription = from_json(body, &format!("schedule `{schedule_id}`"))?;
-    record
-        .spec
-        .check()
-        .map_err(|e| corrupt(format!("schedule `{schedule_id}`: {e}")))?;
-    Ok(record)
-}
+use crate::store::decode_schedule as decode;
 
 fn facts_of(schedule_id: &str, row: &Row) -> Result<ScheduleFacts> {
     let revision: i64 = col(row, 0)?;

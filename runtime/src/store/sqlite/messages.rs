@@ -7,7 +7,7 @@ use super::now_ms;
 use crate::engine::signal::{self as signal_engine, DirectClaim, NewSignal};
 use crate::engine::start as start_engine;
 use crate::engine::update::{self as update_engine, NewUpdate};
-use crate::error::{corrupt_from, Error, Result};
+use crate::error::{Error, Result};
 use crate::history::format;
 use crate::store::{closed, to_json, NewWorkflow, SignalOutcome};
 use rusqlite::{params, Connection};
@@ -24,19 +24,7 @@ fn signal_recorded(conn: &Connection, workflow_id: &str, request_id: &str) -> Re
         params![workflow_id, format::messages::id_ref(request_id)],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
     )?;
-    for row in rows {
-        let (seq, payload) = row?;
-        let event = format::decode_event(&payload).map_err(|e| {
-            corrupt_from(
-                format!("history event #{seq} of workflow `{workflow_id}`: {e}"),
-                e,
-            )
-        })?;
-        if signal_engine::same_request(&event, request_id) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    crate::store::signal_among(rows.map(|r| r.map_err(Into::into)), workflow_id, request_id)
 }
 
 /// Inserts a new workflow's row and applies its start plan; false if the id exists.

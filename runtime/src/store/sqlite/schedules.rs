@@ -6,19 +6,12 @@ use super::{exec, now_ms, qrow};
 use crate::engine::schedule::{
     self as schedule_engine, ScheduleChange, ScheduleFacts, SchedulePlan, ScheduleWrite,
 };
-use crate::error::{corrupt, Error, Result};
+use crate::error::{Error, Result};
 use crate::schedule::{ScheduleDescription, Triggered};
-use crate::store::{from_json, to_json};
+use crate::store::to_json;
 use rusqlite::{params, Connection, OptionalExtension};
 
-fn decode(schedule_id: &str, body: &str) -> Result<ScheduleDescription> {
-    let record: ScheduleDescription = from_json(body, &format!("schedule `{schedule_id}`"))?;
-    record
-        .spec
-        .check()
-        .map_err(|e| corrupt(format!("schedule `{schedule_id}`: {e}")))?;
-    Ok(record)
-}
+use crate::store::decode_schedule as decode;
 
 /// The facts of one schedule, or `None`.
 fn facts(conn: &Connection, schedule_id: &str) -> Result<Option<ScheduleFacts>> {
