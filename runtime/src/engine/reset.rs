@@ -133,9 +133,9 @@ pub(crate) fn reset(
     );
     // `first_plan` wrote [start, link]: the copy replaces the start (it begins with the
     // original one), and the link goes after it.
-    let link = first.events.pop().expect("first_plan appends its link");
+    let link = first.events.pop();
     first.events = copied.clone();
-    first.events.push(link);
+    first.events.extend(link);
     // Work the copy started and did not see end starts again.
     let mut activities: BTreeMap<u64, &EventKind> = BTreeMap::new();
     let mut timers: BTreeMap<u64, i64> = BTreeMap::new();
